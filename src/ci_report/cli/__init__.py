@@ -1,0 +1,69 @@
+"""The ``ci-report`` command line. Commands load lazily so ``--version`` stays fast.
+
+Each command module parses options, calls one core function and prints its outcome.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Optional
+
+import click
+
+from .. import __version__
+from .common import global_options
+
+# command name -> "module:attribute" (imported only when the command is used or listed)
+COMMANDS = {
+    "callback": "ci_report.cli.callback_cmd:callback",
+    "flush": "ci_report.cli.callback_cmd:flush",
+    "receiver": "ci_report.cli.receiver_cmd:receiver",
+    "demo": "ci_report.cli.receiver_cmd:demo",
+    "diagnose": "ci_report.cli.platform_cmd:diagnose",
+    "trigger": "ci_report.cli.platform_cmd:trigger",
+    "sync": "ci_report.cli.platform_cmd:sync",
+    "image-push": "ci_report.cli.image_cmd:image_push",
+    "image-plan": "ci_report.cli.image_cmd:image_plan",
+    "image-diagnose": "ci_report.cli.image_cmd:image_diagnose",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                return None
+            raise
+        command: click.Command = getattr(module, attr)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="""\b
+Examples:
+  ci-report callback --junit 'build/test-results/**/*.xml' --build-result "$BUILD_RESULT"
+  ci-report flush
+  ci-report image-push --destination registry.example.com/team/app:1.2 --context .
+  ci-report demo
+Run 'ci-report COMMAND --help' for each command's options and examples.""",
+)
+@click.version_option(__version__, "-V", "--version", prog_name="ci-report", message="%(prog)s %(version)s")
+@global_options
+def cli() -> None:
+    """Report Jenkins build results to the platform that started the build, and make Kaniko
+    image pushes size themselves and explain their failures."""
+
+
+def main(argv: Optional[list[str]] = None) -> Any:
+    return cli.main(args=argv, prog_name="ci-report")

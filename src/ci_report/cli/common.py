@@ -1,0 +1,148 @@
+"""What every command shares: global options, the console, signals and error handling.
+
+A command's body is a function ``action(console) -> exit code`` that calls one core function and
+prints its outcome. :func:`run` turns errors into people's messages and exit codes, and never lets
+a traceback reach the user unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, TypeVar
+
+import click
+
+from ..console import Console, set_console
+from ..errors import EXIT_SOFTWARE, CiReportError, Interrupted
+
+F = TypeVar("F", bound=Callable[..., Any])
+_META_KEY = "ci_report.globals"
+
+
+@dataclass
+class GlobalOptions:
+    debug: bool = False
+    log_format: str = "human"
+    color: str = "auto"
+    config: Optional[str] = None
+
+
+def global_options_of(ctx: click.Context) -> GlobalOptions:
+    return ctx.find_root().meta.setdefault(_META_KEY, GlobalOptions())
+
+
+def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is None or (param.name == "debug" and not value):
+        return value
+    setattr(global_options_of(ctx), str(param.name), value)
+    return value
+
+
+def global_options(f: F) -> F:
+    """``--debug``, ``--log-format``, ``--color``, ``--config``: valid before or after the
+    command name."""
+    options = [
+        click.option(
+            "--debug",
+            is_flag=True,
+            default=False,
+            expose_value=False,
+            callback=_store,
+            envvar="CI_REPORT_DEBUG",
+            help="Show details and tracebacks (secrets still redacted).",
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["human", "json"]),
+            default=None,
+            expose_value=False,
+            callback=_store,
+            envvar="CI_REPORT_LOG_FORMAT",
+            help="Diagnostics as [ci-report] lines (human) or JSON lines.",
+        ),
+        click.option(
+            "--color",
+            type=click.Choice(["auto", "always", "never"]),
+            default=None,
+            expose_value=False,
+            callback=_store,
+            help="Colour in human diagnostics.",
+        ),
+        click.option(
+            "--config",
+            type=click.Path(dir_okay=False),
+            default=None,
+            expose_value=False,
+            callback=_store,
+            help="Config file (default: .ci-report.toml or [tool.ci-report] in pyproject.toml).",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _raise_interrupted(signum: int, _frame: Any) -> None:
+    # Restore the default so that a second signal ends the process at once.
+    signal.signal(signum, signal.SIG_DFL)
+    raise Interrupted(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM/SIGINT become :class:`Interrupted`, so the command can save what is in flight."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            signal.signal(signum, _raise_interrupted)
+        except ValueError:  # not the main thread (tests calling main() in a thread)
+            pass
+
+
+def make_console(ctx: click.Context) -> Console:
+    opts = global_options_of(ctx)
+    return set_console(Console(log_format=opts.log_format, debug=opts.debug, color=opts.color))
+
+
+def run(
+    ctx: click.Context,
+    action: Callable[[Console], int],
+    *,
+    internal_error_code: int = EXIT_SOFTWARE,
+    error_code: Optional[Callable[[CiReportError], int]] = None,
+    signals: bool = True,
+) -> None:
+    """Run ``action`` with a configured console; exit with its code.
+
+    ``CiReportError`` -> its message, cause and fix, exit ``error_code(err)`` (default its own
+    ``exit_code``). Any other exception -> "internal error" and ``internal_error_code``; the
+    traceback only with ``--debug``.
+    """
+    console = make_console(ctx)
+    opts = global_options_of(ctx)
+    if signals:
+        install_signal_handlers()
+    try:
+        code = action(console)
+    except CiReportError as err:
+        console.report_error(err)
+        if opts.debug:
+            console.debug(console.redact(traceback.format_exc()))
+        code = error_code(err) if error_code else err.exit_code
+    except click.exceptions.Exit:
+        raise
+    except click.ClickException:
+        raise
+    except Exception as exc:  # the last line of defence: no traceback for users
+        console.block(
+            f"internal error in ci-report: {type(exc).__name__}",
+            level="error",
+            cause=console.redact(str(exc)) or None,
+            fixes=["rerun with --debug for the traceback and report it to the ci-report team"],
+        )
+        if opts.debug:
+            console.debug(console.redact(traceback.format_exc()))
+        code = internal_error_code
+    sys.stdout.flush()
+    ctx.exit(code)

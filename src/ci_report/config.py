@@ -1,0 +1,344 @@
+"""One configuration object, resolved once: flags > environment > config file > defaults.
+
+The config file is ``.ci-report.toml`` in the working directory (keys in kebab-case or
+snake_case), or the ``[tool.ci-report]`` table of ``pyproject.toml``, or the file named by
+``--config`` / ``CI_REPORT_CONFIG``. Secrets are read from the environment only: a config file
+that holds one is refused (files get committed; environment comes from Jenkins credentials).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from .errors import ConfigError
+
+CALLBACK_PATH = "/api/jenkins/callback"
+
+
+def _meta(*env: str, help: str = "", secret: bool = False, kind: str = "") -> dict[str, Any]:
+    return {"env": env, "help": help, "secret": secret, "kind": kind}
+
+
+@dataclass
+class Settings:
+    """Every setting of every command. ``sources[name]`` says where each value came from."""
+
+    # -- callback: where and who ---------------------------------------------------------
+    url: Optional[str] = field(
+        default=None, metadata=_meta("CI_REPORT_URL", help="full callback URL")
+    )
+    api_callback_url: Optional[str] = field(
+        default=None,
+        metadata=_meta("API_CALLBACK_URL", help=f"platform base URL; {CALLBACK_PATH} is added"),
+    )
+    run_id: Optional[str] = field(
+        default=None, metadata=_meta("RUN_ID", help="the platform's run id")
+    )
+    api_key: Optional[str] = field(
+        default=None, metadata=_meta("JENKINS_API_KEY", secret=True, help="X-Api-Key value")
+    )
+    jwt_secret: Optional[str] = field(
+        default=None, metadata=_meta("JENKINS_JWT_SECRET", secret=True, help="HS256 key")
+    )
+    signature_secret: Optional[str] = field(
+        default=None,
+        metadata=_meta(
+            "JENKINS_SIGNATURE_SECRET",
+            secret=True,
+            help="Standard Webhooks secret(s): whsec_... (space-separated for rotation) or raw",
+        ),
+    )
+    jwt_issuer: str = field(default="ci-report", metadata=_meta("CI_REPORT_JWT_ISSUER"))
+    jwt_audience: Optional[str] = field(
+        default=None, metadata=_meta("CI_REPORT_JWT_AUDIENCE", help="default: the callback URL")
+    )
+    delivery_id: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_DELIVERY_ID"))
+
+    # -- callback: what ------------------------------------------------------------------
+    junit: list[str] = field(
+        default_factory=list,
+        metadata=_meta("CI_REPORT_JUNIT", kind="list", help="report globs (default: common)"),
+    )
+    build_result: Optional[str] = field(
+        default=None, metadata=_meta("CI_REPORT_BUILD_RESULT", help="Jenkins result")
+    )
+    status_style: str = field(default="default", metadata=_meta("CI_REPORT_STATUS_STYLE"))
+    duration_ms: Optional[int] = field(default=None, metadata=_meta("CI_REPORT_DURATION_MS"))
+    since: Optional[int] = field(default=None, metadata=_meta("CI_REPORT_SINCE"))
+    case_map: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_CASE_MAP"))
+    max_results: int = field(default=10_000, metadata=_meta("CI_REPORT_MAX_RESULTS"))
+    max_message: int = field(default=8_000, metadata=_meta("CI_REPORT_MAX_MESSAGE"))
+
+    # -- callback: delivery --------------------------------------------------------------
+    max_attempts: int = field(default=8, metadata=_meta("CI_REPORT_MAX_ATTEMPTS"))
+    deadline: float = field(default=300.0, metadata=_meta("CI_REPORT_DEADLINE"))
+    connect_timeout: float = field(default=10.0, metadata=_meta("CI_REPORT_CONNECT_TIMEOUT"))
+    read_timeout: float = field(default=30.0, metadata=_meta("CI_REPORT_READ_TIMEOUT"))
+    ca_bundle: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_CA_BUNDLE"))
+    outbox: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_OUTBOX"))
+    outbox_ttl_days: float = field(default=7.0, metadata=_meta("CI_REPORT_OUTBOX_TTL_DAYS"))
+    flush_budget: float = field(default=5.0, metadata=_meta("CI_REPORT_FLUSH_BUDGET"))
+    result_file: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_RESULT_FILE"))
+    strict: bool = field(default=False, metadata=_meta("CI_REPORT_STRICT"))
+    workspace: Optional[str] = field(default=None, metadata=_meta("WORKSPACE"))
+
+    # -- image push ----------------------------------------------------------------------
+    executor: str = field(default="/kaniko/executor", metadata=_meta("CI_REPORT_EXECUTOR"))
+    context: str = field(default=".", metadata=_meta("CI_REPORT_CONTEXT"))
+    dockerfile: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_DOCKERFILE"))
+    destinations: list[str] = field(
+        default_factory=list, metadata=_meta("CI_REPORT_DESTINATIONS", kind="list")
+    )
+    timeout: str = field(default="auto", metadata=_meta("CI_REPORT_TIMEOUT"))
+    report: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_REPORT"))
+    bandwidth: Optional[float] = field(
+        default=None, metadata=_meta("CI_REPORT_BANDWIDTH", help="push bandwidth, MB/s")
+    )
+    history: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_HISTORY"))
+    docker_config: Optional[str] = field(default=None, metadata=_meta("DOCKER_CONFIG"))
+    timeout_floor: float = field(default=600.0, metadata=_meta("CI_REPORT_TIMEOUT_FLOOR"))
+    timeout_cap: float = field(default=10_800.0, metadata=_meta("CI_REPORT_TIMEOUT_CAP"))
+    kill_grace: float = field(default=30.0, metadata=_meta("CI_REPORT_KILL_GRACE"))
+    heartbeat: float = field(default=30.0, metadata=_meta("CI_REPORT_HEARTBEAT"))
+    skip_if_no_dockerfile: bool = field(
+        default=False, metadata=_meta("CI_REPORT_SKIP_IF_NO_DOCKERFILE")
+    )
+
+    # -- Jenkins remote API (trigger, sync) ----------------------------------------------
+    jenkins_url: Optional[str] = field(default=None, metadata=_meta("JENKINS_URL"))
+    jenkins_user: Optional[str] = field(default=None, metadata=_meta("JENKINS_USER"))
+    jenkins_token: Optional[str] = field(
+        default=None, metadata=_meta("JENKINS_TOKEN", secret=True, help="Jenkins API token")
+    )
+    queue_timeout: float = field(default=600.0, metadata=_meta("CI_REPORT_QUEUE_TIMEOUT"))
+    build_timeout: float = field(default=3600.0, metadata=_meta("CI_REPORT_BUILD_TIMEOUT"))
+
+    # -- bookkeeping (not settings) ------------------------------------------------------
+    sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    config_file: Optional[str] = field(default=None, repr=False, compare=False)
+
+    # -- derived values ------------------------------------------------------------------
+    @property
+    def callback_url(self) -> Optional[str]:
+        """``url``, else ``api_callback_url`` + ``/api/jenkins/callback``."""
+        if self.url:
+            return self.url
+        if self.api_callback_url:
+            return self.api_callback_url.rstrip("/") + CALLBACK_PATH
+        return None
+
+    @property
+    def workspace_path(self) -> Path:
+        return Path(self.workspace) if self.workspace else Path.cwd()
+
+    @property
+    def result_file_path(self) -> Path:
+        if self.result_file:
+            return Path(self.result_file)
+        return self.workspace_path / "ci-report" / "callback.json"
+
+    @property
+    def outbox_path(self) -> Path:
+        if self.outbox:
+            return Path(self.outbox).expanduser()
+        return cache_dir() / "outbox"
+
+    @property
+    def history_path(self) -> Path:
+        if self.history:
+            return Path(self.history).expanduser()
+        return cache_dir() / "push-history.json"
+
+    @property
+    def signature_secrets(self) -> list[str]:
+        """Several ``whsec_`` secrets (rotation) or one raw secret."""
+        value = (self.signature_secret or "").strip()
+        if not value:
+            return []
+        parts = value.split()
+        if all(p.startswith("whsec_") for p in parts):
+            return parts
+        return [value]
+
+    @property
+    def auth_modes(self) -> list[str]:
+        modes = []
+        if self.api_key:
+            modes.append("api-key")
+        if self.jwt_secret:
+            modes.append("jwt")
+        if self.signature_secret:
+            modes.append("hmac")
+        return modes
+
+    def secrets(self) -> list[str]:
+        return [
+            getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.metadata.get("secret") and getattr(self, f.name)
+        ]
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(name, shown value, source) for every setting; secrets shown as set/unset only."""
+        rows = []
+        for f in _setting_fields():
+            value = getattr(self, f.name)
+            shown = ("set" if value else "unset") if f.metadata.get("secret") else repr(value)
+            rows.append((f.name, shown, self.sources.get(f.name, "default")))
+        return rows
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ci-report"
+
+
+def _setting_fields() -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(Settings) if f.name not in ("sources", "config_file")]
+
+
+SETTING_NAMES = frozenset(f.name for f in _setting_fields())
+
+
+def _field_type(f: dataclasses.Field[Any]) -> str:
+    if f.metadata.get("kind"):
+        return str(f.metadata["kind"])
+    t = str(f.type)
+    for name in ("bool", "int", "float"):
+        if name in t:
+            return name
+    if "list" in t:
+        return "list"
+    return "str"
+
+
+_TRUE = {"1", "true", "yes", "on", "y"}
+_FALSE = {"0", "false", "no", "off", "n", ""}
+
+
+def _convert(f: dataclasses.Field[Any], value: Any, origin: str) -> Any:
+    kind = _field_type(f)
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError(f"expected true/false, got {value!r}")
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError("expected a whole number")
+            return int(str(value).strip()) if not isinstance(value, int) else value
+        if kind == "float":
+            return float(str(value).strip()) if not isinstance(value, (int, float)) else value
+        if kind == "list":
+            if isinstance(value, str):
+                return [p.strip() for p in value.replace("\n", ",").split(",") if p.strip()]
+            return [str(v) for v in value]
+        if isinstance(value, str):
+            return value.strip() if f.metadata.get("secret") else value
+        return str(value)
+    except ValueError as exc:
+        shown = "(secret)" if f.metadata.get("secret") else repr(value)
+        raise ConfigError(
+            f"invalid value {shown} for {f.name} from {origin}",
+            cause=str(exc) if not f.metadata.get("secret") else None,
+            fix=f"set {f.name} to a valid {kind}",
+        ) from None
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.9/3.10 only
+        import tomli as tomllib
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}", cause=exc.strerror) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not valid TOML", cause=str(exc), fix="fix the TOML syntax"
+        ) from None
+
+
+def find_config(cwd: Path, explicit: Optional[str] = None) -> tuple[Optional[Path], dict[str, Any]]:
+    """The config file in force and its ci-report table (empty when there is none)."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(
+                f"config file {path} does not exist", fix="check --config / CI_REPORT_CONFIG"
+            )
+        data = _load_toml(path)
+        table = data.get("tool", {}).get("ci-report", data) if path.name == "pyproject.toml" else data
+        return path, dict(table)
+    own = cwd / ".ci-report.toml"
+    if own.is_file():
+        return own, _load_toml(own)
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file():
+        table = _load_toml(pyproject).get("tool", {}).get("ci-report")
+        if isinstance(table, dict):
+            return pyproject, dict(table)
+    return None, {}
+
+
+def load_settings(
+    flags: Optional[Mapping[str, Any]] = None,
+    *,
+    env: Optional[Mapping[str, str]] = None,
+    cwd: Optional[Path] = None,
+    config_file: Optional[str] = None,
+) -> Settings:
+    """Resolve every setting once. ``flags`` holds command-line values; ``None`` = not given."""
+    flags = dict(flags or {})
+    env = os.environ if env is None else env
+    cwd = cwd or Path.cwd()
+    unknown = set(flags) - SETTING_NAMES
+    if unknown:
+        raise ValueError(f"unknown settings passed as flags: {sorted(unknown)}")
+
+    path, table = find_config(cwd, config_file or env.get("CI_REPORT_CONFIG"))
+    file_values: dict[str, Any] = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in SETTING_NAMES:
+            raise ConfigError(
+                f"unknown key {key!r} in {path}",
+                fix="valid keys: " + ", ".join(sorted(n.replace("_", "-") for n in SETTING_NAMES)),
+            )
+        file_values[name] = value
+
+    settings = Settings()
+    settings.config_file = str(path) if path else None
+    for f in _setting_fields():
+        meta = f.metadata
+        if flags.get(f.name) not in (None, (), []):
+            value, origin = flags[f.name], "flag"
+        elif any(env.get(e) not in (None, "") for e in meta["env"]):
+            name = next(e for e in meta["env"] if env.get(e) not in (None, ""))
+            value, origin = env[name], f"env {name}"
+        elif f.name in file_values:
+            if meta.get("secret"):
+                raise ConfigError(
+                    f"{path} holds the secret {f.name!r}",
+                    cause="secrets in files end up in version control",
+                    fix=f"remove it and set the environment variable {meta['env'][0]} "
+                    "(in Jenkins: withCredentials)",
+                )
+            value, origin = file_values[f.name], f"config {path}"
+        else:
+            continue
+        setattr(settings, f.name, _convert(f, value, origin))
+        settings.sources[f.name] = origin
+    return settings

@@ -1,0 +1,89 @@
+"""The build that is reporting, read from the variables Jenkins sets for every build."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Optional
+from urllib.parse import urlsplit, urlunsplit
+
+
+def strip_credentials(url: Optional[str]) -> Optional[str]:
+    """``https://user:token@host/x`` -> ``https://host/x`` (build URLs end up in payloads)."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+_REMOTE_PREFIX = re.compile(r"^(?:refs/remotes/)?(?:origin|upstream)/")
+
+
+def clean_branch(branch: Optional[str]) -> Optional[str]:
+    """``origin/main`` -> ``main``; ``refs/heads/x`` -> ``x``."""
+    if not branch:
+        return branch
+    branch = _REMOTE_PREFIX.sub("", branch)
+    if branch.startswith("refs/heads/"):
+        branch = branch[len("refs/heads/") :]
+    return branch
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    job_name: Optional[str] = None
+    build_number: Optional[int] = None
+    build_url: Optional[str] = None
+    jenkins_url: Optional[str] = None
+    node: Optional[str] = None
+    workspace: Optional[str] = None
+    git_commit: Optional[str] = None
+    git_branch: Optional[str] = None
+    change_id: Optional[str] = None
+    build_tag: Optional[str] = None
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> BuildContext:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> Optional[str]:
+            value = env.get(name)
+            return value.strip() if value and value.strip() else None
+
+        number = get("BUILD_NUMBER")
+        return cls(
+            job_name=get("JOB_NAME"),
+            build_number=int(number) if number and number.isdigit() else None,
+            build_url=strip_credentials(get("BUILD_URL")),
+            jenkins_url=strip_credentials(get("JENKINS_URL")),
+            node=get("NODE_NAME"),
+            workspace=get("WORKSPACE"),
+            git_commit=get("GIT_COMMIT"),
+            git_branch=clean_branch(get("GIT_BRANCH") or get("BRANCH_NAME")),
+            change_id=get("CHANGE_ID"),
+            build_tag=get("BUILD_TAG"),
+        )
+
+    @property
+    def in_jenkins(self) -> bool:
+        return bool(self.job_name and self.build_number is not None)
+
+    @property
+    def identity(self) -> str:
+        """``job#number`` for messages and the JWT subject."""
+        if self.job_name and self.build_number is not None:
+            return f"{self.job_name}#{self.build_number}"
+        return self.build_tag or "local"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
