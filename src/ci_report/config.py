@@ -280,7 +280,9 @@ def find_config(cwd: Path, explicit: Optional[str] = None) -> tuple[Optional[Pat
                 f"config file {path} does not exist", fix="check --config / CI_REPORT_CONFIG"
             )
         data = _load_toml(path)
-        table = data.get("tool", {}).get("ci-report", data) if path.name == "pyproject.toml" else data
+        if path.name == "pyproject.toml":
+            data = data.get("tool", {}).get("ci-report", {})
+        table = data
         return path, dict(table)
     own = cwd / ".ci-report.toml"
     if own.is_file():

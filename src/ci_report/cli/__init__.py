@@ -58,7 +58,9 @@ Examples:
   ci-report demo
 Run 'ci-report COMMAND --help' for each command's options and examples.""",
 )
-@click.version_option(__version__, "-V", "--version", prog_name="ci-report", message="%(prog)s %(version)s")
+@click.version_option(
+    __version__, "-V", "--version", prog_name="ci-report", message="%(prog)s %(version)s"
+)
 @global_options
 def cli() -> None:
     """Report Jenkins build results to the platform that started the build, and make Kaniko

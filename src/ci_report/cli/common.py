@@ -7,6 +7,7 @@ a traceback reach the user unless ``--debug`` is given.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import traceback
@@ -94,10 +95,9 @@ def _raise_interrupted(signum: int, _frame: Any) -> None:
 def install_signal_handlers() -> None:
     """SIGTERM/SIGINT become :class:`Interrupted`, so the command can save what is in flight."""
     for signum in (signal.SIGTERM, signal.SIGINT):
-        try:
+        # ValueError: not the main thread (tests calling main() in a thread)
+        with contextlib.suppress(ValueError):
             signal.signal(signum, _raise_interrupted)
-        except ValueError:  # not the main thread (tests calling main() in a thread)
-            pass
 
 
 def make_console(ctx: click.Context) -> Console:
