@@ -1,0 +1,108 @@
+package io.cireport
+
+import com.cloudbees.groovy.cps.NonCPS
+
+/**
+ * Builds the ci-report command lines the steps run. Every value is shell-quoted; none is a secret
+ * (secrets are only ever environment variables bound by withCredentials).
+ */
+class Commands implements Serializable {
+
+  private static final long serialVersionUID = 1L
+
+  /** `ci-report callback --strict ...` from merged options whose dynamic defaults are resolved. */
+  @NonCPS
+  static String callback(Map c) {
+    List<String> w = [c.cliPath.toString(), 'callback', '--strict']
+    StepOptions.stringList(c.junit).each { g -> w.addAll(['--junit', g]) }
+    if (c.runId != null && c.runId.toString()) {
+      w.addAll(['--run-id', c.runId.toString()])
+    }
+    if (c.status != null) {
+      w.addAll(['--build-result', c.status.toString().toUpperCase()])
+    }
+    if (c.durationMs != null) {
+      w.addAll(['--duration-ms', (c.durationMs as BigDecimal).toBigInteger().toString()])
+    }
+    if (c.since != null) {
+      w.addAll(['--since', (c.since as BigDecimal).toBigInteger().toString()])
+    }
+    if (c.statusStyle) {
+      w.addAll(['--status-style', c.statusStyle.toString()])
+    }
+    if (c.caseMap) {
+      w.addAll(['--case-map', c.caseMap.toString()])
+    }
+    if (c.dryRun) {
+      w.addAll(['--dry-run', '--output', c.dryRunOutput.toString()])
+    } else {
+      w.addAll(['--result-file', c.resultFile.toString()])
+    }
+    w.addAll(StepOptions.stringList(c.extraArgs))
+    return Shell.join(w)
+  }
+
+  /** `ci-report image-push ...` (direct mode) or `ci-report image-plan ... --json` (split mode). */
+  @NonCPS
+  static String image(String subcommand, Map c) {
+    List<String> w = [c.cliPath.toString(), subcommand,
+                      '--context', c.context.toString(), '--dockerfile', c.dockerfile.toString()]
+    StepOptions.destinationList(c.destinations).each { d -> w.addAll(['--destination', d]) }
+    w.addAll(['--timeout', c.timeout.toString(), '--report', c.report.toString()])
+    if (c.bandwidth != null) {
+      w.addAll(['--bandwidth', c.bandwidth.toString()])
+    }
+    if (c.executor) {
+      w.addAll(['--executor', c.executor.toString()])
+    }
+    if (c.skipIfNoDockerfile) {
+      w << '--skip-if-no-dockerfile'
+    }
+    if (subcommand == 'image-plan') {
+      w.addAll(['--workdir', c.workdir.toString(), '--json'])
+    }
+    List<String> extra = StepOptions.stringList(c.extraArgs)
+    if (extra) {
+      w << '--'
+      w.addAll(extra)
+    }
+    return Shell.join(w)
+  }
+
+  /** Path of the plan JSON that image-plan writes into its work directory. */
+  @NonCPS
+  static String planFile(Map c) {
+    return "${c.workdir.toString().replaceAll('/+$', '')}/image-plan.json".toString()
+  }
+
+  /** `ci-report image-diagnose --plan <workdir>/image-plan.json --report <report>`. */
+  @NonCPS
+  static String imageDiagnose(Map c, String report) {
+    return Shell.join([c.cliPath.toString(), 'image-diagnose', '--plan', planFile(c), '--report', report])
+  }
+
+  /** The Kaniko-side command: the generated script run by busybox sh (the debug image has no other shell). */
+  @NonCPS
+  static String kanikoRun(String script) {
+    return Shell.join(['/busybox/sh', script])
+  }
+
+  /** Prints the installed version, or nothing (install step; values come from withEnv). */
+  static final String INSTALLED_VERSION_SCRIPT = '"$CI_REPORT_VENV/bin/ci-report" --version 2>/dev/null || true'
+
+  /**
+   * Creates the venv and installs the pinned ci-report. Single-quoted on purpose: every value comes
+   * from the environment (CI_REPORT_VENV, CI_REPORT_VERSION, CI_REPORT_PYTHON; pip reads PIP_INDEX_URL).
+   */
+  static final String INSTALL_SCRIPT = '''\
+if [ -d "$CI_REPORT_VENV" ] && [ -n "$(ls -A "$CI_REPORT_VENV")" ] && [ ! -f "$CI_REPORT_VENV/pyvenv.cfg" ]; then
+  echo "ciReport.install: $CI_REPORT_VENV exists and is not a Python venv; refusing to replace it" >&2
+  exit 1
+fi
+mkdir -p "$(dirname "$CI_REPORT_VENV")"
+"$CI_REPORT_PYTHON" -m venv --clear "$CI_REPORT_VENV"
+"$CI_REPORT_VENV/bin/python" -m pip install --disable-pip-version-check --no-input --quiet "ci-report==$CI_REPORT_VERSION"
+"$CI_REPORT_VENV/bin/ci-report" --version
+'''
+
+}

@@ -1,0 +1,105 @@
+package io.cireport
+
+import com.cloudbees.groovy.cps.NonCPS
+import groovy.json.JsonSlurperClassic
+
+/**
+ * Reads what ci-report writes back (plan JSON, image-push report) and words its exit codes.
+ * Everything returned is a plain String/Number/List/LinkedHashMap, safe to keep across CPS steps.
+ */
+class Reports implements Serializable {
+
+  private static final long serialVersionUID = 1L
+
+  static final String PLAN_SCHEMA = 'ci-report/image-plan/v1'
+
+  /** What a `ci-report callback --strict` exit code means; null for 0 (delivered). */
+  @NonCPS
+  static String callbackMessage(int rc) {
+    switch (rc) {
+      case 0:
+        return null
+      case 75:
+        return 'ci-report callback: delivery failed for now (exit 75): the callback is queued in the outbox ' +
+          'and is resent by the next ci-report run or `ci-report flush`'
+      case 65:
+        return 'ci-report callback: the receiver rejected the callback (exit 65, HTTP 4xx); it is kept in the ' +
+          'outbox, so `ci-report flush` can resend it once the configuration is fixed'
+      case 78:
+        return 'ci-report callback: configuration error (exit 78): check the callback URL, the credentials ' +
+          'and the options; the [ci-report] lines above say what is missing'
+      case 70:
+        return 'ci-report callback: internal error in ci-report (exit 70); the [ci-report] lines above say what ' +
+          'failed, and any payload built was saved to the outbox'
+      case 127:
+        return 'ci-report callback: the ci-report command was not found (exit 127): install it on the agent, ' +
+          'or use ciReport.install() and pass its result as cliPath'
+      default:
+        return "ci-report callback: ci-report exited with code ${rc}".toString()
+    }
+  }
+
+  /**
+   * Parses the stdout of `ci-report image-plan --json`. Returns the plan as a plain map, or a map
+   * with a single key `error` describing why the text is not a usable plan.
+   */
+  @NonCPS
+  static Map parsePlan(String text) {
+    Object parsed
+    try {
+      parsed = new JsonSlurperClassic().parseText((text ?: '').trim() ?: 'null')
+    } catch (IllegalArgumentException e) {
+      return [error: "ci-report image-plan did not print a JSON plan: ${e.message}".toString()]
+    } catch (groovy.json.JsonException e) {
+      return [error: "ci-report image-plan did not print a JSON plan: ${e.message}".toString()]
+    }
+    if (!(parsed instanceof Map)) {
+      return [error: 'ci-report image-plan did not print a JSON object']
+    }
+    Map p = (Map) parsed
+    if (p.schema != PLAN_SCHEMA) {
+      return [error: "ci-report image-plan printed schema '${p.schema}', expected '${PLAN_SCHEMA}'".toString()]
+    }
+    if (!p.script) {
+      return [error: 'ci-report image-plan printed a plan without a script']
+    }
+    if (!(p.timeoutSeconds instanceof Number) || p.timeoutSeconds <= 0) {
+      return [error: "ci-report image-plan printed an invalid timeoutSeconds '${p.timeoutSeconds}'".toString()]
+    }
+    Map plan = new LinkedHashMap()
+    ['schema', 'script', 'logFile', 'rcFile', 'timesFile', 'report'].each { k ->
+      plan[k] = p[k] == null ? null : p[k].toString()
+    }
+    plan.timeoutSeconds = ((Number) p.timeoutSeconds).longValue()
+    return plan
+  }
+
+  /**
+   * The diagnosis of an image-push report as [outcome, code, summary, fixes]; summary is null when the
+   * text is not a readable report or carries no diagnosis.
+   */
+  @NonCPS
+  static Map diagnosis(String text) {
+    Object parsed
+    try {
+      parsed = new JsonSlurperClassic().parseText((text ?: '').trim() ?: 'null')
+    } catch (IllegalArgumentException e) {
+      return [outcome: null, code: null, summary: null, fixes: []]
+    } catch (groovy.json.JsonException e) {
+      return [outcome: null, code: null, summary: null, fixes: []]
+    }
+    if (!(parsed instanceof Map)) {
+      return [outcome: null, code: null, summary: null, fixes: []]
+    }
+    Map r = (Map) parsed
+    Map d = r.diagnosis instanceof Map ? (Map) r.diagnosis : [:]
+    List<String> fixes = d.fixes instanceof Collection ? d.fixes.collect { f -> f.toString() } : []
+    return [
+      outcome: r.outcome?.toString(),
+      code: d.code?.toString(),
+      summary: d.summary ? d.summary.toString() : null,
+      fixes: fixes,
+    ]
+  }
+
+}

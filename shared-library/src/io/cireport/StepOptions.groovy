@@ -1,0 +1,215 @@
+package io.cireport
+
+import com.cloudbees.groovy.cps.NonCPS
+
+/**
+ * Defaults and validation for the ciReport steps. Pure helpers (no pipeline steps): the vars
+ * script calls them and turns a non-empty list of problems into error(...).
+ */
+class StepOptions implements Serializable {
+
+  private static final long serialVersionUID = 1L
+
+  /** The ci-report version that ciReport.install() pins by default. */
+  static final String DEFAULT_VERSION = '0.1.0'
+
+  /** Credential id used when no credential option is given at all. */
+  static final String DEFAULT_API_KEY_CREDENTIALS_ID = 'ci-report-api-key'
+
+  static final List<String> CREDENTIAL_OPTIONS = ['apiKeyCredentialsId', 'jwtCredentialsId', 'signatureCredentialsId']
+
+  static final List<String> BUILD_RESULTS = ['SUCCESS', 'UNSTABLE', 'FAILURE', 'ABORTED', 'NOT_BUILT']
+
+  static final List<String> IMAGE_PUSH_MODES = ['direct', 'kubernetes']
+
+  @NonCPS
+  static Map callbackDefaults() {
+    return [
+      status: null,                 // default: currentBuild.currentResult
+      durationMs: null,             // default: currentBuild.duration
+      since: null,                  // default: currentBuild.startTimeInMillis
+      runId: null,                  // default: env.RUN_ID
+      url: null,                    // default: CI_REPORT_URL / API_CALLBACK_URL from the environment
+      junit: [],
+      statusStyle: null,
+      caseMap: null,
+      resultFile: 'ci-report/callback.json',
+      archive: true,
+      failOnError: false,
+      unstableOnError: false,
+      dryRun: false,
+      dryRunOutput: 'ci-report/callback-dry-run.json',
+      apiKeyCredentialsId: DEFAULT_API_KEY_CREDENTIALS_ID,
+      jwtCredentialsId: null,
+      signatureCredentialsId: null,
+      extraArgs: [],
+      cliPath: 'ci-report',
+    ]
+  }
+
+  @NonCPS
+  static Map imagePushDefaults() {
+    return [
+      mode: 'kubernetes',
+      context: '.',
+      dockerfile: 'Dockerfile',
+      destinations: [],
+      timeout: 'auto',
+      report: 'ci-report/image-push.json',
+      bandwidth: null,
+      skipIfNoDockerfile: false,
+      executor: null,
+      workdir: '.ci-report',
+      timeoutMarginSeconds: 120,
+      archive: true,
+      extraArgs: [],
+      pythonContainer: 'python',
+      kanikoContainer: 'kaniko',
+      cliPath: 'ci-report',
+    ]
+  }
+
+  @NonCPS
+  static Map installDefaults() {
+    return [
+      version: DEFAULT_VERSION,
+      indexUrl: null,
+      python: 'python3',
+      venvDir: null,                // default: <WORKSPACE_TMP or WORKSPACE@tmp>/tools/ci-report-<version>
+    ]
+  }
+
+  /** Defaults merged with the caller's options (a new map; the caller's map is not modified). */
+  @NonCPS
+  static Map merge(Map defaults, Map given) {
+    Map merged = new LinkedHashMap(defaults)
+    Map user = given ?: [:]
+    if (defaults.containsKey('apiKeyCredentialsId') && CREDENTIAL_OPTIONS.any { k -> user.containsKey(k) }) {
+      // The default API key id applies only when no credential option is given at all.
+      merged.apiKeyCredentialsId = null
+    }
+    user.each { k, v -> merged[k.toString()] = v }
+    return merged
+  }
+
+  /** Keys of given that the step does not know, sorted. */
+  @NonCPS
+  static List<String> unknownKeys(Map defaults, Map given) {
+    return (given ?: [:]).keySet().collect { k -> k.toString() }.findAll { k -> !defaults.containsKey(k) }.sort()
+  }
+
+  @NonCPS
+  static List<String> validateCallback(Map given) {
+    Map defaults = callbackDefaults()
+    List<String> problems = unknown('callback', defaults, given)
+    Map c = merge(defaults, given)
+    if (c.status != null && !(c.status.toString().toUpperCase() in BUILD_RESULTS)) {
+      problems << "ciReport.callback: status '${c.status}' is not one of ${BUILD_RESULTS.join(', ')}".toString()
+    }
+    if (c.statusStyle != null && !(c.statusStyle.toString() in ['default', 'extended'])) {
+      problems << "ciReport.callback: statusStyle must be 'default' or 'extended', not '${c.statusStyle}'".toString()
+    }
+    problems.addAll(checkNumber('callback', 'durationMs', c.durationMs))
+    problems.addAll(checkNumber('callback', 'since', c.since))
+    problems.addAll(checkStringList('callback', 'junit', c.junit, true))
+    problems.addAll(checkStringList('callback', 'extraArgs', c.extraArgs, false))
+    if (!c.dryRun && !CREDENTIAL_OPTIONS.any { k -> c[k] }) {
+      problems << ('ciReport.callback: no credentials: set at least one of apiKeyCredentialsId, jwtCredentialsId, ' +
+        'signatureCredentialsId (ids of Jenkins "Secret text" credentials), or dryRun: true')
+    }
+    return problems
+  }
+
+  @NonCPS
+  static List<String> validateImagePush(Map given) {
+    Map defaults = imagePushDefaults()
+    List<String> problems = unknown('imagePush', defaults, given)
+    Map c = merge(defaults, given)
+    if (!(c.mode in IMAGE_PUSH_MODES)) {
+      problems << "ciReport.imagePush: mode must be 'direct' or 'kubernetes', not '${c.mode}'".toString()
+    }
+    problems.addAll(checkStringList('imagePush', 'destinations', c.destinations, true))
+    if (!destinationList(c.destinations)) {
+      problems << 'ciReport.imagePush: destinations is required (a list of image references, e.g. [\'registry.example/team/app:1.0\'])'
+    }
+    if (c.timeout == null || !(c.timeout.toString() == 'auto' || c.timeout.toString() ==~ /[1-9][0-9]*/)) {
+      problems << "ciReport.imagePush: timeout must be 'auto' or a number of seconds, not '${c.timeout}'".toString()
+    }
+    problems.addAll(checkNumber('imagePush', 'bandwidth', c.bandwidth))
+    problems.addAll(checkNumber('imagePush', 'timeoutMarginSeconds', c.timeoutMarginSeconds))
+    problems.addAll(checkStringList('imagePush', 'extraArgs', c.extraArgs, false))
+    ['context', 'dockerfile', 'report', 'workdir', 'cliPath', 'pythonContainer', 'kanikoContainer'].each { k ->
+      if (!c[k]) {
+        problems << "ciReport.imagePush: ${k} must not be empty".toString()
+      }
+    }
+    return problems
+  }
+
+  @NonCPS
+  static List<String> validateInstall(Map given) {
+    Map defaults = installDefaults()
+    List<String> problems = unknown('install', defaults, given)
+    Map c = merge(defaults, given)
+    if (!(c.version?.toString() ==~ /[0-9A-Za-z.+!-]+/)) {
+      problems << "ciReport.install: version must be a plain version such as '${DEFAULT_VERSION}', not '${c.version}'".toString()
+    }
+    if (!c.python) {
+      problems << 'ciReport.install: python must not be empty'
+    }
+    return problems
+  }
+
+  /** A String or a List of Strings as a List (the glob and destination options accept both). */
+  @NonCPS
+  static List<String> stringList(Object value) {
+    if (value == null) {
+      return []
+    }
+    if (value instanceof Collection) {
+      return value.collect { v -> v.toString() }
+    }
+    return [value.toString()]
+  }
+
+  @NonCPS
+  static List<String> destinationList(Object value) {
+    return stringList(value).findAll { d -> d.trim() }
+  }
+
+  /** True when the output of `ci-report --version` names exactly this version. */
+  @NonCPS
+  static boolean versionMatches(String output, String version) {
+    return (output ?: '').readLines().any { line -> line.trim() == "ci-report ${version}".toString() }
+  }
+
+  @NonCPS
+  private static List<String> unknown(String step, Map defaults, Map given) {
+    List<String> keys = unknownKeys(defaults, given)
+    if (!keys) {
+      return []
+    }
+    return ["ciReport.${step}: unknown option(s) ${keys.join(', ')}; known options: ${defaults.keySet().sort().join(', ')}".toString()]
+  }
+
+  @NonCPS
+  private static List<String> checkNumber(String step, String key, Object value) {
+    if (value == null || value instanceof Number || value.toString() ==~ /[0-9]+(\.[0-9]+)?/) {
+      return []
+    }
+    return ["ciReport.${step}: ${key} must be a number, not '${value}'".toString()]
+  }
+
+  @NonCPS
+  private static List<String> checkStringList(String step, String key, Object value, boolean stringAllowed) {
+    if (value == null || value instanceof Collection) {
+      return []
+    }
+    if (stringAllowed && value instanceof CharSequence) {
+      return []
+    }
+    String hint = key == 'extraArgs' ? " (one list element per argument, e.g. ['--flag', 'value'])" : ''
+    return ["ciReport.${step}: ${key} must be a list${stringAllowed ? ' or a string' : ''}${hint}".toString()]
+  }
+
+}

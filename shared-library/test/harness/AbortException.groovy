@@ -1,0 +1,10 @@
+package harness
+
+/** What error() throws here (Jenkins: hudson.AbortException). */
+class AbortException extends RuntimeException {
+
+  AbortException(String message) {
+    super(message)
+  }
+
+}

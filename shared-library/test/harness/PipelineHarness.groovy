@@ -1,0 +1,156 @@
+package harness
+
+import java.util.regex.Pattern
+
+/**
+ * A small pipeline harness (no CPS): the steps the library uses are closures in the script binding that
+ * record each call (name, arguments, environment, container) and then act like Jenkins would.
+ */
+class PipelineHarness {
+
+  final Binding binding = new Binding()
+  final List<Map> calls = []
+  final Map env = [:]
+  final Map currentBuild = [result: null, currentResult: 'SUCCESS', number: 1, duration: 0L, startTimeInMillis: 0L]
+  final List shMocks = []
+  final Map files = [:]
+  final Map credentials = [:]
+  final List<String> log = []
+  final List<String> containers = []
+  final File root
+  private final GroovyShell shell
+
+  PipelineHarness(File root) {
+    this.root = root
+    GroovyClassLoader gcl = new GroovyClassLoader(PipelineHarness.classLoader)
+    gcl.addClasspath(new File(root, 'src').path)
+    gcl.addClasspath(new File(root, 'test/stubs').path)
+    shell = new GroovyShell(gcl, binding)
+    binding.setVariable('env', env)
+    binding.setVariable('currentBuild', currentBuild)
+    registerDefaults()
+  }
+
+  /** Registers a step: record the call, then run impl. */
+  void step(String name, Closure impl) {
+    binding.setVariable(name, { Object... a ->
+      calls << [name: name, args: a.toList(), env: new LinkedHashMap(env),
+                container: containers ? containers[-1] : null]
+      impl.call(*a)
+    })
+  }
+
+  /**
+   * Canned sh result: matcher is a String (contained), a Pattern (found) or a Closure (predicate on the
+   * script); rc is the exit code, out the stdout; effect (optional) runs before returning, e.g. to write a file.
+   */
+  void onSh(Object matcher, int rc, String out = '', Closure effect = null) {
+    shMocks.add(0, [matcher, rc, out, effect])
+  }
+
+  List<Map> callsTo(String n) {
+    return calls.findAll { c -> c.name == n }
+  }
+
+  List<String> names() {
+    return calls.collect { c -> c.name }
+  }
+
+  /** Every sh call as [script, env, container, options]. */
+  List<Map> shCalls() {
+    return callsTo('sh').collect { c ->
+      Map o = c.args[0] instanceof Map ? c.args[0] : [script: c.args[0]]
+      [script: o.script.toString(), env: c.env, container: c.container, options: o]
+    }
+  }
+
+  Script loadVar(String n) {
+    Script s = shell.parse(new File(root, "vars/${n}.groovy"))
+    s.binding = binding
+    binding.setVariable(n, s)
+    return s
+  }
+
+  private void registerDefaults() {
+    step('echo') { m -> log << m.toString(); null }
+    step('error') { m ->
+      currentBuild.result = 'FAILURE'
+      currentBuild.currentResult = 'FAILURE'
+      throw new AbortException(m.toString())
+    }
+    step('unstable') { m ->
+      log << "WARNING: ${m}".toString()
+      if (currentBuild.currentResult == 'SUCCESS') {
+        currentBuild.result = 'UNSTABLE'
+        currentBuild.currentResult = 'UNSTABLE'
+      }
+      null
+    }
+    step('isUnix') { -> true }
+    step('fileExists') { p -> files.containsKey(p.toString()) }
+    step('readFile') { p ->
+      String f = (p instanceof Map ? p.file : p).toString()
+      if (!files.containsKey(f)) {
+        throw new AbortException("java.nio.file.NoSuchFileException: ${f}")
+      }
+      files[f]
+    }
+    step('writeFile') { Map a -> files[a.file.toString()] = a.text.toString(); null }
+    step('archiveArtifacts') { Map a -> null }
+    step('string') { Map a -> [type: 'string', credentialsId: a.credentialsId, variable: a.variable] }
+    step('withCredentials') { List bs, Closure body ->
+      Map saved = new LinkedHashMap(env)
+      try {
+        bs.each { b ->
+          if (!credentials.containsKey(b.credentialsId)) {
+            throw new AbortException("Could not find credentials entry with ID '${b.credentialsId}'")
+          }
+          env[b.variable] = credentials[b.credentialsId]
+        }
+        body.call()
+      } finally {
+        env.clear()
+        env.putAll(saved)
+      }
+    }
+    step('withEnv') { List kv, Closure body ->
+      Map saved = new LinkedHashMap(env)
+      try {
+        kv.each { e -> List p = e.toString().split('=', 2) as List; env[p[0]] = p[1] }
+        body.call()
+      } finally {
+        env.clear()
+        env.putAll(saved)
+      }
+    }
+    step('timeout') { Map a, Closure body -> body.call() }
+    step('container') { String n, Closure body ->
+      containers << n
+      try {
+        body.call()
+      } finally {
+        containers.remove(containers.size() - 1)
+      }
+    }
+    step('sh') { a ->
+      Map o = a instanceof Map ? a : [script: a]
+      String s = o.script.toString()
+      List hit = shMocks.find { m ->
+        m[0] instanceof Pattern ? ((Pattern) m[0]).matcher(s).find() :
+          m[0] instanceof Closure ? m[0](s) : s.contains(m[0].toString())
+      }
+      if (hit && hit[3]) {
+        hit[3].call(s)
+      }
+      int rc = hit ? hit[1] : 0
+      if (o.returnStatus) {
+        return rc
+      }
+      if (rc != 0) {
+        throw new AbortException("script returned exit code ${rc}")
+      }
+      return o.returnStdout ? (hit ? hit[2] : '') : null
+    }
+  }
+
+}

@@ -1,0 +1,197 @@
+package unit
+
+import static org.junit.Assert.assertEquals
+import static org.junit.Assert.assertFalse
+import static org.junit.Assert.assertNull
+import static org.junit.Assert.assertTrue
+
+import org.junit.Before
+import org.junit.Test
+
+class CallbackTest extends StepTestBase {
+
+  static final String URL = 'https://platform.example/api/jenkins/callback'
+
+  @Before
+  void setUpBuild() {
+    h.env.RUN_ID = '64'
+    h.currentBuild.currentResult = 'UNSTABLE'
+    h.currentBuild.duration = 120000L
+    h.currentBuild.startTimeInMillis = 1700000000000L
+  }
+
+  @Test
+  void defaultsGiveTheExactCommandAndEnvironment() {
+    int rc = ciReport.callback(junit: ['build/test-results/**/*.xml', 'reports/*.xml'], url: URL)
+    assertEquals(0, rc)
+    List sh = h.shCalls()
+    assertEquals(1, sh.size())
+    assertEquals("ci-report callback --strict --junit 'build/test-results/**/*.xml' --junit 'reports/*.xml' " +
+      '--run-id 64 --build-result UNSTABLE --duration-ms 120000 --since 1700000000000 ' +
+      '--result-file ci-report/callback.json', sh[0].script)
+    assertEquals(true, sh[0].options.returnStatus)
+    assertEquals('ci-report: callback', sh[0].options.label)
+    assertEquals('s3cr3t-api-key-value', sh[0].env.JENKINS_API_KEY)
+    assertFalse(sh[0].env.containsKey('JENKINS_JWT_SECRET'))
+    assertFalse(sh[0].env.containsKey('JENKINS_SIGNATURE_SECRET'))
+    assertEquals(URL, sh[0].env.CI_REPORT_URL)
+    assertEquals([[artifacts: 'ci-report/callback.json', allowEmptyArchive: true]], h.callsTo('archiveArtifacts')*.args*.get(0))
+    assertNull(h.currentBuild.result)
+    assertEquals([], h.log)
+    assertNoSecretInScripts()
+  }
+
+  @Test
+  void secretsAreBoundOnlyInsideWithCredentialsAndNeverInScripts() {
+    ciReport.callback(apiKeyCredentialsId: 'ci-report-api-key', jwtCredentialsId: 'ci-report-jwt',
+                      signatureCredentialsId: 'ci-report-signature')
+    Map sh = h.shCalls()[0]
+    assertEquals('s3cr3t-api-key-value', sh.env.JENKINS_API_KEY)
+    assertEquals('s3cr3t-jwt-secret-value', sh.env.JENKINS_JWT_SECRET)
+    assertEquals('whsec_c2VjcmV0LXNpZ25pbmcta2V5', sh.env.JENKINS_SIGNATURE_SECRET)
+    List bindings = h.callsTo('withCredentials')[0].args[0]
+    assertEquals(['ci-report-api-key', 'ci-report-jwt', 'ci-report-signature'], bindings*.credentialsId)
+    assertEquals(['JENKINS_API_KEY', 'JENKINS_JWT_SECRET', 'JENKINS_SIGNATURE_SECRET'], bindings*.variable)
+    assertFalse('secrets leak out of the block', h.env.containsKey('JENKINS_API_KEY'))
+    assertNoSecretInScripts()
+  }
+
+  @Test
+  void defaultApiKeyIdIsNotBoundWhenAnotherCredentialIsChosen() {
+    ciReport.callback(signatureCredentialsId: 'ci-report-signature')
+    Map sh = h.shCalls()[0]
+    assertEquals(['ci-report-signature'], h.callsTo('withCredentials')[0].args[0]*.credentialsId)
+    assertFalse(sh.env.containsKey('JENKINS_API_KEY'))
+    assertEquals('whsec_c2VjcmV0LXNpZ25pbmcta2V5', sh.env.JENKINS_SIGNATURE_SECRET)
+  }
+
+  @Test
+  void explicitOptionsOverrideTheBuildDefaults() {
+    ciReport.callback(status: 'failure', durationMs: 5000, since: 1699999999000L, runId: 'run-7', junit: 'out/TEST-*.xml',
+                      statusStyle: 'extended', caseMap: 'case map.json', resultFile: 'out/cb.json',
+                      extraArgs: ['--max-results', '500'], cliPath: '/opt/tools dir/bin/ci-report', archive: false)
+    assertEquals("'/opt/tools dir/bin/ci-report' callback --strict --junit 'out/TEST-*.xml' --run-id run-7 " +
+      "--build-result FAILURE --duration-ms 5000 --since 1699999999000 --status-style extended --case-map 'case map.json' " +
+      '--result-file out/cb.json --max-results 500', h.shCalls()[0].script)
+    assertEquals([], h.callsTo('archiveArtifacts'))
+  }
+
+  @Test
+  void withoutUrlOptionTheEnvironmentDecides() {
+    ciReport.callback()
+    assertFalse(h.shCalls()[0].env.containsKey('CI_REPORT_URL'))
+    assertEquals([], h.callsTo('withEnv')[0].args[0])
+  }
+
+  @Test
+  void shellMetacharactersInValuesAreQuoted() {
+    ciReport.callback(runId: '64; rm -rf /', junit: ['$(touch pwned)/*.xml'])
+    assertContainsAll(h.shCalls()[0].script, ["--run-id '64; rm -rf /'", "--junit '\$(touch pwned)/*.xml'"])
+  }
+
+  @Test
+  void eachFailureExitCodeOnlyLogsByDefault() {
+    [75: 'queued in the outbox', 65: 'rejected', 78: 'configuration error', 70: 'internal error'].each { rc, words ->
+      setUpHarness()
+      h.onSh('ci-report callback', rc)
+      assertEquals(rc, ciReport.callback())
+      assertNull("build result changed for ${rc}".toString(), h.currentBuild.result)
+      assertEquals(1, h.log.size())
+      assertContainsAll(h.log[0], ['[WARNING]', words, "exit ${rc}".toString()])
+      assertEquals(1, h.callsTo('archiveArtifacts').size())
+    }
+  }
+
+  @Test
+  void unstableOnErrorMarksTheBuildUnstableForEachFailureCode() {
+    [75, 65, 78, 70].each { rc ->
+      setUpHarness()
+      h.currentBuild.currentResult = 'SUCCESS'
+      h.onSh('ci-report callback', rc)
+      assertEquals(rc, ciReport.callback(unstableOnError: true))
+      assertEquals('UNSTABLE', h.currentBuild.result)
+      assertEquals(1, h.callsTo('unstable').size())
+      assertContainsAll(h.callsTo('unstable')[0].args[0].toString(), ["exit ${rc}".toString()])
+    }
+  }
+
+  @Test
+  void failOnErrorFailsTheBuildForEachFailureCode() {
+    [75, 65, 78, 70].each { rc ->
+      setUpHarness()
+      h.onSh('ci-report callback', rc)
+      String message = expectError { ciReport.callback(failOnError: true, unstableOnError: true) }
+      assertContainsAll(message, ['ci-report callback', "exit ${rc}".toString()])
+      assertEquals('FAILURE', h.currentBuild.result)
+      assertEquals('the result file is archived before failing', 1, h.callsTo('archiveArtifacts').size())
+    }
+  }
+
+  @Test
+  void successIgnoresTheErrorOptions() {
+    assertEquals(0, ciReport.callback(failOnError: true, unstableOnError: true))
+    assertNull(h.currentBuild.result)
+    assertEquals([], h.callsTo('error') + h.callsTo('unstable'))
+  }
+
+  @Test
+  void unknownExitCodeIsReported() {
+    h.onSh('ci-report callback', 127)
+    ciReport.callback()
+    assertContainsAll(h.log[0], ['not found', 'ciReport.install'])
+  }
+
+  @Test
+  void missingCredentialEntryIsAConfigurationErrorThatDoesNotFailByDefault() {
+    h.credentials.remove('ci-report-api-key')
+    assertEquals(78, ciReport.callback())
+    assertEquals([], h.shCalls())
+    assertNull(h.currentBuild.result)
+    assertContainsAll(h.log[0], ["Could not find credentials entry with ID 'ci-report-api-key'", 'apiKeyCredentialsId'])
+  }
+
+  @Test
+  void missingCredentialEntryWithFailOnErrorFails() {
+    String message = expectError { ciReport.callback(jwtCredentialsId: 'nope', failOnError: true) }
+    assertContainsAll(message, ["Could not find credentials entry with ID 'nope'", 'jwtCredentialsId'])
+  }
+
+  @Test
+  void noCredentialOptionIsAClearError() {
+    String message = expectError { ciReport.callback(apiKeyCredentialsId: null) }
+    assertContainsAll(message, ['no credentials', 'apiKeyCredentialsId', 'jwtCredentialsId', 'signatureCredentialsId'])
+    assertEquals([], h.shCalls())
+  }
+
+  @Test
+  void dryRunNeedsNoCredentials() {
+    ciReport.callback(apiKeyCredentialsId: null, dryRun: true, dryRunOutput: '-')
+    Map sh = h.shCalls()[0]
+    assertTrue(sh.script.endsWith('--build-result UNSTABLE --duration-ms 120000 --since 1700000000000 --dry-run --output -'))
+    assertEquals([], h.callsTo('withCredentials')[0].args[0])
+    assertEquals('nothing to archive for --output -', [], h.callsTo('archiveArtifacts'))
+  }
+
+  @Test
+  void unknownOptionsAreRejectedBeforeAnythingRuns() {
+    String message = expectError { ciReport.callback(failOnErorr: true, junitt: 'x') }
+    assertContainsAll(message, ['ciReport.callback: unknown option(s) failOnErorr, junitt', 'known options:', 'failOnError'])
+    assertEquals(['error'], h.names())
+  }
+
+  @Test
+  void invalidValuesAreRejected() {
+    assertContainsAll(expectError { ciReport.callback(status: 'GREEN') }, ["status 'GREEN'", 'SUCCESS, UNSTABLE'])
+    assertContainsAll(expectError { ciReport.callback(statusStyle: 'fancy') }, ['statusStyle'])
+    assertContainsAll(expectError { ciReport.callback(extraArgs: '--max-results 5') }, ['extraArgs must be a list'])
+    assertContainsAll(expectError { ciReport.callback(durationMs: 'soon') }, ['durationMs must be a number'])
+  }
+
+  @Test
+  void currentResultIsReadAtCallTime() {
+    h.currentBuild.currentResult = 'ABORTED'
+    ciReport.callback()
+    assertContainsAll(h.shCalls()[0].script, ['--build-result ABORTED'])
+  }
+
+}

@@ -1,0 +1,196 @@
+// ciReport: Jenkins steps around the ci-report CLI (see ciReport.txt for every option).
+//   ciReport.callback(...)   report JUnit results to the platform (use in post { always { } })
+//   ciReport.imagePush(...)  build and push an image with Kaniko, with a diagnosis on failure
+//   ciReport.install(...)    install a pinned ci-report into a venv on the agent; returns its path
+//
+// Secrets reach ci-report only as environment variables bound by withCredentials; every sh script
+// is a plain String with shell-quoted, non-secret values. Logic that is not a pipeline step lives in
+// src/io/cireport (pure @NonCPS helpers).
+import io.cireport.Commands
+import io.cireport.Reports
+import io.cireport.StepOptions
+
+/** Sends the callback; returns ci-report's exit code (0 delivered). Never fails the build unless asked. */
+def callback(Map options = [:]) {
+  failOnProblems(StepOptions.validateCallback(options))
+  Map c = StepOptions.merge(StepOptions.callbackDefaults(), options)
+  c.status = (c.status ?: currentBuild.currentResult).toString().toUpperCase()
+  if (c.durationMs == null) {
+    c.durationMs = currentBuild.duration
+  }
+  if (c.since == null) {
+    c.since = currentBuild.startTimeInMillis
+  }
+  if (c.runId == null) {
+    c.runId = env.RUN_ID
+  }
+  String command = Commands.callback(c)
+  List<String> envVars = []
+  if (c.url) {
+    envVars << "CI_REPORT_URL=${c.url}".toString()
+  }
+  List bindings = []
+  if (c.apiKeyCredentialsId) {
+    bindings << string(credentialsId: c.apiKeyCredentialsId.toString(), variable: 'JENKINS_API_KEY')
+  }
+  if (c.jwtCredentialsId) {
+    bindings << string(credentialsId: c.jwtCredentialsId.toString(), variable: 'JENKINS_JWT_SECRET')
+  }
+  if (c.signatureCredentialsId) {
+    bindings << string(credentialsId: c.signatureCredentialsId.toString(), variable: 'JENKINS_SIGNATURE_SECRET')
+  }
+
+  int rc = 0
+  String message = null
+  try {
+    withEnv(envVars) {
+      withCredentials(bindings) {
+        rc = sh(label: 'ci-report: callback', script: command, returnStatus: true)
+      }
+    }
+    message = Reports.callbackMessage(rc)
+  } catch (InterruptedException e) {
+    throw e
+  } catch (Exception e) {
+    // withCredentials fails when a credential id does not exist: a configuration error, reported
+    // like exit 78 so that a missing credential does not fail the build unless asked.
+    rc = 78
+    message = "ci-report callback: could not bind the callback credentials (${e.message}); check " +
+      'apiKeyCredentialsId, jwtCredentialsId and signatureCredentialsId'
+  }
+
+  String written = c.dryRun ? c.dryRunOutput.toString() : c.resultFile.toString()
+  if (c.archive && written != '-') {
+    archiveArtifacts(artifacts: written, allowEmptyArchive: true)
+  }
+  if (message) {
+    if (c.failOnError) {
+      error(message)
+    }
+    if (c.unstableOnError) {
+      unstable(message)
+    } else {
+      echo("[WARNING] ${message}")
+    }
+  }
+  return rc
+}
+
+/** Builds and pushes an image (mode 'kubernetes': split over the python and kaniko containers; 'direct'). */
+def imagePush(Map options = [:]) {
+  failOnProblems(StepOptions.validateImagePush(options))
+  Map c = StepOptions.merge(StepOptions.imagePushDefaults(), options)
+  if (c.mode == 'direct') {
+    return imagePushDirect(c)
+  }
+  return imagePushSplit(c)
+}
+
+/** Internal: direct mode, ci-report and the executor in the current container. */
+def imagePushDirect(Map c) {
+  int rc = sh(label: 'ci-report: image push', script: Commands.image('image-push', c), returnStatus: true)
+  archiveReport(c, c.report.toString())
+  if (rc != 0) {
+    failWithDiagnosis(rc, c.report.toString())
+  }
+  return rc
+}
+
+/** Internal: split mode, image-plan (python) -> generated script (kaniko) -> image-diagnose (python). */
+def imagePushSplit(Map c) {
+  String planText = null
+  container(c.pythonContainer.toString()) {
+    planText = sh(label: 'ci-report: image plan', script: Commands.image('image-plan', c), returnStdout: true)
+  }
+  Map plan = Reports.parsePlan(planText)
+  if (plan.error) {
+    error(plan.error.toString())
+  }
+  String report = (plan.report ?: c.report).toString()
+  long limit = (plan.timeoutSeconds as long) + (c.timeoutMarginSeconds as long)
+  echo("ci-report: running ${plan.script} in container '${c.kanikoContainer}' " +
+    "(planned timeout ${plan.timeoutSeconds} s, Jenkins timeout ${limit} s)")
+  InterruptedException interruption = null
+  int kanikoRc = -1
+  try {
+    timeout(time: limit, unit: 'SECONDS') {
+      container(c.kanikoContainer.toString()) {
+        kanikoRc = sh(label: 'ci-report: kaniko', script: Commands.kanikoRun(plan.script.toString()), returnStatus: true)
+      }
+    }
+  } catch (InterruptedException e) {
+    // Jenkins timeout or abort: still diagnose what the log shows, then rethrow.
+    interruption = e
+  }
+  int rc = 0
+  container(c.pythonContainer.toString()) {
+    rc = sh(label: 'ci-report: image diagnose', script: Commands.imageDiagnose(c, report), returnStatus: true)
+  }
+  archiveReport(c, report)
+  if (interruption != null) {
+    echo("ci-report: the Kaniko step was interrupted (script exit ${kanikoRc}); see the diagnosis above")
+    throw interruption
+  }
+  if (rc != 0) {
+    failWithDiagnosis(rc, report)
+  }
+  return rc
+}
+
+/** Installs ci-report (pinned version) into a venv unless it is already there; returns the executable. */
+def install(Map options = [:]) {
+  failOnProblems(StepOptions.validateInstall(options))
+  Map c = StepOptions.merge(StepOptions.installDefaults(), options)
+  String version = c.version.toString()
+  String venv = c.venvDir ? c.venvDir.toString() : null
+  if (!venv) {
+    String base = env.WORKSPACE_TMP ?: (env.WORKSPACE ? "${env.WORKSPACE}@tmp" : null)
+    if (!base) {
+      error('ciReport.install: WORKSPACE is not set; call it inside a node/agent block or pass venvDir')
+    }
+    venv = "${base}/tools/ci-report-${version}".toString()
+  }
+  List<String> envVars = ["CI_REPORT_VENV=${venv}".toString(), "CI_REPORT_VERSION=${version}".toString(),
+                          "CI_REPORT_PYTHON=${c.python}".toString()]
+  if (c.indexUrl) {
+    envVars << "PIP_INDEX_URL=${c.indexUrl}".toString()
+  }
+  withEnv(envVars) {
+    String current = sh(label: 'ci-report: installed version', returnStdout: true,
+                        script: Commands.INSTALLED_VERSION_SCRIPT)
+    if (StepOptions.versionMatches(current, version)) {
+      echo("ci-report ${version} is already installed in ${venv}")
+    } else {
+      sh(label: "ci-report: install ${version}", script: Commands.INSTALL_SCRIPT)
+    }
+  }
+  return "${venv}/bin/ci-report".toString()
+}
+
+/** Internal: archives the image-push report when asked. */
+def archiveReport(Map c, String report) {
+  if (c.archive) {
+    archiveArtifacts(artifacts: report, allowEmptyArchive: true)
+  }
+}
+
+/** Internal: fails the build with the report's diagnosis summary (after printing code and fixes). */
+def failWithDiagnosis(int rc, String report) {
+  String text = fileExists(report) ? readFile(report) : null
+  Map d = Reports.diagnosis(text)
+  if (!d.summary) {
+    error("ci-report image push failed with exit code ${rc} and wrote no diagnosis to ${report}")
+  }
+  echo("ci-report image push failed (exit ${rc}, ${d.outcome ?: 'failed'}, ${d.code ?: 'unknown'}): ${d.summary}")
+  for (String fix : d.fixes) {
+    echo("  fix: ${fix}")
+  }
+  error(d.summary.toString())
+}
+
+/** Internal: error() with every problem found in the options. */
+def failOnProblems(List<String> problems) {
+  if (problems) {
+    error(problems.join('\n'))
+  }
+}
