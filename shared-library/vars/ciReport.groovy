@@ -161,7 +161,7 @@ def install(Map options = [:]) {
     if (StepOptions.versionMatches(current, version)) {
       echo("ci-report ${version} is already installed in ${venv}")
     } else {
-      sh(label: "ci-report: install ${version}", script: Commands.INSTALL_SCRIPT)
+      sh(label: "ci-report: install ${version}".toString(), script: Commands.INSTALL_SCRIPT)
     }
   }
   return "${venv}/bin/ci-report".toString()

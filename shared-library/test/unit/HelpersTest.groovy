@@ -1,0 +1,164 @@
+package unit
+
+import static org.junit.Assert.assertEquals
+import static org.junit.Assert.assertFalse
+import static org.junit.Assert.assertNotEquals
+import static org.junit.Assert.assertNull
+import static org.junit.Assert.assertTrue
+
+import io.cireport.Commands
+import io.cireport.Reports
+import io.cireport.Shell
+import io.cireport.StepOptions
+import org.junit.Test
+
+/** The src/ helpers on their own, plus checks that run the generated shell for real. */
+class HelpersTest {
+
+  /** Runs a script with `sh -xe` (as Jenkins does) and returns [rc, stdout, stderr]. */
+  static List run(String script, Map<String, String> env = [:]) {
+    ProcessBuilder pb = new ProcessBuilder(['sh', '-xe', '-c', script])
+    pb.environment().putAll(env)
+    Process p = pb.start()
+    ByteArrayOutputStream out = new ByteArrayOutputStream()
+    ByteArrayOutputStream err = new ByteArrayOutputStream()
+    p.waitForProcessOutput(out, err)
+    return [p.exitValue(), out.toString('UTF-8'), err.toString('UTF-8')]
+  }
+
+  @Test
+  void quotedWordsSurviveARealShellUnchanged() {
+    ['simple', 'with space', "it's", '$HOME', 'a*b', '', '`id`', 'new\nline', '--flag=x;y', "'", '\\', '!x'].each { v ->
+      List r = run("printf '%s' ${Shell.quote(v)}")
+      assertEquals("round trip of ${v}".toString(), v, r[1])
+    }
+    assertEquals('registry.example/a:b', Shell.quote('registry.example/a:b'))
+    assertEquals("'a b'", Shell.quote('a b'))
+    assertEquals("''", Shell.quote(null))
+  }
+
+  @Test
+  void installScriptCreatesAVenvWithAFakePython() {
+    File dir = File.createTempDir()
+    try {
+      File python = new File(dir, 'fake-python')
+      // A stand-in for "python -m venv --clear DIR": it writes a venv whose pip installs a ci-report stub.
+      python.text = '''#!/bin/sh
+venv="$4"
+mkdir -p "$venv/bin"
+touch "$venv/pyvenv.cfg"
+cat > "$venv/bin/python" <<'PY'
+#!/bin/sh
+spec=""; for a in "$@"; do spec="$a"; done
+bin="$(dirname "$0")"
+printf '#!/bin/sh\\necho "ci-report %s"\\n' "${spec#ci-report==}" > "$bin/ci-report"
+chmod +x "$bin/ci-report"
+echo "pip index=${PIP_INDEX_URL:-default}" >&2
+PY
+chmod +x "$venv/bin/python"
+'''
+      python.setExecutable(true)
+      String venv = new File(dir, 'tools dir/ci-report-0.1.0').path
+      Map env = [CI_REPORT_VENV: venv, CI_REPORT_VERSION: '0.1.0', CI_REPORT_PYTHON: python.path, PIP_INDEX_URL: 'https://idx.example/simple']
+      List before = run(Commands.INSTALLED_VERSION_SCRIPT, env)
+      assertEquals(0, before[0])
+      assertFalse(StepOptions.versionMatches(before[1], '0.1.0'))
+      List r = run(Commands.INSTALL_SCRIPT, env)
+      assertEquals("install failed: ${r[2]}".toString(), 0, r[0])
+      assertEquals('ci-report 0.1.0\n', r[1])
+      assertTrue(r[2].contains('pip index=https://idx.example/simple'))
+      List after = run(Commands.INSTALLED_VERSION_SCRIPT, env)
+      assertTrue(StepOptions.versionMatches(after[1], '0.1.0'))
+    } finally {
+      dir.deleteDir()
+    }
+  }
+
+  @Test
+  void installScriptRefusesToReplaceADirectoryThatIsNotAVenv() {
+    File dir = File.createTempDir()
+    try {
+      new File(dir, 'precious.txt').text = 'keep me'
+      List r = run(Commands.INSTALL_SCRIPT, [CI_REPORT_VENV: dir.path, CI_REPORT_VERSION: '0.1.0', CI_REPORT_PYTHON: 'false'])
+      assertNotEquals(0, r[0])
+      assertTrue(r[2].contains('is not a Python venv; refusing to replace it'))
+      assertTrue(new File(dir, 'precious.txt').exists())
+    } finally {
+      dir.deleteDir()
+    }
+  }
+
+  @Test
+  void callbackExitCodeMessages() {
+    assertNull(Reports.callbackMessage(0))
+    [75, 65, 78, 70].each { rc -> assertTrue(Reports.callbackMessage(rc).contains("exit ${rc}".toString())) }
+    assertEquals('ci-report callback: ci-report exited with code 3', Reports.callbackMessage(3))
+  }
+
+  @Test
+  void planParsingKeepsOnlyPlainValues() {
+    Map plan = Reports.parsePlan('{"schema":"ci-report/image-plan/v1","script":"s.sh","timeoutSeconds":300,"report":"r.json","x":{"y":1}}')
+    assertEquals([schema: 'ci-report/image-plan/v1', script: 's.sh', logFile: null, rcFile: null, timesFile: null,
+                  report: 'r.json', timeoutSeconds: 300L], plan)
+    assertTrue(Reports.parsePlan('').error.contains('did not print a JSON plan'))
+    assertTrue(Reports.parsePlan('[1]').error.contains('not print a JSON object'))
+    assertTrue(Reports.parsePlan('{"schema":"ci-report/image-plan/v1","script":"s","timeoutSeconds":"9"}').error.contains('timeoutSeconds'))
+    assertTrue(Reports.parsePlan('{"schema":"ci-report/image-plan/v1","timeoutSeconds":9}').error.contains('without a script'))
+  }
+
+  @Test
+  void diagnosisReading() {
+    assertEquals([outcome: 'pushed', code: null, summary: null, fixes: []],
+                 Reports.diagnosis('{"outcome":"pushed","diagnosis":null}'))
+    assertEquals([outcome: null, code: null, summary: null, fixes: []], Reports.diagnosis('{oops'))
+    assertEquals([outcome: null, code: null, summary: null, fixes: []], Reports.diagnosis(null))
+    assertEquals('registry-auth', Reports.diagnosis('{"outcome":"failed","diagnosis":{"code":"registry-auth","summary":"s"}}').code)
+  }
+
+  @Test
+  void returnedValuesAndHelpersAreSerializable() {
+    List objects = [new Shell(), new Commands(), new Reports(), new StepOptions(),
+                    Reports.parsePlan('{"schema":"ci-report/image-plan/v1","script":"s","timeoutSeconds":1}'),
+                    Reports.diagnosis('{"outcome":"failed","diagnosis":{"code":"c","summary":"s","fixes":["f"]}}'),
+                    StepOptions.merge(StepOptions.callbackDefaults(), [junit: ['a']])]
+    objects.each { o -> new ObjectOutputStream(new ByteArrayOutputStream()).writeObject(o) }
+  }
+
+  @Test
+  void mergeDoesNotModifyTheCallersMap() {
+    Map given = [junit: 'a']
+    Map merged = StepOptions.merge(StepOptions.callbackDefaults(), given)
+    merged.status = 'SUCCESS'
+    assertEquals([junit: 'a'], given)
+  }
+
+  @Test
+  void everyOptionIsDocumentedInTheHelpText() {
+    String help = new File('vars/ciReport.txt').text
+    Map sections = [callback: StepOptions.callbackDefaults(), imagePush: StepOptions.imagePushDefaults(),
+                    install: StepOptions.installDefaults()]
+    sections.each { step, defaults ->
+      List<Integer> heads = []
+      def m = help =~ /(?m)^ciReport\.(\w+)\(options\)/
+      while (m.find()) {
+        heads << m.start()
+      }
+      int start = help.indexOf("\nciReport.${step}(options)".toString()) + 1
+      assertTrue("no section for ${step}".toString(), start > 0)
+      int end = heads.findAll { i -> i > start }.min() ?: help.length()
+      String section = help.substring(start, end)
+      defaults.keySet().each { k ->
+        assertTrue("ciReport.txt does not document ${step} option ${k}".toString(), (section =~ /(?m)^\s+${k}\b/).find())
+      }
+    }
+  }
+
+  @Test
+  void varsNeverInterpolateIntoShOrNameSecretVariablesInScripts() {
+    String vars = new File('vars/ciReport.groovy').text
+    assertFalse('sh with a double-quoted script', (vars =~ /sh\s*\(?\s*"/).find())
+    assertFalse('script: with a GString', (vars =~ /script:\s*"/).find())
+    assertFalse((vars =~ /\$\{?env\.JENKINS_/).find())
+  }
+
+}
