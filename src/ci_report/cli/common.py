@@ -12,7 +12,7 @@ import signal
 import sys
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar, Union
 
 import click
 
@@ -109,7 +109,7 @@ def run(
     ctx: click.Context,
     action: Callable[[Console], int],
     *,
-    internal_error_code: int = EXIT_SOFTWARE,
+    internal_error_code: Union[int, Callable[[], int]] = EXIT_SOFTWARE,
     error_code: Optional[Callable[[CiReportError], int]] = None,
     signals: bool = True,
 ) -> None:
@@ -143,6 +143,6 @@ def run(
         )
         if opts.debug:
             console.debug(console.redact(traceback.format_exc()))
-        code = internal_error_code
+        code = internal_error_code() if callable(internal_error_code) else internal_error_code
     sys.stdout.flush()
     ctx.exit(code)

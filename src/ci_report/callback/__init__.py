@@ -1,0 +1,1 @@
+"""The callback path: payload, authentication, delivery with retries, and the outbox."""

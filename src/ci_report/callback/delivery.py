@@ -1,0 +1,283 @@
+"""Deliver one callback body: our own retry loop, because every attempt must be signed again.
+
+Retried: connection errors, read timeouts, 408, 409, 425, 429, 500, 502, 503, 504 (honouring
+``Retry-After`` within the deadline). Never retried: other 4xx, TLS errors, any 3xx (redirects are
+not followed: they would leak ``X-Api-Key`` and turn the POST into a GET). Backoff starts at 1 s,
+doubles to 60 s, with jitter in [d/2, d]. This module never writes the outbox: the caller decides.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ..console import Console, get_console
+from ..errors import ConfigError
+from .auth import sign_request
+
+if TYPE_CHECKING:
+    import requests
+
+    from ..config import Settings
+
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+BACKOFF_START_S = 1.0
+BACKOFF_CAP_S = 60.0
+CLOCK_SKEW_LIMIT_S = 300
+
+
+@dataclass
+class DeliveryResult:
+    """``delivered`` (2xx), ``rejected`` (the receiver refused: 3xx/4xx) or ``queued``
+    (not delivered for a reason that may pass: network, 5xx, deadline)."""
+
+    outcome: str
+    attempts: int = 0
+    status_code: Optional[int] = None
+    error: Optional[str] = None
+    response_excerpt: Optional[str] = None
+    elapsed_s: float = 0.0
+    hints: list[str] = field(default_factory=list)
+
+    @property
+    def delivered(self) -> bool:
+        return self.outcome == "delivered"
+
+
+def backoff_delay(attempt: int, rng: Callable[[float, float], float] = random.uniform) -> float:
+    """Sleep before attempt ``attempt + 1``: d = min(60, 2^(attempt-1)) s, jittered to [d/2, d]."""
+    d = min(BACKOFF_CAP_S, BACKOFF_START_S * 2 ** (attempt - 1))
+    return rng(d / 2, d)
+
+
+def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, parsed.timestamp() - now)
+
+
+def make_session(settings: Settings) -> requests.Session:
+    """A session that never retries or redirects behind our back; proxies and
+    ``REQUESTS_CA_BUNDLE`` come from the environment."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=Retry(total=0, redirect=0, raise_on_redirect=False))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.max_redirects = 0
+    return session
+
+
+def _excerpt(response: requests.Response, limit: int = 300) -> str:
+    try:
+        text = response.text
+    except Exception:  # undecodable body: never a reason to fail
+        return ""
+    text = " ".join(text.split())
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def _skew_hint(response: requests.Response) -> Optional[str]:
+    date = response.headers.get("Date")
+    if not date:
+        return None
+    try:
+        server = email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    skew = time.time() - server
+    if abs(skew) > CLOCK_SKEW_LIMIT_S - 60:
+        side = "ahead of" if skew > 0 else "behind"
+        return (
+            f"this agent's clock is {abs(skew):.0f} s {side} the receiver's; signatures and "
+            "JWTs are only accepted within 300 s: enable NTP on the agent"
+        )
+    return None
+
+
+_STATUS_FIXES = {
+    401: "the receiver did not accept the credentials: check that the secrets bound in "
+    "Jenkins match the platform's (run 'ci-report diagnose' to test each mode)",
+    403: "the credentials are valid but not allowed here: check the platform's permissions "
+    "for this key",
+    404: "nothing answers at this path: the callback path is /api/jenkins/callback (set "
+    "API_CALLBACK_URL to the platform base URL, or CI_REPORT_URL to the full URL)",
+    405: "the URL does not accept POST: check CI_REPORT_URL / API_CALLBACK_URL",
+    413: "the payload is too large for the receiver: lower --max-results",
+    422: "the receiver refused this payload (a different body under the same delivery id "
+    "means the results changed for the same build)",
+}
+
+
+def deliver(
+    body: bytes,
+    delivery_id: str,
+    url: str,
+    settings: Settings,
+    *,
+    console: Optional[Console] = None,
+    session: Optional[requests.Session] = None,
+    subject: Optional[str] = None,
+    max_attempts: Optional[int] = None,
+    deadline_s: Optional[float] = None,
+    sleep: Callable[[float], Any] = time.sleep,
+    quiet: bool = False,
+) -> DeliveryResult:
+    """POST ``body`` to ``url`` until it is delivered, refused, or attempts/deadline run out."""
+    import requests
+
+    console = console or get_console()
+    own_session = session is None
+    session = session or make_session(settings)
+    max_attempts = max(1, settings.max_attempts if max_attempts is None else max_attempts)
+    deadline_s = settings.deadline if deadline_s is None else deadline_s
+    verify: Any = settings.ca_bundle if settings.ca_bundle else True
+    timeout = (settings.connect_timeout, settings.read_timeout)
+    start = time.monotonic()
+    result = DeliveryResult(outcome="queued")
+    try:
+        for attempt in range(1, max_attempts + 1):
+            result.attempts = attempt
+            headers = sign_request(settings, body, delivery_id, url=url, subject=subject)
+            retry_after: Optional[float] = None
+            try:
+                response = session.post(
+                    url,
+                    data=body,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    verify=verify,
+                )
+            except requests.exceptions.SSLError as exc:
+                result.outcome, result.status_code = "queued", None
+                result.error = f"TLS error: {_short(exc)}"
+                result.hints.append(
+                    "the receiver's certificate is not trusted: pass --ca-bundle (or set "
+                    "REQUESTS_CA_BUNDLE) with the CA that signed it; TLS errors are not retried"
+                )
+                break
+            except (
+                requests.exceptions.InvalidURL,
+                requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema,
+            ) as exc:
+                raise ConfigError(
+                    "the callback URL is not usable",
+                    cause=_short(exc),
+                    fix="set CI_REPORT_URL to a full http(s):// URL",
+                ) from None
+            except requests.exceptions.InvalidHeader:
+                raise ConfigError(
+                    "a credential cannot be sent as an HTTP header",
+                    cause="it contains a newline or another character not allowed in headers",
+                    fix="re-create the Jenkins credential without trailing newlines",
+                ) from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                result.status_code = None
+                result.error = _describe_transport_error(exc)
+            except requests.exceptions.ChunkedEncodingError as exc:
+                result.status_code = None
+                result.error = f"the connection broke while reading the answer: {_short(exc)}"
+            else:
+                result.status_code = response.status_code
+                result.response_excerpt = _excerpt(response)
+                status = response.status_code
+                if 200 <= status < 300:
+                    result.outcome, result.error = "delivered", None
+                    break
+                if 300 <= status < 400:
+                    result.outcome = "rejected"
+                    location = response.headers.get("Location", "")
+                    result.error = f"HTTP {status} redirect to {location or '(no Location)'}"
+                    result.hints.append(
+                        "redirects are not followed (they would turn the POST into a GET and "
+                        "send the API key elsewhere): set the final URL, e.g. https:// "
+                        "instead of http://"
+                    )
+                    break
+                if status not in RETRY_STATUSES:
+                    result.outcome = "rejected" if status < 500 else "queued"
+                    result.error = f"HTTP {status}"
+                    if status in _STATUS_FIXES:
+                        result.hints.append(_STATUS_FIXES[status])
+                    if status == 401:
+                        skew = _skew_hint(response)
+                        if skew:
+                            result.hints.insert(0, skew)
+                    break
+                result.error = f"HTTP {status}"
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            # a retryable failure: wait, unless attempts or the deadline are spent
+            elapsed = time.monotonic() - start
+            if attempt >= max_attempts:
+                result.hints.append(f"gave up after {attempt} attempts (--max-attempts)")
+                break
+            delay = backoff_delay(attempt)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            if elapsed + delay > deadline_s:
+                result.hints.append(
+                    f"stopped after {attempt} attempts: the next one would pass the "
+                    f"{deadline_s:.0f} s deadline (--deadline)"
+                )
+                break
+            if not quiet:
+                console.info(
+                    f"attempt {attempt}/{max_attempts} failed ({result.error}); "
+                    f"retrying in {delay:.1f} s"
+                )
+            sleep(delay)
+    finally:
+        result.elapsed_s = time.monotonic() - start
+        if own_session:
+            session.close()
+    return result
+
+
+def _short(exc: BaseException, limit: int = 240) -> str:
+    text = str(exc)
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def _describe_transport_error(exc: BaseException) -> str:
+    import requests
+
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect timeout (no answer from the host: firewall or wrong address?)"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "read timeout (the receiver accepted the connection but did not answer)"
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return f"proxy error: {_short(exc)}"
+    lowered = text.lower()
+    if "refused" in lowered:
+        return "connection refused (nothing listens at that host and port)"
+    if (
+        "name or service not known" in lowered
+        or "nodename nor servname" in lowered
+        or ("failed to resolve" in lowered)
+    ):
+        return "DNS lookup failed (unknown host name)"
+    if "reset" in lowered:
+        return "connection reset by the receiver"
+    if "remotedisconnected" in lowered or "aborted" in lowered:
+        return "the receiver closed the connection without answering"
+    return f"connection error: {_short(exc)}"

@@ -1,0 +1,146 @@
+"""The callback payload (schema ``ci-report/callback/v1``), its canonical bytes and delivery id.
+
+The first seven fields are exactly those of the hand-written curl callbacks platforms already
+accept; the rest are additions they can ignore. The body holds nothing that changes between
+attempts or re-runs, so its hash (and so the delivery id) is stable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
+
+from ..jenkins_env import BuildContext
+
+if TYPE_CHECKING:
+    from ..junit import CaseResult, TestRun
+
+SCHEMA = "ci-report/callback/v1"
+BUILD_RESULTS = ("SUCCESS", "UNSTABLE", "FAILURE", "ABORTED", "NOT_BUILT")
+_EXTENDED = {
+    "SUCCESS": "success",
+    "UNSTABLE": "unstable",
+    "FAILURE": "failed",
+    "ABORTED": "aborted",
+    "NOT_BUILT": "not_built",
+}
+
+
+def canonical_body(payload: Mapping[str, Any]) -> bytes:
+    """Serialize once: sorted keys, compact separators, UTF-8, no NaN. These bytes are signed
+    and sent as they are."""
+    return json.dumps(
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def make_delivery_id(context: BuildContext, body: bytes, kind: str = "callback") -> str:
+    """``msg_`` + 32 hex: the same for every attempt and every re-run with identical results."""
+    canonical = "\n".join(
+        [
+            context.jenkins_url or "",
+            context.job_name or "",
+            "" if context.build_number is None else str(context.build_number),
+            kind,
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    return "msg_" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def run_id_value(raw: Optional[str]) -> Union[int, str, None]:
+    """All digits -> a JSON number (as platforms send it); other text stays a string."""
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    if not text:
+        return None
+    return int(text) if text.isdigit() else text
+
+
+def normalize_build_result(value: Optional[str]) -> Optional[str]:
+    if value is None or not str(value).strip():
+        return None
+    result = str(value).strip().upper().replace("-", "_").replace(" ", "_")
+    if result not in BUILD_RESULTS:
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"unknown build result {value!r}",
+            fix="use one of " + ", ".join(BUILD_RESULTS) + " (Jenkins: currentBuild.currentResult)",
+        )
+    return result
+
+
+def decide_status(
+    build_result: Optional[str], *, failed_cases: int, total_cases: int, style: str = "default"
+) -> str:
+    """The build result wins when given; otherwise the test results decide. With neither
+    (no report and no build result) the status is ``failed``: silence is never success."""
+    if build_result:
+        if style == "extended":
+            return _EXTENDED[build_result]
+        return "success" if build_result == "SUCCESS" else "failed"
+    if failed_cases > 0 or total_cases == 0:
+        return "failed"
+    return "success"
+
+
+def case_entry(case: CaseResult) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "caseId": case.case_id,
+        "caseName": case.name,
+        "className": case.classname,
+        "status": case.status,
+        "duration": case.duration_ms,
+        "errorMessage": case.message,
+    }
+    if case.flaky:
+        entry["flaky"] = True
+    return entry
+
+
+def build_payload(
+    run: TestRun,
+    context: BuildContext,
+    *,
+    run_id: Optional[str],
+    build_result: Optional[str],
+    duration_ms: Optional[int] = None,
+    status_style: str = "default",
+) -> dict[str, Any]:
+    """The payload of DESIGN section 4 from parsed reports and the build context."""
+    failed_cases = run.failed + run.errored
+    total = run.total
+    if duration_ms is None:
+        duration_ms = run.suites_time_ms if run.suites_time_ms is not None else run.cases_time_ms
+    return {
+        "runId": run_id_value(run_id),
+        "status": decide_status(
+            build_result, failed_cases=failed_cases, total_cases=total, style=status_style
+        ),
+        "passedCases": run.passed,
+        "failedCases": failed_cases,
+        "skippedCases": run.skipped,
+        "durationMs": int(duration_ms or 0),
+        "results": [case_entry(c) for c in run.results],
+        "schema": SCHEMA,
+        "errorCases": run.errored,
+        "totalCases": total,
+        "build": {
+            "jobName": context.job_name,
+            "buildNumber": context.build_number,
+            "buildUrl": context.build_url,
+            "result": build_result,
+            "node": context.node,
+            "gitCommit": context.git_commit,
+            "gitBranch": context.git_branch,
+            "changeId": context.change_id,
+        },
+        "reports": {
+            "files": len(run.files),
+            "parseErrors": [{"file": e.file, "error": e.error} for e in run.parse_errors],
+        },
+        "resultsTruncated": bool(run.results_truncated),
+    }

@@ -1,0 +1,442 @@
+"""The ``callback`` and ``flush`` jobs: parse, build, sign, deliver, keep what was not delivered.
+
+Plain functions for the CLI, the Jenkins library, ``sync`` and other programs. They report through
+the console and return outcomes; exit codes are derived from the outcome by the caller.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from ..console import Console, get_console
+from ..errors import (
+    EXIT_CONFIG,
+    EXIT_DATAERR,
+    EXIT_OK,
+    EXIT_TEMPFAIL,
+    ConfigError,
+    Interrupted,
+)
+from ..jenkins_env import BuildContext
+from .auth import check_auth_settings
+from .delivery import DeliveryResult, deliver, make_session
+from .outbox import Outbox, OutboxEntry
+from .payload import build_payload, canonical_body, make_delivery_id, normalize_build_result
+from .result_file import ResultSpill, write_result_file
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..junit import TestRun
+
+OUTCOME_EXIT = {
+    "delivered": EXIT_OK,
+    "dry-run": EXIT_OK,
+    "queued": EXIT_TEMPFAIL,
+    "rejected": EXIT_DATAERR,
+    "config-error": EXIT_CONFIG,
+}
+
+
+@dataclass
+class CallbackOutcome:
+    outcome: str  # delivered | queued | rejected | dry-run | config-error
+    delivery_id: str
+    payload_bytes: bytes
+    url: Optional[str] = None
+    delivery: Optional[DeliveryResult] = None
+    result_file: Optional[Path] = None
+    outbox_file: Optional[Path] = None
+
+    @property
+    def exit_code(self) -> int:
+        """The ``--strict`` exit code (without ``--strict`` the command exits 0)."""
+        return OUTCOME_EXIT[self.outcome]
+
+
+@dataclass
+class FlushSummary:
+    delivered: int = 0
+    rejected: int = 0
+    remaining: int = 0
+    dead: int = 0
+    skipped_rejected: int = 0
+    stopped_reason: Optional[str] = None
+    errors: list[str] = field(default_factory=list)
+
+
+def _counts(run: TestRun) -> str:
+    parts = [f"{run.passed} passed", f"{run.failed + run.errored} failed"]
+    if run.errored:
+        parts[-1] += f" ({run.errored} errors)"
+    parts.append(f"{run.skipped} skipped")
+    return ", ".join(parts)
+
+
+def collect(settings: Settings, console: Console, spill: Optional[ResultSpill]) -> TestRun:
+    """Find and parse the reports, telling the console what was found and what was not."""
+    from ..junit import discover_reports, load_case_map, parse_reports
+
+    discovery = discover_reports(settings.junit or None, settings.workspace_path, settings.since)
+    for pattern in discovery.unmatched_patterns:
+        console.warn(f"no report matches {pattern!r}")
+    if discovery.skipped_old:
+        console.info(
+            f"skipped {len(discovery.skipped_old)} report(s) older than this build "
+            f"(--since), e.g. {discovery.skipped_old[0]}"
+        )
+    case_map = load_case_map(Path(settings.case_map)) if settings.case_map else None
+    from .payload import case_entry
+
+    on_case = (lambda case: spill.add(case_entry(case))) if spill is not None else None
+    run = parse_reports(
+        discovery.files,
+        max_results=settings.max_results,
+        max_message=settings.max_message,
+        case_map=case_map,
+        on_case=on_case,
+    )
+    for error in run.parse_errors:
+        console.warn(f"cannot read report {error.file}: {error.error}")
+    if not run.files:
+        where = ", ".join(settings.junit) if settings.junit else "the default locations"
+        fix = (
+            "pass --build-result (Jenkins: currentBuild.currentResult) so the status is right"
+            if not settings.build_result
+            else "pass --junit GLOB if your reports are elsewhere"
+        )
+        console.warn(f"no JUnit report found in {where} under {settings.workspace_path}; {fix}")
+    return run
+
+
+def run_callback(
+    settings: Settings,
+    context: Optional[BuildContext] = None,
+    *,
+    dry_run: bool = False,
+    output: Optional[str] = None,
+    console: Optional[Console] = None,
+) -> CallbackOutcome:
+    """Parse the reports, build the payload and deliver it (or queue it in the outbox)."""
+    console = console or get_console()
+    context = context or BuildContext.from_env()
+    build_result = normalize_build_result(settings.build_result)
+    if settings.run_id is None:
+        console.warn("no run id: set RUN_ID or pass --run-id (runId will be null)")
+    spill = None if dry_run else ResultSpill(settings.max_results)
+    try:
+        run = collect(settings, console, spill)
+        payload = build_payload(
+            run,
+            context,
+            run_id=settings.run_id,
+            build_result=build_result,
+            duration_ms=settings.duration_ms,
+            status_style=settings.status_style,
+        )
+        body = canonical_body(payload)
+        delivery_id = settings.delivery_id or make_delivery_id(context, body)
+        summary = (
+            f"run {payload['runId']} {payload['status']}: {_counts(run)} "
+            f"from {len(run.files)} report file(s)"
+        )
+        if dry_run:
+            _write_output(output, body)
+            console.outcome(
+                f"dry run: {summary}; nothing sent",
+                outcome="dry-run",
+                deliveryId=delivery_id,
+            )
+            return CallbackOutcome("dry-run", delivery_id, body)
+        return _deliver_and_record(settings, context, console, body, delivery_id, summary, spill)
+    finally:
+        if spill is not None:
+            spill.close()
+
+
+def _write_output(output: Optional[str], body: bytes) -> None:
+    if not output:
+        return
+    if output == "-":
+        import sys
+
+        sys.stdout.buffer.write(body + b"\n")
+        sys.stdout.flush()
+    else:
+        from .outbox import atomic_write
+
+        atomic_write(Path(output), body + b"\n", mode=0o644)
+
+
+def _deliver_and_record(
+    settings: Settings,
+    context: BuildContext,
+    console: Console,
+    body: bytes,
+    delivery_id: str,
+    summary: str,
+    spill: Optional[ResultSpill],
+) -> CallbackOutcome:
+    url = settings.callback_url
+    outbox = Outbox(settings.outbox_path)
+    entry = OutboxEntry(
+        delivery_id=delivery_id,
+        body=body,
+        url=url,
+        created_at=time.time(),
+        subject=context.identity,
+    )
+    result_path = settings.result_file_path
+
+    def record(outcome: str, delivery: Optional[DeliveryResult], error: Optional[str]) -> None:
+        write_result_file(
+            result_path,
+            payload_bytes=body,
+            delivery_id=delivery_id,
+            url=url,
+            outcome=outcome,
+            attempts=delivery.attempts if delivery else 0,
+            status_code=delivery.status_code if delivery else None,
+            error=error,
+            spill=spill,
+        )
+
+    # configuration first: a broken one keeps the payload, so nothing is lost
+    try:
+        if not url:
+            raise ConfigError(
+                "no callback URL configured",
+                fix="set API_CALLBACK_URL (the platform base URL) or CI_REPORT_URL (full URL), "
+                "or pass --url",
+            )
+        for warning in check_auth_settings(settings):
+            console.warn(warning)
+    except ConfigError as err:
+        entry.last_error = err.message
+        outbox_file = outbox.save(entry)
+        record("queued", None, err.message)
+        err.evidence.append(f"payload kept in the outbox: {outbox_file}")
+        raise
+
+    if url.startswith("http://") and settings.api_key and not _is_loopback(url):
+        console.warn(
+            "the API key goes over plain http://: anyone on the path can read it; "
+            "use an https:// URL"
+        )
+
+    _auto_flush(settings, console, outbox)
+
+    delivery: Optional[DeliveryResult] = None
+    try:
+        delivery = deliver(body, delivery_id, url, settings, console=console, subject=entry.subject)
+    except Interrupted:
+        entry.last_error = "interrupted during delivery"
+        saved = outbox.save(entry)
+        record("queued", delivery, entry.last_error)
+        console.warn(f"interrupted: the callback is kept in the outbox ({saved})")
+        raise
+    except Exception:
+        entry.last_error = "internal error during delivery"
+        saved = outbox.save(entry)
+        record("queued", delivery, entry.last_error)
+        console.warn(f"the callback is kept in the outbox ({saved})")
+        raise
+
+    outbox_file: Optional[Path] = None
+    if not delivery.delivered:
+        entry.attempts = delivery.attempts
+        entry.last_error = delivery.error
+        entry.last_status = delivery.status_code
+        entry.rejected = delivery.outcome == "rejected"
+        outbox_file = outbox.save(entry)
+    record(delivery.outcome, delivery, delivery.error)
+    _report(console, delivery, summary, url, delivery_id, outbox_file, result_path)
+    return CallbackOutcome(
+        delivery.outcome, delivery_id, body, url, delivery, result_path, outbox_file
+    )
+
+
+def _report(
+    console: Console,
+    delivery: DeliveryResult,
+    summary: str,
+    url: str,
+    delivery_id: str,
+    outbox_file: Optional[Path],
+    result_path: Path,
+) -> None:
+    attempts = f"{delivery.attempts} attempt{'s' if delivery.attempts != 1 else ''}"
+    status = f"HTTP {delivery.status_code}, " if delivery.status_code else ""
+    fields = {
+        "outcome": delivery.outcome,
+        "deliveryId": delivery_id,
+        "attempts": delivery.attempts,
+        "statusCode": delivery.status_code,
+    }
+    if delivery.delivered:
+        console.outcome(
+            f"callback delivered: {summary} ({status}{attempts}, {delivery.elapsed_s:.1f} s)",
+            **fields,
+        )
+        console.detail("to", f"{url} as {delivery_id}")
+        return
+    headline = (
+        "callback REJECTED by the receiver"
+        if delivery.outcome == "rejected"
+        else "callback NOT delivered, kept in the outbox"
+    )
+    evidence = [f"{url} answered: {delivery.error} after {attempts}, {delivery.elapsed_s:.1f} s"]
+    if delivery.response_excerpt:
+        evidence.append(f"response body: {delivery.response_excerpt}")
+    fixes = list(delivery.hints)
+    if delivery.outcome == "queued":
+        fixes.append("it is resent by the next 'ci-report callback' or by 'ci-report flush'")
+    else:
+        fixes.append("after fixing the configuration, 'ci-report flush' sends it again")
+    console.block(
+        f"{headline}: {summary}",
+        level="error",
+        cause=delivery.error,
+        evidence=evidence,
+        fixes=fixes,
+        facts=[("outbox", str(outbox_file)), ("result file", str(result_path))],
+        **fields,
+    )
+
+
+def _is_loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _auto_flush(settings: Settings, console: Console, outbox: Outbox) -> None:
+    """Resend what earlier builds left behind, within ``flush_budget`` seconds."""
+    if settings.flush_budget <= 0 or not outbox.pending():
+        return
+    summary = flush_outbox(settings, console=console, budget_s=settings.flush_budget, auto=True)
+    if summary.delivered or summary.remaining:
+        console.info(
+            f"outbox: resent {summary.delivered} earlier callback(s), "
+            f"{summary.remaining} still waiting"
+        )
+
+
+def flush_outbox(
+    settings: Settings,
+    *,
+    console: Optional[Console] = None,
+    budget_s: Optional[float] = None,
+    url_override: Optional[str] = None,
+    auto: bool = False,
+) -> FlushSummary:
+    """Resend outbox entries, oldest first, each under its original delivery id.
+
+    ``auto`` (the bounded flush at the start of every callback) sends each entry once and skips
+    entries the receiver rejected (they wait for a fixed configuration and an explicit flush).
+    A transport failure stops the run: the endpoint is down, the rest waits for next time.
+    """
+    console = console or get_console()
+    check_auth_settings(settings)
+    outbox = Outbox(settings.outbox_path)
+    summary = FlushSummary()
+    ttl_s = settings.outbox_ttl_days * 86_400
+    start = time.monotonic()
+    session = make_session(settings)
+    stop = False
+    try:
+        for claimed, entry in outbox.iter_claimed():
+            if stop:
+                outbox.release(claimed, entry)
+                summary.remaining += 1
+                continue
+            age = time.time() - entry.created_at
+            if age > ttl_s:
+                dead = outbox.bury(claimed, entry)
+                summary.dead += 1
+                console.error(
+                    f"outbox entry {entry.delivery_id} expired after {age / 86400:.1f} days "
+                    f"without delivery and moved to {dead}: this result was NOT delivered",
+                    deliveryId=entry.delivery_id,
+                )
+                continue
+            url = url_override or entry.url
+            left = None if budget_s is None else budget_s - (time.monotonic() - start)
+            if not url or (auto and entry.rejected) or (left is not None and left <= 0.5):
+                outbox.release(claimed, entry)
+                summary.remaining += 1
+                if auto and entry.rejected:
+                    summary.skipped_rejected += 1
+                elif not url:
+                    summary.errors.append(f"{entry.delivery_id}: no URL (use flush --url)")
+                continue
+            deadline = settings.deadline if left is None else min(settings.deadline, left)
+            try:
+                result = deliver(
+                    entry.body,
+                    entry.delivery_id,
+                    url,
+                    settings,
+                    console=console,
+                    session=session,
+                    subject=entry.subject,
+                    max_attempts=1 if auto else None,
+                    deadline_s=deadline,
+                    quiet=auto,
+                )
+            except BaseException:
+                outbox.release(claimed, entry)
+                raise
+            if result.delivered:
+                outbox.done(claimed)
+                summary.delivered += 1
+                console.debug(f"outbox: delivered {entry.delivery_id}")
+                continue
+            entry.attempts += result.attempts
+            entry.last_error = result.error
+            entry.last_status = result.status_code
+            entry.rejected = result.outcome == "rejected"
+            outbox.release(claimed, entry)
+            summary.remaining += 1
+            if entry.rejected:
+                summary.rejected += 1
+                summary.errors.append(f"{entry.delivery_id}: {result.error}")
+            else:
+                summary.stopped_reason = result.error
+                stop = True
+    finally:
+        session.close()
+    return summary
+
+
+def deliver_or_queue(
+    body: bytes,
+    delivery_id: str,
+    url: str,
+    settings: Settings,
+    *,
+    console: Optional[Console] = None,
+    subject: Optional[str] = None,
+) -> DeliveryResult:
+    """Deliver ``body``; if that fails, keep it in the outbox for ``flush``."""
+    console = console or get_console()
+    check_auth_settings(settings)
+    result = deliver(body, delivery_id, url, settings, console=console, subject=subject)
+    if not result.delivered:
+        Outbox(settings.outbox_path).save(
+            OutboxEntry(
+                delivery_id=delivery_id,
+                body=body,
+                url=url,
+                created_at=time.time(),
+                attempts=result.attempts,
+                last_error=result.error,
+                last_status=result.status_code,
+                rejected=result.outcome == "rejected",
+                subject=subject,
+            )
+        )
+    return result
