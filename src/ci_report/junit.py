@@ -1,0 +1,814 @@
+"""JUnit report discovery and a hardened, streaming parser.
+
+Parsing
+-------
+Each file is read in chunks and fed to a bare ``xml.parsers.expat`` parser; the
+handlers build one ``<testcase>`` at a time (stdlib ``TreeBuilder``), hand it to
+``junitparser.xunit2.TestCase`` for the JUnit semantics, turn it into a
+:class:`CaseResult` and drop it. Nothing else is kept: suite-level
+``<system-out>`` is never stored, texts inside a case are capped at
+``max_message`` characters while they stream in, so memory stays flat for
+reports of any size (a 20 MB text node is fine).
+
+Hardening (no DTD at all): the prolog is fed in small slices and a
+``<!DOCTYPE`` stops the file with "DOCTYPE is not allowed ..." before any
+entity can be declared or expanded; no external entity, file or URL is ever
+read; nesting deeper than :data:`MAX_DEPTH` is refused; one broken file gives a
+:class:`ParseError` and the other files still count. Cases read before an error
+in a file (a truncated report) are kept and the error says how many.
+
+Semantics
+---------
+- Roots ``<testsuites>`` or ``<testsuite>``; nested suites count each case once;
+  ``suites_time_ms`` sums the ``time`` of top-level suites only.
+- Status per case: ``status="disabled"|"notrun"`` (CTest, googletest, tst) ->
+  skipped whatever the children say; else ``<error>`` -> error, ``<failure>`` ->
+  failed (a failure wins over ``<skipped>``: a failure is never hidden),
+  ``<rerunError>``/``<rerunFailure>`` without a final result -> error/failed,
+  ``<skipped>`` -> skipped, else passed. ``<flakyFailure>``/``<flakyError>``
+  (passed on a Surefire rerun) -> passed with ``flaky=True``.
+- Reruns written as repeated ``<testcase>`` elements (Gradle test-retry, go
+  ``-count``, web-test-runner, pytest-style retries): in one file, executions of
+  the same (suite, classname, name) of which at least one failed form one case:
+  passed + flaky if any execution passed, else failed/error. Repeats that all
+  passed or skipped stay separate cases (parametrized tests with equal names).
+  Bounded: at most :data:`PENDING_LIMIT` failed cases wait for a rerun and
+  :data:`PASSED_KEYS_LIMIT` passed keys are remembered per file.
+- A ``<error>``/``<failure>`` directly inside a ``<testsuite>`` (a class that
+  failed to load) counts as one case named ``(suite)`` of that suite, as
+  Jenkins' JUnit plugin does.
+- ``time``: seconds; ``"1,234"`` is a decimal comma (1.234 s), ``"1,234.5"``
+  has a thousands separator; negative or unparsable -> 0.
+- ``case_id``: testcase property ``caseId``/``case_id``/``testcase_id`` (all
+  digits -> int), else ``case_map`` looked up as ``"classname.name"``, then
+  ``"classname::name"``, then ``"name"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+from xml.etree.ElementTree import Element, TreeBuilder
+from xml.parsers import expat
+
+__all__ = [
+    "DEFAULT_PATTERNS",
+    "CaseResult",
+    "Discovery",
+    "ParseError",
+    "TestRun",
+    "discover_reports",
+    "load_case_map",
+    "parse_reports",
+]
+
+CaseId = Union[int, str]
+
+DEFAULT_PATTERNS: tuple[str, ...] = (
+    "**/target/surefire-reports/TEST-*.xml",
+    "**/target/failsafe-reports/TEST-*.xml",
+    "**/build/test-results/**/*.xml",
+    "**/TEST-*.xml",
+    "**/*junit*.xml",
+    "**/test-results/**/*.xml",
+    "**/test-reports/**/*.xml",
+    "**/reports/junit/**/*.xml",
+)
+#: Directories never entered by glob discovery.
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".venv", "__pycache__"})
+#: Files older than ``since_ms`` minus this many ms are skipped (clock/mtime slack).
+MTIME_TOLERANCE_MS = 2000
+
+MAX_DEPTH = 1000  #: deeper element nesting is refused
+CASE_MAX_DEPTH = 32  #: elements deeper than this inside one testcase are ignored
+CASE_MAX_ELEMENTS = 10_000  #: elements beyond this inside one testcase are ignored
+PENDING_LIMIT = 2000  #: failed cases kept per file waiting for a rerun
+PASSED_KEYS_LIMIT = 200_000  #: passed case keys remembered per file (rerun merging)
+CHUNK_BYTES = 1 << 20
+PROLOG_SLICE = 256  #: the prolog is fed in slices this small (DOCTYPE refused early)
+
+DOCTYPE_REFUSED = "DOCTYPE is not allowed (entity expansion / external entities refused)"
+SUITE_CASE_NAME = "(suite)"
+_DISABLED_STATUSES = frozenset({"disabled", "notrun"})
+_NO_TEXT_TAGS = frozenset({"system-out", "system-err"})
+_CASE_ID_PROPS = ("caseId", "case_id", "testcase_id")
+_TEXTLEN = "{ci-report}textlen"  # private attribute: full text length of a capped element
+_ROOTS = ("testsuites", "testsuite")
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class Discovery:
+    files: list[Path]
+    skipped_old: list[Path] = field(default_factory=list)
+    unmatched_patterns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CaseResult:
+    name: str
+    classname: Optional[str]
+    status: str  # 'passed' | 'failed' | 'error' | 'skipped'
+    duration_ms: int
+    message: Optional[str]
+    case_id: Optional[CaseId]
+    flaky: bool
+    file: str
+    suite: Optional[str]
+    attempts: int = 1  #: executions merged into this case (reruns), see module doc
+
+
+@dataclass
+class ParseError:
+    file: str
+    error: str
+
+
+@dataclass
+class TestRun:
+    __test__ = False  # not a pytest class
+
+    files: list[str] = field(default_factory=list)
+    parse_errors: list[ParseError] = field(default_factory=list)
+    passed: int = 0
+    failed: int = 0  # excludes errored
+    errored: int = 0
+    skipped: int = 0
+    suites_time_ms: Optional[int] = None
+    cases_time_ms: int = 0
+    results: list[CaseResult] = field(default_factory=list)
+    results_truncated: bool = False
+    flaky: int = 0  #: passed cases marked flaky
+    reruns: int = 0  #: repeated testcase elements merged into an earlier execution
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.errored + self.skipped
+
+
+# ---------------------------------------------------------------------- discovery
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """Translate a glob with ``**`` (any number of directories) to a regex on '/' paths."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[" and "]" in pattern[i + 2 :]:
+            j = pattern.index("]", i + 2)
+            body = pattern[i + 1 : j]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = j + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def _split_base(pattern: str, root: Path) -> tuple[Path, str]:
+    """Split a glob into the directory to walk and the pattern relative to it."""
+    parts = pattern.replace("\\", "/").split("/")
+    fixed: list[str] = []
+    for part in parts[:-1]:
+        if any(ch in part for ch in "*?["):
+            break
+        fixed.append(part)
+    rest = "/".join(parts[len(fixed) :])
+    base_str = "/".join(fixed)
+    if pattern.startswith("/"):
+        base = Path("/" + base_str.lstrip("/"))
+    else:
+        base = root / base_str if base_str else root
+    return base, rest
+
+
+def _walk(base: Path) -> list[Path]:
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+        found.extend(Path(dirpath, f) for f in filenames)
+    return found
+
+
+def _glob(pattern: str, root: Path) -> list[Path]:
+    base, rest = _split_base(pattern, root)
+    if not base.is_dir():
+        return []
+    regex = _glob_regex(rest)
+    hits = []
+    for path in _walk(base):
+        rel = path.relative_to(base).as_posix()
+        if regex.match(rel):
+            hits.append(path)
+    return hits
+
+
+def _is_old(path: Path, since_ms: Optional[int]) -> bool:
+    if since_ms is None:
+        return False
+    try:
+        mtime_ms = path.stat().st_mtime * 1000
+    except OSError:
+        return False
+    return mtime_ms < since_ms - MTIME_TOLERANCE_MS
+
+
+def _literal_file(pattern: str, root: Path) -> Optional[Path]:
+    candidate = Path(pattern)
+    if not candidate.is_absolute():
+        candidate = root / candidate
+    try:
+        return candidate if candidate.is_file() else None
+    except OSError:
+        return None
+
+
+def discover_reports(
+    patterns: Optional[Sequence[str]], root: Path, since_ms: Optional[int] = None
+) -> Discovery:
+    """Find report files under ``root``.
+
+    ``patterns`` None/empty -> :data:`DEFAULT_PATTERNS` (then ``unmatched_patterns``
+    stays empty: defaults are best effort). A pattern naming an existing file
+    (absolute or relative to ``root``) is always included, whatever its name and age.
+    Globs support ``**``; :data:`SKIP_DIRS` are never entered; symlinked
+    directories are not followed. Results are deduplicated by resolved path and
+    sorted. With ``since_ms``, globbed files modified before the build started
+    (minus :data:`MTIME_TOLERANCE_MS`) go to ``skipped_old``.
+    """
+    use_defaults = not patterns
+    pats = list(DEFAULT_PATTERNS if use_defaults else patterns or ())
+    root = Path(root)
+    chosen: dict[Path, Path] = {}
+    old: dict[Path, Path] = {}
+    unmatched: list[str] = []
+    for pattern in pats:
+        literal = _literal_file(pattern, root)
+        if literal is not None:
+            chosen.setdefault(literal.resolve(), literal)
+            continue
+        hits = _glob(pattern, root)
+        if not hits and not use_defaults:
+            unmatched.append(pattern)
+        for hit in hits:
+            key = hit.resolve()
+            if key in chosen:
+                continue
+            if _is_old(hit, since_ms):
+                old.setdefault(key, hit)
+            else:
+                chosen[key] = hit
+    for key in chosen:
+        old.pop(key, None)
+    return Discovery(
+        files=sorted(chosen.values(), key=str),
+        skipped_old=sorted(old.values(), key=str),
+        unmatched_patterns=unmatched,
+    )
+
+
+# ----------------------------------------------------------------------- case map
+
+
+def _as_case_id(value: Any) -> Optional[CaseId]:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if not text:
+        return None
+    return int(text) if text.isdigit() and text.isascii() else text
+
+
+def load_case_map(path: Path) -> dict[str, CaseId]:
+    """Load a case map: a JSON object ``{key: caseId}`` or a CSV ``key,caseId``.
+
+    Keys are ``"classname.name"``, ``"classname::name"`` or ``"name"`` (tried in
+    that order). A CSV header row (second column not an id, e.g. ``caseId``) is
+    skipped. Raises ``ValueError`` with a readable message on bad content.
+    """
+    text = Path(path).read_text(encoding="utf-8-sig")
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"case map {path}: not valid JSON: {exc}") from None
+        return {str(k): v for k, v in ((k, _as_case_id(v)) for k, v in data.items()) if v}
+    mapping: dict[str, CaseId] = {}
+    for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or not row[0].strip() or row[0].lstrip().startswith("#"):
+            continue
+        if len(row) < 2:
+            raise ValueError(f"case map {path}: line {lineno}: expected 'key,caseId'")
+        key, value = row[0].strip(), row[1].strip()
+        if lineno == 1 and value.lower() in ("caseid", "case_id", "id", "testcase_id"):
+            continue
+        case_id = _as_case_id(value)
+        if case_id is not None:
+            mapping[key] = case_id
+    return mapping
+
+
+# ------------------------------------------------------------------------ helpers
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def parse_seconds(value: Optional[str]) -> Optional[float]:
+    """Parse a JUnit ``time`` attribute: ``"1.5"``, ``"1,5"``, ``"1,234.5"``, ``"2,503"``.
+
+    One comma and no dot is a decimal comma; commas next to a dot (or several
+    commas) are thousands separators. Returns None when absent or unparsable,
+    0.0 for negative or non-finite values.
+    """
+    if value is None:
+        return None
+    text = value.strip().replace("\u00a0", "").replace(" ", "").replace("_", "")
+    if not text:
+        return None
+    if "," in text:
+        if "." in text or text.count(",") > 1:
+            text = text.replace(",", "")
+        else:
+            text = text.replace(",", ".")
+    if not _NUMBER.fullmatch(text):
+        return None
+    seconds = float(text)
+    if not math.isfinite(seconds) or seconds < 0:
+        return 0.0
+    return seconds
+
+
+def _to_ms(seconds: Optional[float]) -> int:
+    return round(seconds * 1000) if seconds else 0
+
+
+def truncate(text: str, limit: int, total: Optional[int] = None) -> str:
+    """Cut ``text`` to at most ``limit`` chars, ending with a visible marker."""
+    total = max(total or 0, len(text))
+    if total <= limit:
+        return text
+    marker = f"... [truncated, {total} chars]"
+    if limit <= len(marker):
+        return marker[:limit]
+    return text[: limit - len(marker)] + marker
+
+
+# ------------------------------------------------------------------------ parsing
+
+
+class _Refused(Exception):
+    """Stops one file with a readable reason."""
+
+
+class _Collector:
+    """Accumulates counts and the capped result lists for the whole run."""
+
+    def __init__(self, max_results: int, on_case: Optional[Callable[[CaseResult], None]]):
+        self.run = TestRun()
+        self.max_results = max_results
+        self.on_case = on_case
+        self.bad: list[CaseResult] = []
+        self.other: list[CaseResult] = []
+
+    def add(self, case: CaseResult) -> None:
+        run = self.run
+        status = case.status
+        if status == "passed":
+            run.passed += 1
+            run.flaky += case.flaky
+        elif status == "failed":
+            run.failed += 1
+        elif status == "error":
+            run.errored += 1
+        else:
+            run.skipped += 1
+        bucket = self.bad if status in ("failed", "error") else self.other
+        if len(bucket) < self.max_results:
+            bucket.append(case)
+        if self.on_case is not None:
+            self.on_case(case)
+
+    def add_suite_time(self, seconds: Optional[float]) -> None:
+        if seconds is not None:
+            self.run.suites_time_ms = (self.run.suites_time_ms or 0) + _to_ms(seconds)
+
+    def finish(self) -> TestRun:
+        run = self.run
+        results = self.bad[: self.max_results]
+        results += self.other[: self.max_results - len(results)]
+        run.results = results
+        run.results_truncated = run.total > len(results)
+        return run
+
+
+@dataclass
+class _Suite:
+    name: Optional[str]
+    depth: int
+
+
+class _Semantics:
+    """Turns one complete ``<testcase>`` element into a CaseResult (via junitparser)."""
+
+    def __init__(self, max_message: int, case_map: Optional[Mapping[str, CaseId]]):
+        from junitparser import Error, Failure, Skipped
+        from junitparser.xunit2 import (
+            FlakyError,
+            FlakyFailure,
+            RerunError,
+            RerunFailure,
+            TestCase,
+        )
+
+        self.max_message = max_message
+        self.case_map = case_map
+        self.test_case = TestCase
+        self.kinds: tuple[tuple[type, str], ...] = (
+            (Error, "error"),
+            (Failure, "failure"),
+            (Skipped, "skipped"),
+            (FlakyFailure, "flaky"),
+            (FlakyError, "flaky"),
+            (RerunFailure, "rerun-failure"),
+            (RerunError, "rerun-error"),
+        )
+
+    def case(self, elem: Element, file: str, suite: Optional[str]) -> tuple[CaseResult, float]:
+        tc = self.test_case.fromelem(elem)
+        first: dict[str, Any] = {}
+        for entry in tc:
+            for cls, kind in self.kinds:
+                if isinstance(entry, cls):
+                    first.setdefault(kind, entry)
+                    break
+        status, deciding = self._status(elem, first)
+        seconds = parse_seconds(elem.get("time")) or 0.0
+        name = tc.name or ""
+        classname = tc.classname or None
+        result = CaseResult(
+            name=name,
+            classname=classname,
+            status=status,
+            duration_ms=_to_ms(seconds),
+            message=self._message(deciding),
+            case_id=self._case_id(elem, classname, name),
+            flaky=status == "passed" and "flaky" in first,
+            file=file,
+            suite=suite,
+        )
+        return result, seconds
+
+    @staticmethod
+    def _status(elem: Element, first: dict[str, Any]) -> tuple[str, Any]:
+        if (elem.get("status") or "").strip().lower() in _DISABLED_STATUSES:
+            return "skipped", first.get("skipped")
+        for kind, status in (
+            ("error", "error"),
+            ("failure", "failed"),
+            ("rerun-error", "error"),
+            ("rerun-failure", "failed"),
+            ("skipped", "skipped"),
+        ):
+            if kind in first:
+                return status, first[kind]
+        return "passed", first.get("flaky")
+
+    def _message(self, result: Any) -> Optional[str]:
+        if result is None:
+            return None
+        message = (result.message or "").strip()
+        total = None
+        if not message:
+            message = (result.text or "").strip()
+            textlen = result._elem.get(_TEXTLEN)
+            total = int(textlen) if textlen else None
+        if not message:
+            return None
+        return truncate(message, self.max_message, total)
+
+    def _case_id(self, elem: Element, classname: Optional[str], name: str) -> Optional[CaseId]:
+        props = elem.find("properties")
+        if props is not None:
+            values = {p.get("name"): p.get("value", p.text) for p in props.iter("property")}
+            for key in _CASE_ID_PROPS:
+                case_id = _as_case_id(values.get(key))
+                if case_id is not None:
+                    return case_id
+        if self.case_map:
+            keys = (f"{classname}.{name}", f"{classname}::{name}") if classname else ()
+            for key in (*keys, name):
+                if key in self.case_map:
+                    return _as_case_id(self.case_map[key])
+        return None
+
+
+class _Reruns:
+    """Merges repeated executions of one test in a file (see module doc)."""
+
+    def __init__(self, emit: Callable[[CaseResult], None], run: TestRun):
+        self.emit = emit
+        self.run = run
+        self.pending: dict[tuple[Optional[str], Optional[str], str], CaseResult] = {}
+        self.passed_keys: set[int] = set()
+
+    def add(self, case: CaseResult) -> None:
+        key = (case.suite, case.classname, case.name)
+        bad = case.status in ("failed", "error")
+        prev = self.pending.get(key)
+        if prev is not None:
+            self.run.reruns += 1
+            if case.status == "passed":
+                del self.pending[key]
+                case.attempts = prev.attempts + 1
+                case.flaky = True
+                case.message = case.message or prev.message
+                self._emit_passed(case, key)
+            elif bad:
+                del self.pending[key]
+                case.attempts = prev.attempts + 1
+                self.pending[key] = case
+            else:
+                prev.attempts += 1
+            return
+        if bad:
+            if hash(key) in self.passed_keys:
+                self.run.reruns += 1  # an earlier execution passed: counted there
+                return
+            self.pending[key] = case
+            if len(self.pending) > PENDING_LIMIT:
+                oldest = next(iter(self.pending))
+                self.emit(self.pending.pop(oldest))
+        elif case.status == "passed":
+            self._emit_passed(case, key)
+        else:
+            self.emit(case)
+
+    def _emit_passed(self, case: CaseResult, key: tuple[Any, ...]) -> None:
+        if len(self.passed_keys) < PASSED_KEYS_LIMIT:
+            self.passed_keys.add(hash(key))
+        self.emit(case)
+
+    def flush(self) -> None:
+        for case in self.pending.values():
+            self.emit(case)
+        self.pending.clear()
+        self.passed_keys.clear()
+
+
+class _FileParser:
+    """Expat handlers for one file: tracks suites, builds one testcase at a time."""
+
+    def __init__(self, file: str, collector: _Collector, semantics: _Semantics):
+        self.file = file
+        self.collector = collector
+        self.semantics = semantics
+        self.reruns = _Reruns(collector.add, collector.run)
+        self.max_text = semantics.max_message + 1
+        self.depth = 0
+        self.root_seen = False
+        self.suites: list[_Suite] = []
+        self.builder: Optional[TreeBuilder] = None
+        self.case_depth = 0  # element depth where the current case started
+        self.synthetic = False  # current case is a suite-level <error>/<failure>
+        self.case_elements = 0
+        self.skip_depth = 0  # >0 while ignoring an over-deep / over-long case subtree
+        self.text_stack: list[list[int]] = []  # per open case element: [kept, total, on]
+        self.cases = 0
+
+    # expat handlers -------------------------------------------------------------
+
+    def start(self, tag: str, attrs: dict[str, str]) -> None:
+        self.depth += 1
+        depth = self.depth
+        if depth > MAX_DEPTH:
+            raise _Refused(f"elements nested deeper than {MAX_DEPTH} levels")
+        if self.builder is not None:
+            self._case_start(tag, attrs)
+        elif depth == 1:
+            self._root(tag, attrs)
+        elif tag == "testcase":
+            self._begin_case(tag, attrs)
+        elif tag == "testsuite":
+            self._open_suite(attrs)
+        elif tag in ("error", "failure") and self.suites and self.suites[-1].depth == depth - 1:
+            name = self.suites[-1].name
+            self._begin_case("testcase", {"name": SUITE_CASE_NAME, "classname": name or ""})
+            self.synthetic = True
+            self._case_start(tag, attrs)
+
+    def end(self, tag: str) -> None:
+        depth = self.depth
+        self.depth -= 1
+        if self.builder is not None:
+            if self.skip_depth:
+                self.skip_depth -= 1
+                return
+            self._case_end(tag)
+            if depth == self.case_depth:
+                self._finish_case()
+            return
+        if self.suites and self.suites[-1].depth == depth:
+            self.suites.pop()
+
+    def data(self, text: str) -> None:
+        if self.builder is None or self.skip_depth or not self.text_stack:
+            return
+        state = self.text_stack[-1]
+        state[1] += len(text)
+        if not state[2]:
+            return
+        room = self.max_text - state[0]
+        if room <= 0:
+            return
+        piece = text[:room]
+        state[0] += len(piece)
+        self.builder.data(piece)
+
+    @staticmethod
+    def refuse_doctype(*_args: Any) -> None:
+        raise _Refused(DOCTYPE_REFUSED)
+
+    @staticmethod
+    def refuse_entity(*_args: Any) -> int:
+        raise _Refused(DOCTYPE_REFUSED)
+
+    # structure --------------------------------------------------------------------
+
+    def _root(self, tag: str, attrs: dict[str, str]) -> None:
+        self.root_seen = True
+        if tag not in _ROOTS:
+            raise _Refused(f"root element <{tag}> is not <testsuites> or <testsuite>")
+        if tag == "testsuite":
+            self._open_suite(attrs)
+
+    def _open_suite(self, attrs: dict[str, str]) -> None:
+        top = not self.suites
+        self.suites.append(_Suite(attrs.get("name"), self.depth))
+        if top:
+            self.collector.add_suite_time(parse_seconds(attrs.get("time")))
+
+    def _begin_case(self, tag: str, attrs: dict[str, str]) -> None:
+        self.builder = TreeBuilder()
+        self.case_depth = self.depth
+        self.synthetic = False
+        self.case_elements = 0
+        self.skip_depth = 0
+        self.builder.start(tag, attrs)
+        self.text_stack = [[0, 0, 1]]
+
+    def _case_start(self, tag: str, attrs: dict[str, str]) -> None:
+        self.case_elements += 1
+        if (
+            self.skip_depth
+            or len(self.text_stack) >= CASE_MAX_DEPTH
+            or self.case_elements > CASE_MAX_ELEMENTS
+        ):
+            self.skip_depth += 1
+            return
+        assert self.builder is not None
+        self.builder.start(tag, attrs)
+        parent_on = self.text_stack[-1][2] if self.text_stack else 1
+        self.text_stack.append([0, 0, int(parent_on and tag not in _NO_TEXT_TAGS)])
+
+    def _case_end(self, tag: str) -> None:
+        assert self.builder is not None
+        elem = self.builder.end(tag)
+        kept, total, _on = self.text_stack.pop()
+        if total > kept:
+            elem.set(_TEXTLEN, str(total))
+
+    def _finish_case(self) -> None:
+        assert self.builder is not None
+        if self.synthetic:
+            self.builder.end("testcase")
+            self.text_stack.clear()
+        elem = self.builder.close()
+        self.builder = None
+        suite = self.suites[-1].name if self.suites else None
+        case, seconds = self.semantics.case(elem, self.file, suite)
+        self.collector.run.cases_time_ms += _to_ms(seconds)
+        self.cases += 1
+        self.reruns.add(case)
+
+    def flush(self) -> None:
+        self.reruns.flush()
+
+
+def _new_expat(handlers: _FileParser) -> Any:
+    parser = expat.ParserCreate()
+    parser.buffer_text = True
+    parser.buffer_size = 1 << 16
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartDoctypeDeclHandler = handlers.refuse_doctype
+    parser.EntityDeclHandler = handlers.refuse_entity
+    parser.UnparsedEntityDeclHandler = handlers.refuse_entity
+    parser.ExternalEntityRefHandler = handlers.refuse_entity
+    parser.StartElementHandler = handlers.start
+    parser.EndElementHandler = handlers.end
+    parser.CharacterDataHandler = handlers.data
+    return parser
+
+
+def _feed(parser: Any, handlers: _FileParser, stream: Any) -> None:
+    """Feed the file; the prolog goes in small slices so a DOCTYPE stops us early."""
+    first = stream.read(CHUNK_BYTES)
+    if not first.strip():
+        raise _Refused("empty file" if not first else "empty file (only whitespace)")
+    pos = 0
+    while pos < len(first) and not handlers.root_seen:
+        parser.Parse(first[pos : pos + PROLOG_SLICE], False)
+        pos += PROLOG_SLICE
+    if pos < len(first):
+        parser.Parse(first[pos:], False)
+    while True:
+        chunk = stream.read(CHUNK_BYTES)
+        if not chunk:
+            break
+        parser.Parse(chunk, False)
+    parser.Parse(b"", True)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, _Refused):
+        return str(exc)
+    if isinstance(exc, expat.ExpatError):
+        reason = expat.ErrorString(exc.code) if exc.code else str(exc)
+        return f"not XML: line {exc.lineno}, column {exc.offset}: {reason}"
+    if isinstance(exc, OSError):
+        return f"cannot read: {exc.strerror or exc}"
+    if isinstance(exc, RecursionError):
+        return "document too deeply nested"
+    if isinstance(exc, MemoryError):
+        return "out of memory while parsing"
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def _parse_file(path: Path, collector: _Collector, semantics: _Semantics) -> Optional[str]:
+    """Parse one file into ``collector``; return an error description or None."""
+    handlers = _FileParser(str(path), collector, semantics)
+    parser = _new_expat(handlers)
+    try:
+        with open(path, "rb") as stream:
+            _feed(parser, handlers, stream)
+    except Exception as exc:  # one bad file never stops the others
+        error = _describe(exc)
+    else:
+        error = None
+    finally:
+        handlers.flush()
+    if error and handlers.cases:
+        error += f" ({handlers.cases} test case(s) before the error were counted)"
+    return error
+
+
+def parse_reports(
+    files: Sequence[Path],
+    *,
+    max_results: int = 10_000,
+    max_message: int = 8_000,
+    case_map: Optional[Mapping[str, CaseId]] = None,
+    on_case: Optional[Callable[[CaseResult], None]] = None,
+) -> TestRun:
+    """Parse JUnit files into one :class:`TestRun` (see the module doc for the rules).
+
+    ``on_case`` gets every case (after rerun merging, so failed cases may come
+    at the end of their file); ``results`` keeps at most ``max_results``:
+    failures and errors first, then skipped/passed in file order. Never raises
+    for a bad file: it lands in ``parse_errors`` and the others still count.
+    """
+    collector = _Collector(max_results, on_case)
+    semantics = _Semantics(max_message, case_map)
+    for path in files:
+        collector.run.files.append(str(path))
+        error = _parse_file(Path(path), collector, semantics)
+        if error:
+            collector.run.parse_errors.append(ParseError(str(path), error))
+    return collector.finish()
