@@ -51,6 +51,7 @@ def callback(Map options = [:]) {
     message = Reports.callbackMessage(rc)
   } catch (InterruptedException e) {
     throw e
+  // groovylint-disable-next-line CatchException
   } catch (Exception e) {
     // withCredentials fails when a credential id does not exist: a configuration error, reported
     // like exit 78 so that a missing credential does not fail the build unless asked.
@@ -115,7 +116,8 @@ def imagePushSplit(Map c) {
   try {
     timeout(time: limit, unit: 'SECONDS') {
       container(c.kanikoContainer.toString()) {
-        kanikoRc = sh(label: 'ci-report: kaniko', script: Commands.kanikoRun(plan.script.toString()), returnStatus: true)
+        kanikoRc = sh(label: 'ci-report: kaniko', script: Commands.kanikoRun(plan.script.toString()),
+                      returnStatus: true)
       }
     }
   } catch (InterruptedException e) {

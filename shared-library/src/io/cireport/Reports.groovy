@@ -66,7 +66,7 @@ class Reports implements Serializable {
     if (!(p.timeoutSeconds instanceof Number) || p.timeoutSeconds <= 0) {
       return [error: "ci-report image-plan printed an invalid timeoutSeconds '${p.timeoutSeconds}'".toString()]
     }
-    Map plan = new LinkedHashMap()
+    Map plan = [:]
     ['schema', 'script', 'logFile', 'rcFile', 'timesFile', 'report'].each { k ->
       plan[k] = p[k] == null ? null : p[k].toString()
     }
@@ -84,12 +84,12 @@ class Reports implements Serializable {
     try {
       parsed = new JsonSlurperClassic().parseText((text ?: '').trim() ?: 'null')
     } catch (IllegalArgumentException e) {
-      return [outcome: null, code: null, summary: null, fixes: []]
+      return noDiagnosis()
     } catch (groovy.json.JsonException e) {
-      return [outcome: null, code: null, summary: null, fixes: []]
+      return noDiagnosis()
     }
     if (!(parsed instanceof Map)) {
-      return [outcome: null, code: null, summary: null, fixes: []]
+      return noDiagnosis()
     }
     Map r = (Map) parsed
     Map d = r.diagnosis instanceof Map ? (Map) r.diagnosis : [:]
@@ -100,6 +100,11 @@ class Reports implements Serializable {
       summary: d.summary ? d.summary.toString() : null,
       fixes: fixes,
     ]
+  }
+
+  @NonCPS
+  private static Map noDiagnosis() {
+    return [outcome: null, code: null, summary: null, fixes: []]
   }
 
 }

@@ -130,7 +130,8 @@ class StepOptions implements Serializable {
     }
     problems.addAll(checkStringList('imagePush', 'destinations', c.destinations, true))
     if (!destinationList(c.destinations)) {
-      problems << 'ciReport.imagePush: destinations is required (a list of image references, e.g. [\'registry.example/team/app:1.0\'])'
+      problems << ('ciReport.imagePush: destinations is required (a list of image references, ' +
+        "e.g. ['registry.example/team/app:1.0'])")
     }
     if (c.timeout == null || !(c.timeout.toString() == 'auto' || c.timeout.toString() ==~ /[1-9][0-9]*/)) {
       problems << "ciReport.imagePush: timeout must be 'auto' or a number of seconds, not '${c.timeout}'".toString()
@@ -189,7 +190,8 @@ class StepOptions implements Serializable {
     if (!keys) {
       return []
     }
-    return ["ciReport.${step}: unknown option(s) ${keys.join(', ')}; known options: ${defaults.keySet().sort().join(', ')}".toString()]
+    String known = defaults.keySet().sort().join(', ')
+    return ["ciReport.${step}: unknown option(s) ${keys.join(', ')}; known options: ${known}".toString()]
   }
 
   @NonCPS
