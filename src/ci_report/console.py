@@ -137,7 +137,7 @@ class Console:
         return self.redactor.redact(text)
 
     # -- emitting ------------------------------------------------------------------------
-    def emit(self, level: str, message: str, **fields: Any) -> None:
+    def emit(self, level: str, message: str, /, **fields: Any) -> None:
         if level == "debug" and not self.debug_enabled:
             return
         message = self.redact(str(message))
@@ -160,23 +160,23 @@ class Console:
             except (OSError, ValueError):
                 pass  # a closed stderr must never turn a report into a crash
 
-    def debug(self, message: str, **fields: Any) -> None:
+    def debug(self, message: str, /, **fields: Any) -> None:
         self.emit("debug", message, **fields)
 
-    def info(self, message: str, **fields: Any) -> None:
+    def info(self, message: str, /, **fields: Any) -> None:
         self.emit("info", message, **fields)
 
-    def warn(self, message: str, **fields: Any) -> None:
+    def warn(self, message: str, /, **fields: Any) -> None:
         self.emit("warning", message, **fields)
 
-    def error(self, message: str, **fields: Any) -> None:
+    def error(self, message: str, /, **fields: Any) -> None:
         self.emit("error", message, **fields)
 
-    def outcome(self, message: str, **fields: Any) -> None:
+    def outcome(self, message: str, /, **fields: Any) -> None:
         """The one-line result of a command: the first thing a person reads."""
         self.emit("outcome", message, **fields)
 
-    def detail(self, label: str, text: str, level: str = "info", **fields: Any) -> None:
+    def detail(self, label: str, text: str, /, level: str = "info", **fields: Any) -> None:
         """An indented ``label: text`` line under an outcome (cause, evidence, fix, ...)."""
         if self.log_format == "json":
             self.emit(level, text, detail=label, **fields)
@@ -185,7 +185,8 @@ class Console:
 
     def block(
         self,
-        outcome: str,
+        headline: str,
+        /,
         *,
         level: str = "outcome",
         cause: Optional[str] = None,
@@ -195,7 +196,7 @@ class Console:
         **fields: Any,
     ) -> None:
         """Outcome line, then facts, cause, evidence and fixes: one labelled line each."""
-        self.emit(level, outcome, **fields)
+        self.emit(level, headline, **fields)
         for label, value in facts:
             self.detail(label, value)
         if cause:

@@ -44,7 +44,7 @@ def run_demo(
     from .receiver import start_receiver
 
     console = console or get_console()
-    examples = examples or EXAMPLES
+    examples = (examples or EXAMPLES).resolve()
     reports = sorted(str(p) for p in examples.glob("*.xml"))
     secrets_env = {
         "JENKINS_API_KEY": "demo-" + secrets.token_urlsafe(24),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -27,6 +28,7 @@ RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 BACKOFF_START_S = 1.0
 BACKOFF_CAP_S = 60.0
 CLOCK_SKEW_LIMIT_S = 300
+_DUPLICATE = re.compile(r'"duplicate"\s*:\s*true')
 
 
 @dataclass
@@ -40,7 +42,13 @@ class DeliveryResult:
     error: Optional[str] = None
     response_excerpt: Optional[str] = None
     elapsed_s: float = 0.0
-    hints: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)  # fixes for a person
+    notes: list[str] = field(default_factory=list)  # facts: why the loop stopped
+
+    @property
+    def duplicate(self) -> bool:
+        """The receiver says it had this delivery id already (applied once)."""
+        return bool(_DUPLICATE.search(self.response_excerpt or ""))
 
     @property
     def delivered(self) -> bool:
@@ -228,13 +236,13 @@ def deliver(
             # a retryable failure: wait, unless attempts or the deadline are spent
             elapsed = time.monotonic() - start
             if attempt >= max_attempts:
-                result.hints.append(f"gave up after {attempt} attempts (--max-attempts)")
+                result.notes.append(f"gave up after {attempt} attempts (--max-attempts)")
                 break
             delay = backoff_delay(attempt)
             if retry_after is not None:
                 delay = max(delay, retry_after)
             if elapsed + delay > deadline_s:
-                result.hints.append(
+                result.notes.append(
                     f"stopped after {attempt} attempts: the next one would pass the "
                     f"{deadline_s:.0f} s deadline (--deadline)"
                 )

@@ -276,8 +276,9 @@ def _report(
         "statusCode": delivery.status_code,
     }
     if delivery.delivered:
+        dup = "; the receiver already had it (applied once)" if delivery.duplicate else ""
         console.outcome(
-            f"callback delivered: {summary} ({status}{attempts}, {delivery.elapsed_s:.1f} s)",
+            f"callback delivered: {summary} ({status}{attempts}, {delivery.elapsed_s:.1f} s){dup}",
             **fields,
         )
         console.detail("to", f"{url} as {delivery_id}")
@@ -288,6 +289,7 @@ def _report(
         else "callback NOT delivered, kept in the outbox"
     )
     evidence = [f"{url} answered: {delivery.error} after {attempts}, {delivery.elapsed_s:.1f} s"]
+    evidence.extend(delivery.notes)
     if delivery.response_excerpt:
         evidence.append(f"response body: {delivery.response_excerpt}")
     fixes = list(delivery.hints)
