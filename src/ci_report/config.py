@@ -183,13 +183,14 @@ class Settings:
             if f.metadata.get("secret") and getattr(self, f.name)
         ]
 
-    def describe(self) -> list[tuple[str, str, str]]:
-        """(name, shown value, source) for every setting; secrets shown as set/unset only."""
+    def describe(self) -> list[tuple[str, Any, str]]:
+        """(name, value, source) for every setting; secrets as "set"/"unset" only."""
         rows = []
         for f in _setting_fields():
             value = getattr(self, f.name)
-            shown = ("set" if value else "unset") if f.metadata.get("secret") else repr(value)
-            rows.append((f.name, shown, self.sources.get(f.name, "default")))
+            if f.metadata.get("secret"):
+                value = "set" if value else "unset"
+            rows.append((f.name, value, self.sources.get(f.name, "default")))
         return rows
 
 

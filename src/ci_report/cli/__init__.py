@@ -19,6 +19,7 @@ COMMANDS = {
     "flush": "ci_report.cli.callback_cmd:flush",
     "receiver": "ci_report.cli.receiver_cmd:receiver",
     "demo": "ci_report.cli.receiver_cmd:demo",
+    "config": "ci_report.cli.config_cmd:config",
     "diagnose": "ci_report.cli.platform_cmd:diagnose",
     "trigger": "ci_report.cli.platform_cmd:trigger",
     "sync": "ci_report.cli.platform_cmd:sync",

@@ -8,6 +8,7 @@ a traceback reach the user unless ``--debug`` is given.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import traceback
@@ -130,6 +131,11 @@ def run(
         if opts.debug:
             console.debug(console.redact(traceback.format_exc()))
         code = error_code(err) if error_code else err.exit_code
+    except BrokenPipeError:
+        # stdout closed by the reader (e.g. `| head`): nothing left to say, and no traceback
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit
+        code = 0
     except click.exceptions.Exit:
         raise
     except click.ClickException:
