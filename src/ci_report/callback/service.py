@@ -165,9 +165,23 @@ def _write_output(output: Optional[str], body: bytes) -> None:
         sys.stdout.buffer.write(body + b"\n")
         sys.stdout.flush()
     else:
+        import os
+        import stat
+
         from .outbox import atomic_write
 
-        atomic_write(Path(output), body + b"\n", mode=0o644)
+        target = Path(output)
+        try:
+            special = not stat.S_ISREG(os.stat(target).st_mode)
+        except OSError:
+            special = False
+        if special:
+            # /dev/null, /dev/stdout, a FIFO: write into it; a temp file + rename would
+            # replace the device node itself (as root, --output /dev/null broke /dev/null)
+            with open(target, "wb") as fh:
+                fh.write(body + b"\n")
+        else:
+            atomic_write(target, body + b"\n", mode=0o644)
 
 
 def _deliver_and_record(
