@@ -108,7 +108,8 @@ def imagePushSplit(Map c) {
     error(plan.error.toString())
   }
   String report = (plan.report ?: c.report).toString()
-  long limit = (plan.timeoutSeconds as long) + (c.timeoutMarginSeconds as long)
+  // timeout(time:) is an int parameter of the step
+  int limit = ((plan.timeoutSeconds as long) + (c.timeoutMarginSeconds as long)) as int
   echo("ci-report: running ${plan.script} in container '${c.kanikoContainer}' " +
     "(planned timeout ${plan.timeoutSeconds} s, Jenkins timeout ${limit} s)")
   InterruptedException interruption = null

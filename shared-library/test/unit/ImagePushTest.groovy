@@ -92,11 +92,11 @@ class ImagePushTest extends StepTestBase {
   void jenkinsTimeoutIsThePlannedTimeoutPlusTheMargin() {
     h.onSh('ci-report image-plan', 0, PLAN)
     ciReport.imagePush(destinations: DESTS)
-    assertEquals([time: 840L, unit: 'SECONDS'], h.callsTo('timeout')[0].args[0])
+    assertEquals([time: 840, unit: 'SECONDS'], h.callsTo('timeout')[0].args[0])
     setUpHarness()
     h.onSh('ci-report image-plan', 0, PLAN.replace('720', '60'))
     ciReport.imagePush(destinations: DESTS, timeoutMarginSeconds: 30)
-    assertEquals([time: 90L, unit: 'SECONDS'], h.callsTo('timeout')[0].args[0])
+    assertEquals([time: 90, unit: 'SECONDS'], h.callsTo('timeout')[0].args[0])
   }
 
   @Test
