@@ -350,6 +350,13 @@ def parse_seconds(value: Optional[str]) -> Optional[float]:
     """
     if value is None:
         return None
+    try:  # fast path: plain decimal
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        if "_" not in value:
+            return seconds if seconds >= 0 and math.isfinite(seconds) else 0.0
     text = value.strip().replace("\u00a0", "").replace(" ", "").replace("_", "")
     if not text:
         return None
@@ -461,7 +468,7 @@ class _Semantics:
             (RerunError, "rerun-error"),
         )
 
-    def case(self, elem: Element, file: str, suite: Optional[str]) -> tuple[CaseResult, float]:
+    def case(self, elem: Element, file: str, suite: Optional[str]) -> CaseResult:
         tc = self.test_case.fromelem(elem)
         first: dict[str, Any] = {}
         for entry in tc:
@@ -470,7 +477,7 @@ class _Semantics:
                     first.setdefault(kind, entry)
                     break
         status, deciding = self._status(elem, first)
-        seconds = parse_seconds(elem.get("time")) or 0.0
+        seconds = parse_seconds(elem.get("time"))
         name = tc.name or ""
         classname = tc.classname or None
         result = CaseResult(
@@ -484,7 +491,27 @@ class _Semantics:
             file=file,
             suite=suite,
         )
-        return result, seconds
+        return result
+
+    def bare_case(self, attrs: Mapping[str, str], file: str, suite: Optional[str]) -> CaseResult:
+        """A ``<testcase>`` with no children: passed (or skipped when disabled)."""
+        status = attrs.get("status")
+        disabled = status is not None and status.strip().lower() in _DISABLED_STATUSES
+        seconds = parse_seconds(attrs.get("time"))
+        name = attrs.get("name") or ""
+        classname = attrs.get("classname") or None
+        case_id = self._mapped_id(classname, name) if self.case_map else None
+        return CaseResult(
+            name,
+            classname,
+            "skipped" if disabled else "passed",
+            round(seconds * 1000) if seconds else 0,
+            None,
+            case_id,
+            False,
+            file,
+            suite,
+        )
 
     @staticmethod
     def _status(elem: Element, first: dict[str, Any]) -> tuple[str, Any]:
@@ -522,11 +549,14 @@ class _Semantics:
                 case_id = _as_case_id(values.get(key))
                 if case_id is not None:
                     return case_id
-        if self.case_map:
-            keys = (f"{classname}.{name}", f"{classname}::{name}") if classname else ()
-            for key in (*keys, name):
-                if key in self.case_map:
-                    return _as_case_id(self.case_map[key])
+        return self._mapped_id(classname, name) if self.case_map else None
+
+    def _mapped_id(self, classname: Optional[str], name: str) -> Optional[CaseId]:
+        assert self.case_map is not None
+        keys = (f"{classname}.{name}", f"{classname}::{name}") if classname else ()
+        for key in (*keys, name):
+            if key in self.case_map:
+                return _as_case_id(self.case_map[key])
         return None
 
 
@@ -566,9 +596,9 @@ class _Reruns:
             if len(self.pending) > PENDING_LIMIT:
                 oldest = next(iter(self.pending))
                 self.emit(self.pending.pop(oldest))
-        elif case.status == "passed":
-            self._emit_passed(case, key)
         else:
+            if case.status == "passed" and len(self.passed_keys) < PASSED_KEYS_LIMIT:
+                self.passed_keys.add(hash(key))
             self.emit(case)
 
     def _emit_passed(self, case: CaseResult, key: tuple[Any, ...]) -> None:
@@ -584,7 +614,11 @@ class _Reruns:
 
 
 class _FileParser:
-    """Expat handlers for one file: tracks suites, builds one testcase at a time."""
+    """Expat handlers for one file: tracks suites, builds one testcase at a time.
+
+    A ``<testcase>`` without children (the common passed case) needs no element
+    at all; the element (and junitparser) only come in once a child appears.
+    """
 
     def __init__(self, file: str, collector: _Collector, semantics: _Semantics):
         self.file = file
@@ -595,12 +629,14 @@ class _FileParser:
         self.depth = 0
         self.root_seen = False
         self.suites: list[_Suite] = []
-        self.builder: Optional[TreeBuilder] = None
+        self.in_case = False
+        self.case_attrs: dict[str, str] = {}
+        self.builder: Optional[TreeBuilder] = None  # only once the case has children
         self.case_depth = 0  # element depth where the current case started
         self.synthetic = False  # current case is a suite-level <error>/<failure>
         self.case_elements = 0
         self.skip_depth = 0  # >0 while ignoring an over-deep / over-long case subtree
-        self.text_stack: list[list[int]] = []  # per open case element: [kept, total, on]
+        self.text_stack: list[list[int]] = []  # per open case child: [kept, total, on]
         self.cases = 0
 
     # expat handlers -------------------------------------------------------------
@@ -610,36 +646,39 @@ class _FileParser:
         depth = self.depth
         if depth > MAX_DEPTH:
             raise _Refused(f"elements nested deeper than {MAX_DEPTH} levels")
-        if self.builder is not None:
+        if self.in_case:
             self._case_start(tag, attrs)
+        elif tag == "testcase" and depth > 1:  # inlined _begin_case: the hot path
+            self.in_case = True
+            self.case_attrs = attrs
+            self.case_depth = depth
+            self.synthetic = False
+            self.case_elements = 0
         elif depth == 1:
             self._root(tag, attrs)
-        elif tag == "testcase":
-            self._begin_case(tag, attrs)
         elif tag == "testsuite":
             self._open_suite(attrs)
         elif tag in ("error", "failure") and self.suites and self.suites[-1].depth == depth - 1:
             name = self.suites[-1].name
-            self._begin_case("testcase", {"name": SUITE_CASE_NAME, "classname": name or ""})
+            self._begin_case({"name": SUITE_CASE_NAME, "classname": name or ""})
             self.synthetic = True
             self._case_start(tag, attrs)
 
     def end(self, tag: str) -> None:
         depth = self.depth
         self.depth -= 1
-        if self.builder is not None:
+        if self.in_case:
             if self.skip_depth:
                 self.skip_depth -= 1
-                return
-            self._case_end(tag)
-            if depth == self.case_depth:
-                self._finish_case()
-            return
-        if self.suites and self.suites[-1].depth == depth:
+            elif depth == self.case_depth:
+                self._finish_case(tag)
+            else:
+                self._case_end(tag)
+        elif self.suites and self.suites[-1].depth == depth:
             self.suites.pop()
 
     def data(self, text: str) -> None:
-        if self.builder is None or self.skip_depth or not self.text_stack:
+        if self.skip_depth or not self.text_stack:
             return
         state = self.text_stack[-1]
         state[1] += len(text)
@@ -650,6 +689,7 @@ class _FileParser:
             return
         piece = text[:room]
         state[0] += len(piece)
+        assert self.builder is not None
         self.builder.data(piece)
 
     @staticmethod
@@ -675,16 +715,18 @@ class _FileParser:
         if top:
             self.collector.add_suite_time(parse_seconds(attrs.get("time")))
 
-    def _begin_case(self, tag: str, attrs: dict[str, str]) -> None:
-        self.builder = TreeBuilder()
+    def _begin_case(self, attrs: dict[str, str]) -> None:
+        self.in_case = True
+        self.case_attrs = attrs
         self.case_depth = self.depth
         self.synthetic = False
         self.case_elements = 0
-        self.skip_depth = 0
-        self.builder.start(tag, attrs)
-        self.text_stack = [[0, 0, 1]]
 
     def _case_start(self, tag: str, attrs: dict[str, str]) -> None:
+        if self.builder is None:
+            self.builder = TreeBuilder()
+            self.builder.start("testcase", self.case_attrs)
+            self.text_stack = []
         self.case_elements += 1
         if (
             self.skip_depth
@@ -693,7 +735,6 @@ class _FileParser:
         ):
             self.skip_depth += 1
             return
-        assert self.builder is not None
         self.builder.start(tag, attrs)
         parent_on = self.text_stack[-1][2] if self.text_stack else 1
         self.text_stack.append([0, 0, int(parent_on and tag not in _NO_TEXT_TAGS)])
@@ -705,16 +746,20 @@ class _FileParser:
         if total > kept:
             elem.set(_TEXTLEN, str(total))
 
-    def _finish_case(self) -> None:
-        assert self.builder is not None
-        if self.synthetic:
-            self.builder.end("testcase")
-            self.text_stack.clear()
-        elem = self.builder.close()
-        self.builder = None
+    def _finish_case(self, tag: str) -> None:
+        self.in_case = False
         suite = self.suites[-1].name if self.suites else None
-        case, seconds = self.semantics.case(elem, self.file, suite)
-        self.collector.run.cases_time_ms += _to_ms(seconds)
+        builder = self.builder
+        if builder is None:
+            case = self.semantics.bare_case(self.case_attrs, self.file, suite)
+        else:
+            if self.synthetic:
+                self._case_end(tag)
+            builder.end("testcase")
+            self.builder = None
+            self.text_stack = []
+            case = self.semantics.case(builder.close(), self.file, suite)
+        self.collector.run.cases_time_ms += case.duration_ms
         self.cases += 1
         self.reruns.add(case)
 
