@@ -66,7 +66,7 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         parsed = email.utils.parsedate_to_datetime(value)
@@ -89,7 +89,6 @@ def make_session(settings: Settings) -> requests.Session:
     adapter = HTTPAdapter(max_retries=Retry(total=0, redirect=0, raise_on_redirect=False))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    session.max_redirects = 0
     return session
 
 

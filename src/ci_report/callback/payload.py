@@ -56,7 +56,7 @@ def run_id_value(raw: Optional[str]) -> Union[int, str, None]:
     text = str(raw).strip()
     if not text:
         return None
-    return int(text) if text.isdigit() else text
+    return int(text) if text.isascii() and text.isdigit() else text
 
 
 def normalize_build_result(value: Optional[str]) -> Optional[str]:

@@ -1,0 +1,334 @@
+"""The retry loop: classification, re-signing, Retry-After, deadline, redirects, hints."""
+
+from __future__ import annotations
+
+import email.utils
+import itertools
+import time
+
+import jwt
+import pytest
+import requests
+
+from ci_report.callback import auth
+from ci_report.callback import delivery as delivery_module
+from ci_report.callback.delivery import (
+    RETRY_STATUSES,
+    backoff_delay,
+    deliver,
+    parse_retry_after,
+)
+from ci_report.errors import ConfigError
+from ci_report.verify import CallbackVerifier
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+URL = "https://platform.example.com/api/jenkins/callback"
+BODY = b'{"runId":64,"status":"success"}'
+ID = "msg_0123456789abcdef0123456789abcdef"
+JWT_SECRET = "jwt-secret-for-delivery-tests-0123456789"
+API_KEY = "api-key-for-delivery-tests"
+
+
+@pytest.fixture
+def settings(make_settings):
+    return make_settings(
+        api_key=API_KEY, jwt_secret=JWT_SECRET, signature_secret="hmac-secret-0123456789abcdef"
+    )
+
+
+class Sleeps(list):
+    """An injected ``sleep`` that records the delays instead of waiting."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def run(settings, **kwargs):
+    sleeps = Sleeps()
+    kwargs.setdefault("sleep", sleeps)
+    kwargs.setdefault("subject", "team/app#42")
+    result = deliver(BODY, ID, kwargs.pop("url", URL), settings, **kwargs)
+    return result, sleeps
+
+
+def test_2xx_first_try(requests_mock, settings, captured_console) -> None:
+    requests_mock.post(URL, status_code=202, text="accepted")
+    result, sleeps = run(settings, console=captured_console)
+    assert result.outcome == "delivered" and result.delivered
+    assert result.attempts == 1
+    assert result.status_code == 202
+    assert result.error is None
+    assert sleeps == []
+    request = requests_mock.last_request
+    assert request.body == BODY  # the exact bytes, never re-serialised
+    assert request.headers["webhook-id"] == ID
+    assert request.headers["Idempotency-Key"] == ID
+    assert request.headers["X-Api-Key"] == API_KEY
+    assert request.headers["Authorization"].startswith("Bearer ")
+    assert request.headers["webhook-signature"].startswith("v1,")
+    assert request.timeout == (settings.connect_timeout, settings.read_timeout)
+
+
+def test_each_attempt_verifies_at_the_receiver(requests_mock, settings, captured_console) -> None:
+    requests_mock.post(URL, [{"status_code": 503}, {"status_code": 200}])
+    run(settings, console=captured_console)
+    verifier = CallbackVerifier(
+        api_keys=[API_KEY],
+        jwt_secrets=[JWT_SECRET],
+        signature_secrets=["hmac-secret-0123456789abcdef"],
+        jwt_audience=URL,
+    )
+    for request in requests_mock.request_history:
+        verified = verifier.verify(request.body, request.headers)
+        assert sorted(verified.modes) == ["api-key", "hmac", "jwt"]
+
+
+def test_503_503_200_resigned_each_attempt(
+    requests_mock, settings, monkeypatch, captured_console
+) -> None:
+    clock = itertools.count(1_700_000_000, 5)
+    monkeypatch.setattr(auth.time, "time", lambda: next(clock))
+    requests_mock.post(URL, [{"status_code": 503}, {"status_code": 503}, {"status_code": 200}])
+    result, sleeps = run(settings, console=captured_console)
+    assert result.outcome == "delivered"
+    assert result.attempts == 3
+    assert len(sleeps) == 2
+    history = requests_mock.request_history
+    assert len(history) == 3
+    timestamps = [r.headers["webhook-timestamp"] for r in history]
+    signatures = [r.headers["webhook-signature"] for r in history]
+    tokens = [r.headers["Authorization"][7:] for r in history]
+    assert len(set(timestamps)) == 3
+    assert len(set(signatures)) == 3
+    jtis = {jwt.decode(t, options={"verify_signature": False})["jti"] for t in tokens}
+    assert len(jtis) == 3
+    assert {r.headers["webhook-id"] for r in history} == {ID}
+    assert {r.headers["Idempotency-Key"] for r in history} == {ID}
+    assert {r.body for r in history} == {BODY}
+    assert "attempt 1/8 failed (HTTP 503)" in captured_console.text
+
+
+@pytest.mark.parametrize("status", sorted(RETRY_STATUSES))
+def test_retryable_statuses(requests_mock, settings, status, captured_console) -> None:
+    requests_mock.post(URL, [{"status_code": status}, {"status_code": 200}])
+    result, _ = run(settings, console=captured_console)
+    assert result.delivered and result.attempts == 2
+
+
+def test_retry_after_seconds_honoured(requests_mock, settings, captured_console) -> None:
+    requests_mock.post(
+        URL, [{"status_code": 429, "headers": {"Retry-After": "7"}}, {"status_code": 200}]
+    )
+    result, sleeps = run(settings, console=captured_console)
+    assert result.delivered
+    assert len(sleeps) == 1 and sleeps[0] >= 7
+
+
+def test_retry_after_http_date_honoured(requests_mock, settings, captured_console) -> None:
+    when = email.utils.formatdate(time.time() + 20, usegmt=True)
+    requests_mock.post(
+        URL, [{"status_code": 503, "headers": {"Retry-After": when}}, {"status_code": 200}]
+    )
+    result, sleeps = run(settings, console=captured_console)
+    assert result.delivered
+    assert 17 <= sleeps[0] <= 21
+
+
+def test_retry_after_beyond_deadline_stops_queued(
+    requests_mock, settings, captured_console
+) -> None:
+    requests_mock.post(URL, status_code=429, headers={"Retry-After": "3600"})
+    result, sleeps = run(settings, console=captured_console)
+    assert result.outcome == "queued"
+    assert result.attempts == 1
+    assert sleeps == []
+    assert result.error == "HTTP 429"
+    assert any("deadline" in n for n in result.notes)
+
+
+def test_401_rejected_once_with_fix(requests_mock, settings, captured_console) -> None:
+    requests_mock.post(URL, status_code=401, text="bad signature")
+    result, sleeps = run(settings, console=captured_console)
+    assert result.outcome == "rejected"
+    assert result.attempts == 1
+    assert requests_mock.call_count == 1
+    assert sleeps == []
+    assert result.response_excerpt == "bad signature"
+    assert any("secrets bound in Jenkins" in h for h in result.hints)
+    assert not any("clock" in h for h in result.hints)
+
+
+def test_401_with_skewed_date_gives_clock_hint_first(
+    requests_mock, settings, captured_console
+) -> None:
+    server_date = email.utils.formatdate(time.time() - 600, usegmt=True)
+    requests_mock.post(URL, status_code=401, headers={"Date": server_date})
+    result, _ = run(settings, console=captured_console)
+    assert result.outcome == "rejected"
+    assert "clock" in result.hints[0] and "ahead of" in result.hints[0]
+    assert "NTP" in result.hints[0]
+    assert any("secrets bound in Jenkins" in h for h in result.hints)
+
+
+@pytest.mark.parametrize(("status", "word"), [(403, "permissions"), (404, "/api/jenkins/callback")])
+def test_other_4xx_rejected_with_hint(requests_mock, settings, status, word, captured_console):
+    requests_mock.post(URL, status_code=status)
+    result, _ = run(settings, console=captured_console)
+    assert result.outcome == "rejected" and result.attempts == 1
+    assert any(word in h for h in result.hints)
+
+
+def test_302_rejected_not_followed(requests_mock, settings, captured_console) -> None:
+    requests_mock.post(URL, status_code=302, headers={"Location": "https://elsewhere/x"})
+    requests_mock.get("https://elsewhere/x", status_code=200)
+    requests_mock.post("https://elsewhere/x", status_code=200)
+    result, sleeps = run(settings, console=captured_console)
+    assert result.outcome == "rejected"
+    assert result.attempts == 1
+    assert requests_mock.call_count == 1
+    assert requests_mock.request_history[0].url == URL
+    assert "https://elsewhere/x" in (result.error or "")
+    assert any("redirects are not followed" in h for h in result.hints)
+    assert sleeps == []
+
+
+def test_501_not_retried_but_queued(requests_mock, settings, captured_console) -> None:
+    requests_mock.post(URL, status_code=501)
+    result, _ = run(settings, console=captured_console)
+    assert result.outcome == "queued" and result.attempts == 1
+
+
+def test_connection_error_retried_then_queued(requests_mock, settings, captured_console) -> None:
+    requests_mock.post(URL, exc=requests.exceptions.ConnectionError("Connection refused"))
+    result, sleeps = run(settings, console=captured_console, max_attempts=3)
+    assert result.outcome == "queued"
+    assert result.attempts == 3
+    assert requests_mock.call_count == 3
+    assert len(sleeps) == 2
+    assert result.status_code is None
+    assert "connection refused" in (result.error or "")
+    assert any("gave up after 3 attempts" in n for n in result.notes)
+
+
+def test_read_timeout_retried(requests_mock, settings, captured_console) -> None:
+    requests_mock.post(
+        URL, [{"exc": requests.exceptions.ReadTimeout("slow")}, {"status_code": 200}]
+    )
+    result, _ = run(settings, console=captured_console)
+    assert result.delivered and result.attempts == 2
+
+
+def test_tls_error_not_retried(requests_mock, settings, captured_console) -> None:
+    requests_mock.post(URL, exc=requests.exceptions.SSLError("certificate verify failed"))
+    result, sleeps = run(settings, console=captured_console)
+    assert result.outcome == "queued"
+    assert result.attempts == 1 and sleeps == []
+    assert (result.error or "").startswith("TLS error")
+    assert any("--ca-bundle" in h for h in result.hints)
+
+
+def test_max_attempts_from_settings(requests_mock, make_settings, captured_console) -> None:
+    settings = make_settings(api_key=API_KEY, max_attempts=4)
+    requests_mock.post(URL, status_code=500)
+    result, sleeps = run(settings, console=captured_console)
+    assert result.attempts == 4 and requests_mock.call_count == 4
+    assert len(sleeps) == 3
+    assert result.outcome == "queued"
+
+
+def test_default_schedule_within_bounds(requests_mock, make_settings, captured_console) -> None:
+    settings = make_settings(api_key=API_KEY)
+    requests_mock.post(URL, status_code=503)
+    result, sleeps = run(settings, console=captured_console)
+    assert result.attempts == 8
+    assert len(sleeps) == 7
+    for n, delay in enumerate(sleeps, start=1):
+        d = min(60.0, 2 ** (n - 1))
+        assert d / 2 <= delay <= d
+
+
+def test_deadline_respected(requests_mock, make_settings, monkeypatch, captured_console) -> None:
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(delivery_module.time, "monotonic", lambda: clock["now"])
+
+    def sleep(seconds: float) -> None:
+        clock["now"] += seconds
+
+    settings = make_settings(api_key=API_KEY, deadline=20.0)
+    requests_mock.post(URL, status_code=503)
+    result = deliver(BODY, ID, URL, settings, sleep=sleep, console=captured_console)
+    assert result.outcome == "queued"
+    assert clock["now"] - 1000.0 <= 20.0
+    assert 3 <= result.attempts < 8
+    assert any("deadline" in n for n in result.notes)
+
+
+def test_quiet_prints_no_retry_lines(requests_mock, settings, captured_console) -> None:
+    requests_mock.post(URL, [{"status_code": 503}, {"status_code": 200}])
+    run(settings, console=captured_console, quiet=True)
+    assert "retrying" not in captured_console.text
+
+
+@pytest.mark.parametrize("url", ["not a url", "http://", "ftp://x/y"])
+def test_invalid_url_is_config_error(settings, url, captured_console) -> None:
+    with pytest.raises(ConfigError) as info:
+        run(settings, url=url, console=captured_console)
+    assert "URL" in info.value.message
+
+
+def test_header_with_newline_is_config_error_without_value(make_settings, captured_console) -> None:
+    secret = "abc-secret-value\ninjected: 1"
+    settings = make_settings(api_key=secret)
+    with pytest.raises(ConfigError) as info:
+        deliver(BODY, ID, URL, settings, sleep=Sleeps(), console=captured_console, subject="s")
+    err = info.value
+    text = " ".join(str(x) for x in (err, err.message, err.cause, err.fix, err.evidence))
+    assert "abc-secret-value" not in text
+    assert "injected" not in text
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_ca_bundle_passed_as_verify(requests_mock, make_settings, captured_console, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("x")
+    settings = make_settings(api_key=API_KEY, ca_bundle=str(bundle))
+    requests_mock.post(URL, status_code=200)
+    run(settings, console=captured_console)
+    assert requests_mock.last_request.verify == str(bundle)
+
+
+# ------------------------------------------------------------------- pure helpers
+
+
+def test_backoff_delay_ranges() -> None:
+    bounds = []
+    for attempt in range(1, 12):
+        low = backoff_delay(attempt, rng=lambda a, b: a)
+        high = backoff_delay(attempt, rng=lambda a, b: b)
+        bounds.append((low, high))
+    assert bounds[:7] == [(0.5, 1), (1, 2), (2, 4), (4, 8), (8, 16), (16, 32), (30, 60)]
+    assert all(b == (30, 60) for b in bounds[6:])  # capped at 60
+    for attempt in range(1, 10):
+        d = min(60.0, 2 ** (attempt - 1))
+        for _ in range(20):
+            assert d / 2 <= backoff_delay(attempt) <= d
+
+
+def test_parse_retry_after() -> None:
+    now = 1_700_000_000.0
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after(" 5 ") == 5.0
+    assert parse_retry_after("0") == 0.0
+    date = email.utils.formatdate(now + 90, usegmt=True)
+    assert parse_retry_after(date, now=now) == pytest.approx(90, abs=1)
+    past = email.utils.formatdate(now - 90, usegmt=True)
+    assert parse_retry_after(past, now=now) == 0.0
+    for unusable in (None, "", "soon", "-5", "1.5", "²", "Wed, 99 Foo 2024"):
+        assert parse_retry_after(unusable, now=now) is None, unusable
+
+
+def test_duplicate_answer_is_delivered_and_flagged(requests_mock, settings, captured_console):
+    requests_mock.post(URL, status_code=200, json={"duplicate": True})
+    result, _ = run(settings, console=captured_console)
+    assert result.delivered and result.duplicate
