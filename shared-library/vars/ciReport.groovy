@@ -53,11 +53,11 @@ def callback(Map options = [:]) {
     throw e
   // groovylint-disable-next-line CatchException
   } catch (Exception e) {
-    // withCredentials fails when a credential id does not exist: a configuration error, reported
-    // like exit 78 so that a missing credential does not fail the build unless asked.
+    // Typically withCredentials with a credential id that does not exist: reported like a configuration
+    // error (exit 78), so that it does not fail the build unless asked. Aborts are rethrown above.
     rc = 78
-    message = "ci-report callback: could not bind the callback credentials (${e.message}); check " +
-      'apiKeyCredentialsId, jwtCredentialsId and signatureCredentialsId'
+    message = "ci-report callback: could not run the callback: ${e.message} (configuration error, exit 78; " +
+      'check apiKeyCredentialsId, jwtCredentialsId and signatureCredentialsId)'
   }
 
   String written = c.dryRun ? c.dryRunOutput.toString() : c.resultFile.toString()

@@ -4,7 +4,9 @@ import static org.junit.Assert.assertEquals
 import static org.junit.Assert.assertFalse
 import static org.junit.Assert.assertNull
 import static org.junit.Assert.assertTrue
+import static org.junit.Assert.fail
 
+import harness.FlowInterruptedException
 import org.junit.Before
 import org.junit.Test
 
@@ -185,6 +187,18 @@ class CallbackTest extends StepTestBase {
     assertContainsAll(expectError { ciReport.callback(statusStyle: 'fancy') }, ['statusStyle'])
     assertContainsAll(expectError { ciReport.callback(extraArgs: '--max-results 5') }, ['extraArgs must be a list'])
     assertContainsAll(expectError { ciReport.callback(durationMs: 'soon') }, ['durationMs must be a number'])
+  }
+
+  @Test
+  void anAbortDuringTheCallbackIsNotSwallowed() {
+    h.onSh('ci-report callback', 0, '') { s -> throw new FlowInterruptedException('Aborted by user') }
+    try {
+      ciReport.callback(failOnError: false)
+      fail('expected the interruption to propagate')
+    } catch (FlowInterruptedException e) {
+      assertEquals('Aborted by user', e.message)
+    }
+    assertEquals([], h.log)
   }
 
   @Test
