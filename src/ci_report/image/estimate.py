@@ -1,0 +1,515 @@
+"""How many bytes a Kaniko build will push (and pull), before it runs.
+
+Parts, per distinct destination repository (Kaniko's ``remote.Write`` runs once per destination;
+blobs that already exist in a repository are skipped after a HEAD):
+
+- ``base-layers``: layers of the final stage's base image that are not yet in the destination
+  repository (HEAD each one). A base on the same registry as the destination is mounted across
+  repositories, not uploaded.
+- ``context``: files the final stage COPY/ADDs from the build context (after ``.dockerignore``)
+  times a compression factor (already-compressed files such as ``.jar`` count at 0.95).
+- ``built-layers``: RUN and ``COPY --from`` layers cannot be known before the build; when the
+  destination tag already exists, its non-base layers minus the context part are the proxy.
+- ``cache``: with ``--cache-repo`` the built layers are pushed there as well.
+- ``config``: config blob and manifest (about 50 KB).
+
+``pull_bytes`` is what Kaniko downloads: the full base image of every stage it builds.
+Registry trouble never raises: the estimate says it was not reachable and falls back to the
+context bytes plus a conservative, labelled guess for the base image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from ..console import Console, get_console
+from ..errors import CiReportError
+from .dockerfile import (
+    Stage,
+    copy_sources,
+    final_chain,
+    load_dockerignore,
+    parse_dockerfile,
+    used_stages,
+)
+
+__all__ = [
+    "CONFIG_BYTES",
+    "Estimate",
+    "EstimatePart",
+    "base_guess",
+    "estimate_push",
+    "fmt_bytes",
+    "show_estimate",
+]
+
+MB = 1_000_000
+CONFIG_BYTES = 50_000  # config blob + manifest, per destination repository
+COMPRESSED_SUFFIXES = (
+    ".jar", ".war", ".ear", ".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".7z", ".png",
+    ".jpg", ".jpeg", ".gif", ".webp", ".mp4", ".mp3", ".woff", ".woff2", ".whl", ".apk",
+)  # fmt: skip
+COMPRESSED_FACTOR = 0.95  # reference/kaniko.md c.1: fat JAR layer ~0.9-1.0 x JAR size
+
+# Typical compressed linux/amd64 sizes (reference/kaniko.md c.4), used only as a labelled guess
+# when the registry cannot be asked. First match wins; rounded up.
+_BASE_GUESSES: list[tuple[tuple[str, ...], int, str]] = [
+    (("distroless/static", "distroless/base"), 5 * MB, "distroless"),
+    (("alpine",), 80 * MB, "an alpine-based image"),  # temurin jre-alpine is 74 MB
+    (("-jdk", ":jdk", "jdk-", "/jdk"), 235 * MB, "a JDK image"),
+    (("-jre", ":jre", "jre-", "/jre"), 125 * MB, "a JRE image"),
+    (("python", "node"), 65 * MB, "a slim language runtime"),
+]
+DEFAULT_BASE_GUESS = 250 * MB
+
+
+def fmt_bytes(n: float) -> str:
+    """Decimal units, as bandwidth is in MB/s: ``412 MB``, ``3.0 MB``, ``48 KB``."""
+    n = float(n)
+    if n >= 10 * MB:
+        return f"{n / MB:,.0f} MB"
+    if n >= MB:
+        return f"{n / MB:.1f} MB"
+    if n >= 1000:
+        return f"{n / 1000:.0f} KB"
+    return f"{int(n)} B"
+
+
+def base_guess(image: str) -> tuple[int, str]:
+    """A conservative size guess for ``image`` and what it was based on."""
+    name = image.lower()
+    if "alpine" in name and ("jdk" in name):
+        return 190 * MB, "an alpine JDK image"
+    for needles, size, label in _BASE_GUESSES:
+        if any(n in name for n in needles):
+            return size, label
+    return DEFAULT_BASE_GUESS, "an unknown image"
+
+
+@dataclass
+class EstimatePart:
+    kind: str  # 'base-layers' | 'context' | 'built-layers' | 'cache' | 'config'
+    bytes: int
+    detail: str
+    guess: bool = False  # not measured: a fallback or a proxy
+
+
+@dataclass
+class Estimate:
+    total_bytes: int
+    parts: list[EstimatePart]
+    base_image: Optional[str]
+    base_bytes_total: int
+    base_bytes_present: int  # base layer bytes already in every destination repository
+    reachable: bool
+    notes: list[str]
+    pull_bytes: int
+    base_digest: Optional[str] = None
+    base_layers: list[dict[str, Any]] = field(default_factory=list)  # digest, size, present
+    destinations: list[dict[str, Any]] = field(default_factory=list)  # per repository
+    context_bytes: int = 0  # raw bytes of the COPY/ADD sources (before compression)
+    compression: float = 0.45
+
+    @property
+    def is_guess(self) -> bool:
+        return any(p.guess for p in self.parts)
+
+    def part(self, kind: str) -> int:
+        return sum(p.bytes for p in self.parts if p.kind == kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["totalBytes"] = data.pop("total_bytes")
+        data["baseImage"] = data.pop("base_image")
+        data["baseBytesTotal"] = data.pop("base_bytes_total")
+        data["baseBytesPresent"] = data.pop("base_bytes_present")
+        data["pullBytes"] = data.pop("pull_bytes")
+        data["baseDigest"] = data.pop("base_digest")
+        data["baseLayers"] = data.pop("base_layers")
+        data["contextBytes"] = data.pop("context_bytes")
+        data["isGuess"] = self.is_guess
+        return data
+
+    def lines(self) -> list[str]:
+        """Human lines for the console: the total, then one line per part, then notes."""
+        head = f"push estimate: {fmt_bytes(self.total_bytes)}"
+        if self.is_guess:
+            head += " (includes a guess)"
+        if not self.reachable:
+            head += " [registry not reachable]"
+        out = [head]
+        for p in self.parts:
+            out.append(f"{p.kind}: {fmt_bytes(p.bytes)} - {p.detail}")
+        if self.pull_bytes:
+            out.append(f"pull: {fmt_bytes(self.pull_bytes)} of base images for Kaniko to fetch")
+        out.extend(f"note: {n}" for n in self.notes)
+        return out
+
+
+def show_estimate(estimate: Estimate, console: Optional[Console] = None) -> None:
+    console = console or get_console()
+    first, *rest = estimate.lines()
+    (console.info if estimate.reachable else console.warn)(first)
+    for line in rest:
+        label, _, text = line.partition(": ")
+        console.detail(label, text)
+
+
+# -- the estimate ------------------------------------------------------------------------
+
+
+class _Registries:
+    """One client per registry host (tokens are reused), credentials from config.json."""
+
+    def __init__(self, docker_config, insecure: Sequence[str], factory: Optional[Callable]):
+        self.docker_config = docker_config
+        self.insecure = {h.lower() for h in insecure}
+        self.factory = factory
+        self.clients: dict[str, Any] = {}
+
+    def client(self, registry: str):
+        if registry not in self.clients:
+            from .registry import RegistryClient
+
+            creds = None
+            if self.docker_config is not None:
+                try:
+                    creds = self.docker_config.resolve(registry)
+                except Exception:  # a broken helper must not break the estimate
+                    creds = None
+                if creds is not None:
+                    for secret in creds.secrets():
+                        get_console().add_secret(secret)
+            make = self.factory or RegistryClient
+            self.clients[registry] = make(
+                registry, credentials=creds, insecure=registry.lower() in self.insecure
+            )
+        return self.clients[registry]
+
+
+def _is_compressed(path: Path) -> bool:
+    return path.name.lower().endswith(COMPRESSED_SUFFIXES)
+
+
+def _root_base(chain: list[Stage]) -> Optional[Stage]:
+    root = chain[0] if chain else None
+    return root if root is not None and root.is_external else None
+
+
+def estimate_push(
+    *,
+    dockerfile: Path,
+    context: Path,
+    destinations: Sequence[str],
+    docker_config=None,
+    build_args: Mapping[str, str] = {},
+    compression: float = 0.45,
+    cache_repo: Optional[str] = None,
+    insecure_registries: Sequence[str] = (),
+    platform: str = "linux/amd64",
+    target: Optional[str] = None,
+    client_factory: Optional[Callable] = None,
+    console: Optional[Console] = None,
+) -> Estimate:
+    """Size the push of ``dockerfile`` built in ``context`` to ``destinations``.
+
+    Raises only for a Dockerfile that cannot be read or parsed (preflight reports those first);
+    every registry problem becomes a note and ``reachable=False``.
+    """
+    from .registry import RegistryError, parse_reference
+
+    console = console or get_console()
+    dockerfile, context = Path(dockerfile), Path(context)
+    try:
+        text = dockerfile.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise CiReportError(
+            f"cannot read Dockerfile {dockerfile}", cause=exc.strerror or str(exc)
+        ) from None
+    stages = parse_dockerfile(text, build_args)
+    chain = final_chain(stages, target)
+    notes: list[str] = []
+    parts: list[EstimatePart] = []
+    reachable = True
+    regs = _Registries(docker_config, insecure_registries, client_factory)
+
+    def trouble(what: str, err: Exception) -> None:
+        nonlocal reachable
+        kind = getattr(err, "kind", "unknown")
+        if kind != "not-found":  # a missing image is an answer, not an unreachable registry
+            reachable = False
+        msg = getattr(err, "message", str(err))
+        notes.append(f"{what}: {msg} ({kind})")
+        console.debug(f"estimate: {what} failed: {msg}")
+
+    # -- destinations: one entry per distinct repository ---------------------------------
+    dest_refs = []
+    seen_repos: set[tuple[str, str]] = set()
+    for dest in destinations:
+        try:
+            ref = parse_reference(dest, insecure_registries=insecure_registries)
+        except CiReportError as err:
+            notes.append(f"destination {dest!r} skipped: {err.message}")
+            continue
+        key = (ref.registry, ref.repository)
+        if key in seen_repos:
+            continue  # another tag in the same repository: blobs are already there
+        seen_repos.add(key)
+        dest_refs.append(ref)
+    if len(dest_refs) < len(destinations):
+        notes.append(
+            f"{len(destinations)} destinations, {len(dest_refs)} distinct repositories: "
+            "blobs are uploaded once per repository"
+        )
+
+    # -- base image of the final stage ---------------------------------------------------
+    root = _root_base(chain)
+    base_image = root.base if root else None
+    base_manifest = None
+    base_ref = None
+    if root is not None:
+        try:
+            base_ref = parse_reference(root.base, insecure_registries=insecure_registries)
+        except CiReportError as err:
+            notes.append(f"base image {root.base!r}: {err.message}")
+        if base_ref is not None:
+            try:
+                client = regs.client(base_ref.registry)
+                base_manifest = client.manifest(
+                    base_ref.repository, base_ref.reference, platform=root.platform or platform
+                )
+                if base_manifest.skipped:
+                    notes.append(
+                        f"base index: picked {base_manifest.platform}, skipped "
+                        f"{len(base_manifest.skipped)} attestation entr"
+                        f"{'y' if len(base_manifest.skipped) == 1 else 'ies'}"
+                    )
+                if not base_manifest.sizes_known:
+                    notes.append(f"{base_ref} has a Docker schema 1 manifest without layer sizes")
+                    base_manifest = None
+            except CiReportError as err:
+                trouble(f"base image {base_ref}", err)
+
+    base_total = base_manifest.layers_bytes if base_manifest else 0
+    base_layers = (
+        [{"digest": d.digest, "size": d.size, "present": []} for d in base_manifest.layers]
+        if base_manifest
+        else []
+    )
+    if root is not None and base_manifest is None:
+        guess, label = base_guess(root.base)
+        base_total = guess
+        notes.append(
+            f"base image {root.base} not sized by the registry: guessed {fmt_bytes(guess)} "
+            f"({label}; reference sizes), counted as not yet in the destination"
+        )
+    elif root is None and chain:
+        notes.append("FROM scratch: no base layers")
+
+    # -- base layers missing per destination repository ----------------------------------
+    dest_info: list[dict[str, Any]] = []
+    present_everywhere: Optional[int] = None
+    base_missing_total = 0
+    base_part_guess = base_manifest is None and root is not None
+    for ref in dest_refs:
+        info: dict[str, Any] = {
+            "repository": ref.name,
+            "baseMissingBytes": 0,
+            "basePresentBytes": 0,
+            "reachable": True,
+        }
+        if root is None:
+            pass
+        elif base_manifest is None:
+            info["baseMissingBytes"] = base_total
+        elif base_ref is not None and base_ref.registry == ref.registry:
+            info["basePresentBytes"] = base_total
+            info["mounted"] = True
+            notes.append(
+                f"base layers of {base_ref.name} are on {ref.registry} already: Kaniko mounts "
+                f"them into {ref.repository} instead of uploading"
+            )
+        else:
+            client = regs.client(ref.registry)
+            try:
+                for layer in base_layers:
+                    if client.blob_exists(ref.repository, layer["digest"]):
+                        layer["present"].append(ref.name)
+                        info["basePresentBytes"] += layer["size"]
+                    else:
+                        info["baseMissingBytes"] += layer["size"]
+            except CiReportError as err:
+                trouble(f"destination {ref.name}", err)
+                info["reachable"] = False
+                info["baseMissingBytes"] = base_total
+                info["basePresentBytes"] = 0
+        base_missing_total += info["baseMissingBytes"]
+        present = info["basePresentBytes"]
+        present_everywhere = (
+            present if present_everywhere is None else min(present_everywhere, present)
+        )
+        dest_info.append(info)
+    n_repos = max(1, len(dest_refs))
+    if not dest_refs and root is not None:
+        base_missing_total = base_total  # no destination: assume nothing is there
+    if root is not None:
+        if base_manifest is not None:
+            n_layers = len(base_manifest.layers)
+            present_b = sum(i["basePresentBytes"] for i in dest_info)
+            detail = (
+                f"{base_image} ({base_manifest.platform or platform}, {n_layers} layer"
+                f"{'s' if n_layers != 1 else ''}, {fmt_bytes(base_total)} compressed)"
+            )
+            if present_b:
+                detail += f"; {fmt_bytes(present_b)} already in the destination"
+            if n_repos > 1:
+                detail += f"; over {n_repos} repositories"
+        else:
+            detail = f"{base_image}: GUESS, the registry could not be asked"
+        parts.append(EstimatePart("base-layers", base_missing_total, detail, guess=base_part_guess))
+
+    # -- context ---------------------------------------------------------------------------
+    ignore = load_dockerignore(context, dockerfile)
+    try:
+        sources = copy_sources(stages, context, ignore, build_args=build_args, target=target)
+    except CiReportError as err:
+        notes.append(f"COPY/ADD sources not sized: {err.message}")
+        sources = []
+    raw = 0
+    weighted = 0.0
+    compressed_raw = 0
+    for src in sources:
+        for f in src.files:
+            try:
+                size = f.lstat().st_size
+            except OSError:
+                continue
+            raw += size
+            if _is_compressed(f):
+                compressed_raw += size
+                weighted += size * COMPRESSED_FACTOR
+            else:
+                weighted += size * compression
+    missing = [s for s in sources if s.missing]
+    if missing:
+        notes.append(
+            "COPY/ADD sources missing in the context: "
+            + ", ".join(f"{s.pattern} (line {s.line})" for s in missing[:5])
+        )
+    context_bytes = int(weighted) * n_repos
+    if sources:
+        detail = f"{len(sources)} COPY/ADD source{'s' if len(sources) != 1 else ''}, "
+        detail += f"{fmt_bytes(raw)} in the context"
+        if compressed_raw:
+            detail += (
+                f" ({fmt_bytes(compressed_raw)} already compressed x {COMPRESSED_FACTOR}, "
+                f"the rest x {compression})"
+            )
+        else:
+            detail += f" x {compression} compression"
+        if n_repos > 1:
+            detail += f"; x {n_repos} repositories"
+        parts.append(EstimatePart("context", context_bytes, detail))
+
+    # -- RUN / COPY --from layers: the previous image as a proxy ---------------------------
+    builds = [
+        ins
+        for stage in chain
+        for ins in stage.instructions
+        if ins.cmd == "RUN" or (ins.cmd in ("COPY", "ADD") and "from" in ins.flags)
+    ]
+    built_bytes = 0
+    if builds and dest_refs:
+        prev_ref = dest_refs[0]
+        try:
+            prev = regs.client(prev_ref.registry).manifest(
+                prev_ref.repository, prev_ref.reference, platform=platform
+            )
+            base_digests = {d["digest"] for d in base_layers}
+            non_base = sum(d.size for d in prev.layers if d.digest not in base_digests)
+            if base_manifest is None and root is not None:
+                non_base = max(0, non_base - base_total)
+            built_bytes = max(0, non_base - int(weighted))
+            parts.append(
+                EstimatePart(
+                    "built-layers",
+                    built_bytes * n_repos,
+                    f"{len(builds)} RUN/COPY --from step{'s' if len(builds) != 1 else ''}: "
+                    f"proxy from the previous {prev_ref} ({fmt_bytes(non_base)} of non-base "
+                    "layers, minus the context part)",
+                    guess=True,
+                )
+            )
+        except CiReportError as err:
+            if getattr(err, "kind", "") == "not-found":
+                notes.append(
+                    f"{len(builds)} RUN/COPY --from step(s) not sized: no previous "
+                    f"{prev_ref} to compare with (first push)"
+                )
+            else:
+                trouble(f"previous image {prev_ref}", err)
+    elif builds:
+        notes.append(f"{len(builds)} RUN/COPY --from step(s) not sized (no destination)")
+
+    # -- cache -----------------------------------------------------------------------------
+    if cache_repo:
+        if builds and built_bytes:
+            parts.append(
+                EstimatePart(
+                    "cache",
+                    built_bytes,
+                    f"RUN layers pushed again to {cache_repo} (--cache=true)",
+                    guess=True,
+                )
+            )
+        else:
+            notes.append(f"cache pushes to {cache_repo} not sized (no RUN layer size known)")
+
+    # -- config + manifest -----------------------------------------------------------------
+    parts.append(
+        EstimatePart(
+            "config",
+            CONFIG_BYTES * n_repos,
+            "image config and manifest (approx.)"
+            + (f" x {n_repos} repositories" if n_repos > 1 else ""),
+        )
+    )
+
+    # -- pull: every external base Kaniko builds from --------------------------------------
+    pull = base_total
+    for stage in used_stages(stages, target):
+        if not stage.is_external or stage is root:
+            continue
+        size = None
+        try:
+            sref = parse_reference(stage.base, insecure_registries=insecure_registries)
+            size = (
+                regs.client(sref.registry)
+                .manifest(sref.repository, sref.reference, platform=stage.platform or platform)
+                .layers_bytes
+            )
+        except CiReportError as err:
+            if isinstance(err, RegistryError):
+                trouble(f"build-stage base {stage.base}", err)
+            size, label = base_guess(stage.base)
+            notes.append(f"build-stage base {stage.base} guessed at {fmt_bytes(size)} ({label})")
+        pull += size or 0
+
+    total = sum(p.bytes for p in parts)
+    return Estimate(
+        total_bytes=total,
+        parts=parts,
+        base_image=base_image,
+        base_bytes_total=base_total,
+        base_bytes_present=present_everywhere or 0,
+        reachable=reachable,
+        notes=notes,
+        pull_bytes=pull,
+        base_digest=base_manifest.digest if base_manifest else None,
+        base_layers=base_layers,
+        destinations=dest_info,
+        context_bytes=raw,
+        compression=compression,
+    )
