@@ -1,0 +1,409 @@
+"""``ci-report trigger``, ``sync`` and ``diagnose``: the platform side. Options in, one core
+call, outcome out (stderr diagnostics; stdout only for ``--json`` or a shown payload)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+import click
+
+from ..console import Console
+from ..errors import CiReportError, ConfigError, InputError
+from .common import global_options, global_options_of, run
+
+EXIT_MEANINGS = {
+    0: "SUCCESS",
+    1: "FAILURE",
+    2: "usage or configuration error",
+    3: "lost or unknown (the build or its outcome could not be determined)",
+    4: "cancelled in the queue",
+    5: "timed out",
+    6: "UNSTABLE",
+    7: "ABORTED or NOT_BUILT",
+}
+
+TRIGGER_EPILOG = """\b
+Examples:
+  export JENKINS_URL=https://jenkins.example.com JENKINS_USER=platform-bot
+  export JENKINS_TOKEN=...            # an API token (no CSRF crumb needed)
+  ci-report trigger team/app/deploy -p VERSION=1.4.2 -p ENV=staging
+  ci-report trigger team/app/deploy -p VERSION=1.4.2 --wait --json
+  ci-report trigger team/app/main --wait --queue-timeout 600 --build-timeout 3600 \\
+      --cancel-on-timeout
+
+\b
+Define a string parameter CI_REPORT_TRIGGER_ID on the job: ci-report then sends a fresh
+UUID in it, so identical triggers never merge into one build, retries after a lost answer
+are safe, and the build can always be found again.
+\b
+Exit codes: 0 SUCCESS (or build started, without --wait), 1 FAILURE, 2 usage/config,
+3 lost/unknown, 4 cancelled, 5 timed out, 6 UNSTABLE, 7 ABORTED/NOT_BUILT;
+143/130 on SIGTERM/SIGINT (after cancelling the queue item or stopping the build).
+--json prints {queueId, merged, number, url, result, durationMs, waitedSeconds, outcome}."""
+
+SYNC_EPILOG = """\b
+Examples:
+  ci-report sync team/app/main 42                  # show what would be sent
+  ci-report sync team/app/main 42 --deliver --run-id 64
+  ci-report sync --from stuck-runs.jsonl --max 20 --deliver --json
+\b
+stuck-runs.jsonl holds one {"runId": 64, "job": "team/app/main", "build": 42} per line.
+A finished build's archived ci-report/callback.json is resent under its original
+delivery id (the receiver dedupes, so a late original is never applied twice); without
+it the payload comes from the build result and Jenkins' testReport (status only if none).
+\b
+Exit codes: 0 done (recovered, or still running: nothing sent), 1 delivery failed
+(kept in the outbox) or an entry failed, 3 nothing to recover (no such build)."""
+
+DIAGNOSE_EPILOG = """\b
+Examples:
+  ci-report diagnose                               # CI_REPORT_URL / API_CALLBACK_URL
+  ci-report diagnose --url https://platform.example.com/api/jenkins/callback
+  ci-report diagnose --ca-bundle /etc/ssl/internal-ca.pem --json
+\b
+Steps: config, proxy, dns, tcp, tls, route (POST <url>/test), clock (Date header vs the
+±300 s signature tolerance), then one request per auth mode signed with that mode alone.
+It stops at the first failing step and prints its fix.
+Exit codes: 0 all good, 1 a step failed."""
+
+
+def _settings(ctx: click.Context, flags: dict[str, Any]) -> Any:
+    from ..config import load_settings
+
+    return load_settings(flags, config_file=global_options_of(ctx).config)
+
+
+def _usage_code(err: CiReportError) -> int:
+    """trigger/sync: configuration and usage errors exit 2 (DESIGN section 3)."""
+    if isinstance(err, (ConfigError, InputError)):
+        return 2
+    return err.exit_code
+
+
+def _client(settings: Any, console: Console) -> Any:
+    from ..jenkins_api import JenkinsClient
+
+    console.add_secret(settings.jenkins_token)
+    if not settings.jenkins_token:
+        console.warn("JENKINS_TOKEN is not set: calling Jenkins anonymously")
+    return JenkinsClient.from_settings(settings)
+
+
+def jenkins_options(f: Any) -> Any:
+    f = click.option(
+        "--jenkins-user", help="Jenkins user [env JENKINS_USER]; the token: env JENKINS_TOKEN."
+    )(f)
+    f = click.option("--jenkins-url", help="Jenkins base URL [env JENKINS_URL].")(f)
+    return f
+
+
+# -- trigger ------------------------------------------------------------------------------
+@click.command(epilog=TRIGGER_EPILOG)
+@click.argument("job")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A build parameter (repeatable; repeat a key for multi-value).",
+)
+@click.option("--wait", is_flag=True, help="Wait for the build's result (else: its number).")
+@click.option(
+    "--queue-timeout",
+    type=float,
+    metavar="S",
+    help="Max seconds until the build starts [default 600].",
+)
+@click.option(
+    "--build-timeout",
+    type=float,
+    metavar="S",
+    help="Max seconds for the build once started [default 3600].",
+)
+@click.option(
+    "--cancel-on-timeout",
+    is_flag=True,
+    help="On a timeout, cancel the queue item or stop the build.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
+@click.option(
+    "--trigger-id-param",
+    metavar="NAME",
+    help="Parameter that carries a fresh UUID [default CI_REPORT_TRIGGER_ID, "
+    "used when the job defines it].",
+)
+@click.option(
+    "--poll-interval",
+    type=float,
+    default=2.0,
+    show_default=True,
+    metavar="S",
+    help="First poll interval; grows x1.5 up to 15 s.",
+)
+@jenkins_options
+@global_options
+@click.pass_context
+def trigger(
+    ctx: click.Context,
+    job: str,
+    params: tuple[str, ...],
+    wait: bool,
+    queue_timeout: Optional[float],
+    build_timeout: Optional[float],
+    cancel_on_timeout: bool,
+    as_json: bool,
+    trigger_id_param: Optional[str],
+    poll_interval: float,
+    jenkins_url: Optional[str],
+    jenkins_user: Optional[str],
+) -> None:
+    """Trigger a Jenkins job, find the build it started, and optionally wait for its result."""
+
+    def action(console: Console) -> int:
+        from ..trigger import parse_params, trigger_build
+
+        settings = _settings(
+            ctx,
+            {
+                "jenkins_url": jenkins_url,
+                "jenkins_user": jenkins_user,
+                "queue_timeout": queue_timeout,
+                "build_timeout": build_timeout,
+            },
+        )
+        client = _client(settings, console)
+        try:
+            outcome = trigger_build(
+                client,
+                job,
+                parse_params(params),
+                wait=wait,
+                queue_timeout=settings.queue_timeout,
+                build_timeout=settings.build_timeout,
+                cancel_on_timeout=cancel_on_timeout,
+                trigger_id_param=trigger_id_param,
+                poll_interval=max(0.01, poll_interval),
+                poll_max=max(poll_interval, 15.0),
+                console=console,
+            )
+        finally:
+            client.close()
+        code = outcome.exit_code
+        facts = [("queue item", f"#{outcome.queue_id}" + (" (merged)" if outcome.merged else ""))]
+        if outcome.number is not None:
+            facts.append(("build", f"#{outcome.number}"))
+        if outcome.result:
+            facts.append(("result", outcome.result))
+        if outcome.duration_ms is not None:
+            facts.append(("duration", f"{outcome.duration_ms / 1000:.1f} s"))
+        facts.append(("waited", f"{outcome.waited_s:.1f} s"))
+        head = {
+            "started": f"trigger: {outcome.job} #{outcome.number} started",
+            "finished": f"trigger: {outcome.job} #{outcome.number} finished: {outcome.result}",
+        }.get(outcome.state, f"trigger: {outcome.job}: {outcome.state}")
+        if outcome.message:
+            head += f": {outcome.message}"
+        console.block(
+            head,
+            level="outcome" if code == 0 else "error",
+            facts=facts if outcome.queue_id is not None else (),
+            fixes=outcome.fixes,
+            exitCode=code,
+        )
+        if code:
+            console.detail("exit", f"{code}: {EXIT_MEANINGS.get(code, '')}")
+        if as_json:
+            click.echo(json.dumps(outcome.to_json()))
+        return code
+
+    run(ctx, action, internal_error_code=3, error_code=_usage_code)
+
+
+# -- sync ---------------------------------------------------------------------------------
+@click.command(epilog=SYNC_EPILOG)
+@click.argument("job", required=False)
+@click.argument("build", required=False, type=int)
+@click.option("--deliver", is_flag=True, help="Send it (default: only show what would be sent).")
+@click.option("--run-id", help="The platform's run id, for a payload built from Jenkins data.")
+@click.option(
+    "--from",
+    "from_file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Batch: JSON lines of {runId, job, build} ('-' = stdin).",
+)
+@click.option(
+    "--max", "max_entries", type=click.IntRange(min=1), help="Batch: process at most N entries."
+)
+@click.option("--url", help="Callback URL [env CI_REPORT_URL; else the one the build used].")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON summary line per build on stdout."
+)
+@jenkins_options
+@global_options
+@click.pass_context
+def sync(
+    ctx: click.Context,
+    job: Optional[str],
+    build: Optional[int],
+    deliver: bool,
+    run_id: Optional[str],
+    from_file: Optional[str],
+    max_entries: Optional[int],
+    url: Optional[str],
+    as_json: bool,
+    jenkins_url: Optional[str],
+    jenkins_user: Optional[str],
+) -> None:
+    """Recover a finished build's callback from Jenkins and (with --deliver) send it."""
+
+    def action(console: Console) -> int:
+        from ..sync import batch_exit_code, read_batch, sync_batch, sync_build
+
+        if from_file and (job or build is not None):
+            raise InputError("give either JOB BUILD or --from FILE, not both")
+        if not from_file and (job is None or build is None):
+            raise InputError(
+                "missing JOB and BUILD",
+                fix="ci-report sync team/app/main 42, or --from FILE for a batch",
+            )
+        settings = _settings(ctx, {"jenkins_url": jenkins_url, "jenkins_user": jenkins_user})
+        client = _client(settings, console)
+        try:
+            if from_file:
+                entries = read_batch(from_file)
+                outcomes = sync_batch(
+                    client,
+                    entries,
+                    settings,
+                    deliver=deliver,
+                    max_entries=max_entries,
+                    url=url,
+                    console=console,
+                )
+            else:
+                assert job is not None and build is not None
+                outcomes = [
+                    sync_build(
+                        client,
+                        job,
+                        build,
+                        settings,
+                        deliver=deliver,
+                        run_id=run_id,
+                        url=url,
+                        console=console,
+                    )
+                ]
+        finally:
+            client.close()
+        for outcome in outcomes:
+            _print_sync(console, outcome, deliver)
+            if as_json:
+                click.echo(json.dumps(outcome.summary()))
+        if not as_json and not from_file and not deliver and outcomes[0].payload is not None:
+            click.echo(json.dumps(outcomes[0].payload, indent=2, ensure_ascii=False))
+        code = batch_exit_code(outcomes) if from_file else outcomes[0].exit_code
+        if from_file:
+            counts: dict[str, int] = {}
+            for o in outcomes:
+                key = o.delivery or o.state
+                counts[key] = counts.get(key, 0) + 1
+            console.outcome(
+                "sync: "
+                + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+                + f" ({len(outcomes)} builds)"
+            )
+        return code
+
+    run(ctx, action, internal_error_code=1, error_code=_usage_code)
+
+
+def _print_sync(console: Console, o: Any, deliver: bool) -> None:
+    name = f"{o.job} #{o.number}"
+    if o.state == "running":
+        console.outcome(f"sync: {name} is still running: nothing to recover yet")
+        return
+    if o.state in ("not-found", "error"):
+        console.block(f"sync: {name}: {o.error}", level="error", fixes=[n for n in o.notes])
+        return
+    what = {
+        "artifact": "archived callback",
+        "test-report": "rebuilt from Jenkins' test report",
+        "status-only": "status only (no test data)",
+    }.get(o.source or "", o.source or "")
+    if not deliver:
+        head = f"sync: {name}: would send the {what} (pass --deliver to send)"
+    elif o.delivery == "delivered":
+        head = f"sync: {name}: {what} delivered"
+    else:
+        head = f"sync: {name}: {what} not delivered ({o.delivery}: {o.error})"
+    payload = o.payload or {}
+    facts = [
+        ("build result", str(o.build_result)),
+        ("runId", json.dumps(payload.get("runId"))),
+        ("status", str(payload.get("status"))),
+        (
+            "tests",
+            f"{payload.get('passedCases')} passed, {payload.get('failedCases')} failed, "
+            f"{payload.get('skippedCases')} skipped of {payload.get('totalCases')}",
+        ),
+        ("delivery id", str(o.delivery_id)),
+        ("url", str(o.url)),
+    ]
+    level = "outcome" if o.delivery in (None, "delivered") else "error"
+    console.block(head, level=level, facts=facts)
+    for note in o.notes:
+        console.detail("note", note)
+
+
+# -- diagnose -----------------------------------------------------------------------------
+@click.command(epilog=DIAGNOSE_EPILOG)
+@click.option("--url", help="Callback URL [env CI_REPORT_URL, or API_CALLBACK_URL + path].")
+@click.option(
+    "--ca-bundle",
+    type=click.Path(dir_okay=False),
+    help="PEM file of CAs to trust [env CI_REPORT_CA_BUNDLE, REQUESTS_CA_BUNDLE].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the steps as JSON on stdout.")
+@global_options
+@click.pass_context
+def diagnose(
+    ctx: click.Context, url: Optional[str], ca_bundle: Optional[str], as_json: bool
+) -> None:
+    """Check the callback endpoint step by step; stop at the first broken step with its fix."""
+
+    def action(console: Console) -> int:
+        from ..callback.diagnose import Step
+        from ..callback.diagnose import diagnose as run_diagnose
+
+        settings = _settings(ctx, {"url": url, "ca_bundle": ca_bundle})
+        for secret in settings.secrets():
+            console.add_secret(secret)
+        target = url or settings.callback_url
+        console.info(f"diagnose {target or '(no callback URL)'}")
+
+        def show(step: Step) -> None:
+            level = {"FAIL": "error", "warn": "warning"}.get(step.status, "info")
+            console.emit(
+                level,
+                f"  {step.status:<4}  {step.name:<13} {step.detail}",
+                step=step.name,
+                status=step.status,
+            )
+            if step.fix and step.status in ("FAIL", "warn"):
+                console.emit(level, f"        fix: {step.fix}", step=step.name)
+
+        report = run_diagnose(settings, url=url, on_step=show)
+        failed = report.failed_steps
+        if failed:
+            names = ", ".join(s.name for s in failed)
+            console.outcome(f"diagnose: FAILED at {names} (exit 1)")
+        else:
+            console.outcome("diagnose: every step passed: callbacks can reach the platform")
+        if as_json:
+            click.echo(json.dumps(report.to_json()))
+        return report.exit_code
+
+    run(ctx, action, internal_error_code=1)

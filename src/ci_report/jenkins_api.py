@@ -1,0 +1,530 @@
+"""A small Jenkins remote API client: jobs in folders, trigger, queue items, builds, artifacts.
+
+Rules (``reference/jenkins.md`` sections c1-c4):
+
+- Basic auth with a user and an API token. An API token needs no CSRF crumb; a crumb is fetched
+  only after a ``403 No valid crumb`` and the request retried once, on the same session (the
+  crumb is bound to the session cookie).
+- Redirects are never followed: ``buildWithParameters`` answers 201 or 303 with a ``Location``
+  that has no content of its own; only the queue id is read from it.
+- ``a/b/c`` -> ``job/a/job/b/job/c/``, each segment percent-encoded; a full job URL is used as is.
+- Connection errors and 5xx raise :class:`JenkinsUnavailable` (pollers back off and go on);
+  other HTTP errors raise :class:`JenkinsHTTPError` with a hint.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
+from urllib.parse import quote, urlsplit
+
+from . import USER_AGENT
+from .errors import CiReportError, ConfigError
+
+if TYPE_CHECKING:
+    import requests
+
+    from .config import Settings
+
+EXIT_USAGE = 2
+EXIT_LOST = 3
+
+QUEUE_TREE = (
+    "_class,id,why,blocked,buildable,stuck,cancelled,inQueueSince,params,"
+    "executable[number,url],task[name,url]"
+)
+BUILD_TREE = (
+    "number,url,building,inProgress,result,duration,estimatedDuration,timestamp,queueId,"
+    "fullDisplayName,builtOn"
+)
+_QUEUE_ID = re.compile(r"/queue/item/(\d+)/?$")
+
+
+class JenkinsError(CiReportError):
+    """A Jenkins request failed for a reason a person must fix (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, status: Optional[int] = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.status = status
+
+
+class JenkinsHTTPError(JenkinsError):
+    """Jenkins answered with an HTTP error that retrying will not fix."""
+
+
+class JenkinsUnavailable(JenkinsError):
+    """Jenkins could not be reached or answered 5xx: may pass (restart, network).
+
+    ``maybe_sent`` is False only when the request surely never reached Jenkins (the connection
+    was not established), which is the one case where re-sending a POST is always safe.
+    """
+
+    exit_code = EXIT_LOST
+
+    def __init__(self, message: str, *, maybe_sent: bool = True, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.maybe_sent = maybe_sent
+
+
+@dataclass
+class TriggerResponse:
+    queue_id: int
+    merged: bool
+    endpoint: str
+    status: int
+
+
+def job_path_url(base_url: str, job: str) -> str:
+    """The job's URL (ending in ``/``): ``a/b/c`` -> ``<base>/job/a/job/b/job/c/``.
+
+    A full ``http(s)://`` URL is used verbatim. A path already written as ``job/a/job/b`` is
+    accepted too. Segments are percent-encoded, so a multibranch branch stored as
+    ``feature%2Ffoo`` becomes ``feature%252Ffoo`` as Jenkins expects.
+    """
+    job = job.strip()
+    if job.startswith(("http://", "https://")):
+        return job if job.endswith("/") else job + "/"
+    segments = [s for s in job.strip("/").split("/") if s]
+    if not segments:
+        raise ConfigError("empty job name", fix="pass the job's full name, e.g. team/app/main")
+    if segments[0] == "job" and len(segments) % 2 == 0 and all(s == "job" for s in segments[0::2]):
+        segments = segments[1::2]
+    base = base_url.rstrip("/") + "/"
+    return base + "".join(f"job/{quote(seg, safe='')}/" for seg in segments)
+
+
+def job_full_name(job: str) -> str:
+    """``job/a/job/b`` or a job URL -> ``a/b`` (the form Jenkins calls JOB_NAME)."""
+    job = job.strip()
+    if job.startswith(("http://", "https://")):
+        path = urlsplit(job).path
+        parts = [p for p in path.strip("/").split("/") if p]
+        names = [parts[i + 1] for i, p in enumerate(parts[:-1]) if p == "job"]
+        from urllib.parse import unquote
+
+        return "/".join(unquote(n) for n in names) or job
+    segments = [s for s in job.strip("/").split("/") if s]
+    if segments and segments[0] == "job" and len(segments) % 2 == 0:
+        segments = segments[1::2]
+    return "/".join(segments)
+
+
+def queue_id_from_location(location: Optional[str]) -> Optional[int]:
+    """Only the id is read from ``Location`` (its host may be wrong behind a proxy)."""
+    if not location:
+        return None
+    match = _QUEUE_ID.search(urlsplit(location).path)
+    return int(match.group(1)) if match else None
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+class JenkinsClient:
+    """One ``requests.Session`` per client: basic auth, cookies kept (crumbs need them)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        user: Optional[str] = None,
+        token: Optional[str] = None,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        session: Optional[requests.Session] = None,
+    ) -> None:
+        if not base_url or not base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                "no usable Jenkins URL",
+                cause=f"JENKINS_URL is {base_url!r}" if base_url else "JENKINS_URL is not set",
+                fix="set JENKINS_URL (e.g. https://jenkins.example.com/) or pass --jenkins-url",
+            )
+        self.base_url = base_url.rstrip("/") + "/"
+        self.user = user
+        self.timeout = (connect_timeout, read_timeout)
+        self.session = session or self._make_session()
+        if user and token:
+            self.session.auth = (user, token)
+        self.session.headers["User-Agent"] = USER_AGENT
+        self._crumb: Optional[tuple[str, str]] = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kw: Any) -> JenkinsClient:
+        return cls(settings.jenkins_url or "", settings.jenkins_user, settings.jenkins_token, **kw)
+
+    @staticmethod
+    def _make_session() -> requests.Session:
+        import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
+        session = requests.Session()
+        adapter = HTTPAdapter(max_retries=Retry(total=0, redirect=0, raise_on_redirect=False))
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- URLs ----------------------------------------------------------------------------
+    def job_url(self, job: str) -> str:
+        return job_path_url(self.base_url, job)
+
+    def build_url(self, job: str, number: int) -> str:
+        return f"{self.job_url(job)}{int(number)}/"
+
+    def queue_item_url(self, queue_id: int) -> str:
+        return f"{self.base_url}queue/item/{int(queue_id)}/"
+
+    # -- transport -----------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Optional[Mapping[str, Any]] = None,
+        data: Union[Mapping[str, Any], Sequence[tuple[str, str]], None] = None,
+        timeout: Optional[tuple[float, float]] = None,
+        ok: Iterable[int] = (),
+    ) -> requests.Response:
+        """One request; a ``403 No valid crumb`` fetches the crumb and retries once.
+
+        Raises :class:`JenkinsUnavailable` on connection errors and 5xx (unless listed in
+        ``ok``). Any other status is returned to the caller.
+        """
+        response = self._send(method, url, params=params, data=data, timeout=timeout)
+        if (
+            response.status_code == 403
+            and method.upper() != "GET"
+            and "no valid crumb" in response.text.lower()
+        ):
+            self._fetch_crumb()
+            response = self._send(method, url, params=params, data=data, timeout=timeout)
+        if response.status_code >= 500 and response.status_code not in set(ok):
+            raise JenkinsUnavailable(
+                f"Jenkins answered HTTP {response.status_code} for {self._shown(url)}",
+                status=response.status_code,
+                cause=_short(response.text) or None,
+            )
+        return response
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Optional[Mapping[str, Any]],
+        data: Any,
+        timeout: Optional[tuple[float, float]],
+    ) -> requests.Response:
+        import requests
+
+        headers = {}
+        if self._crumb:
+            headers[self._crumb[0]] = self._crumb[1]
+        try:
+            return self.session.request(
+                method,
+                url,
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=timeout or self.timeout,
+                allow_redirects=False,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise JenkinsHTTPError(
+                f"TLS error talking to Jenkins at {self._shown(url)}",
+                cause=_short(str(exc)),
+                fix="set REQUESTS_CA_BUNDLE to the CA bundle that signed Jenkins' certificate",
+            ) from None
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ) as exc:
+            raise ConfigError(
+                f"unusable Jenkins URL {self._shown(url)}", cause=_short(str(exc))
+            ) from None
+        except requests.exceptions.ConnectTimeout:
+            raise JenkinsUnavailable(
+                f"connect timeout talking to Jenkins at {self.base_url}", maybe_sent=False
+            ) from None
+        except requests.exceptions.ReadTimeout:
+            raise JenkinsUnavailable(
+                f"Jenkins did not answer within {self.timeout[1]:g} s ({self._shown(url)})",
+                maybe_sent=True,
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
+            sent = not _is_connect_failure(exc)
+            what = "connection broke" if sent else "cannot connect"
+            raise JenkinsUnavailable(
+                f"{what} talking to Jenkins at {self.base_url}",
+                cause=_short(str(exc)),
+                maybe_sent=sent,
+            ) from None
+
+    def _fetch_crumb(self) -> None:
+        response = self._send(
+            "GET", self.base_url + "crumbIssuer/api/json", params=None, data=None, timeout=None
+        )
+        if response.status_code == 404:
+            return  # CSRF protection is off: the 403 has another reason
+        self._check(response, "crumbIssuer/api/json")
+        data = response.json()
+        self._crumb = (data.get("crumbRequestField") or "Jenkins-Crumb", data["crumb"])
+
+    def _shown(self, url: str) -> str:
+        return url.split("?", 1)[0]
+
+    def _check(self, response: requests.Response, what: str, job: Optional[str] = None) -> None:
+        status = response.status_code
+        if status < 300:
+            return
+        who = self.user or "anonymous"
+        hints = {
+            401: "the credentials were refused: check JENKINS_USER and JENKINS_TOKEN "
+            "(an API token from the user's Configure page)",
+            403: f"{who} lacks the permission for this (Job/Build, Job/Read or Job/Cancel)",
+            404: (
+                f"no job {job!r} visible to {who}: check the full name (folders a/b/c) "
+                "and the user's Job/Read permission"
+                if job
+                else f"not found (or not visible to {who})"
+            ),
+            405: "Jenkins wants POST here (a job token trigger is not supported)",
+            409: f"job {job!r} is disabled or not buildable",
+        }
+        if 300 <= status < 400:
+            fix = (
+                f"Jenkins redirected to {response.headers.get('Location', '?')}: "
+                "set JENKINS_URL to its final URL (e.g. https://)"
+            )
+        else:
+            fix = hints.get(status)
+        raise JenkinsHTTPError(
+            f"Jenkins answered HTTP {status} for {what}",
+            status=status,
+            cause=_short(response.text) or None,
+            fix=fix,
+        )
+
+    def get_json(
+        self, url: str, *, tree: Optional[str] = None, what: str = "", job: Optional[str] = None
+    ) -> Optional[dict[str, Any]]:
+        """GET ``url + api/json``; None on 404; other errors raise."""
+        params = {"tree": tree} if tree else None
+        response = self.request("GET", url + "api/json", params=params)
+        if response.status_code == 404:
+            return None
+        self._check(response, what or self._shown(url), job)
+        try:
+            data = response.json()
+        except ValueError:
+            raise JenkinsUnavailable(
+                f"Jenkins sent something that is not JSON for {what or self._shown(url)}",
+                cause=_short(response.text),
+            ) from None
+        return data if isinstance(data, dict) else None
+
+    # -- jobs ----------------------------------------------------------------------------
+    def job_info(self, job: str) -> dict[str, Any]:
+        """``_class``, ``buildable``, ``fullName``, ``url`` and parameter names of a job."""
+        data = self.get_json(
+            self.job_url(job),
+            tree="_class,fullName,url,buildable,property[parameterDefinitions[name]]",
+            what=f"job {job}",
+            job=job,
+        )
+        if data is None:
+            who = self.user or "anonymous"
+            raise JenkinsHTTPError(
+                f"job {job!r} not found",
+                status=404,
+                fix=f"check the full name (folders as a/b/c) and that {who} can see it "
+                f"({self.job_url(job)})",
+            )
+        return data
+
+    @staticmethod
+    def parameter_names(job_info: Mapping[str, Any]) -> list[str]:
+        names: list[str] = []
+        for prop in job_info.get("property") or []:
+            for definition in (prop or {}).get("parameterDefinitions") or []:
+                name = (definition or {}).get("name")
+                if name:
+                    names.append(name)
+        return names
+
+    def trigger(
+        self, job: str, params: Sequence[tuple[str, str]], *, parameterized: bool
+    ) -> TriggerResponse:
+        """POST ``buildWithParameters`` (or ``build``); read the queue id from ``Location``.
+
+        201 -> a new queue item; 303 -> merged into an identical waiting item. A 400 "is not
+        parameterized" (a multibranch job before its first build) is retried once on ``build``.
+        """
+        endpoint = "buildWithParameters" if parameterized else "build"
+        url = self.job_url(job) + endpoint
+        response = self.request("POST", url, data=list(params) if parameterized else None)
+        if (
+            response.status_code == 400
+            and parameterized
+            and "not parameterized" in response.text.lower()
+        ):
+            endpoint = "build"
+            url = self.job_url(job) + endpoint
+            response = self.request("POST", url)
+        status = response.status_code
+        if status in (201, 303):
+            queue_id = queue_id_from_location(response.headers.get("Location"))
+            if queue_id is None:
+                raise JenkinsHTTPError(
+                    f"Jenkins answered {status} without a queue item Location",
+                    status=status,
+                    cause=f"Location: {response.headers.get('Location')!r}",
+                )
+            return TriggerResponse(queue_id, status == 303, endpoint, status)
+        if status == 302:
+            raise JenkinsUnavailable(
+                f"Jenkins refused to queue {job!r} (302 to the job page)",
+                status=status,
+                cause="a queue decision handler vetoed it, or Jenkins is shutting down",
+                fix="check the controller's 'Prepare for shutdown' state and queue plugins",
+            )
+        self._check(response, f"{endpoint} of job {job}", job)
+        raise JenkinsHTTPError(f"unexpected HTTP {status} from {endpoint}", status=status)
+
+    # -- queue ---------------------------------------------------------------------------
+    def queue_item(self, queue_id: int) -> Optional[dict[str, Any]]:
+        """The queue item, or None once it is gone (5 min after leaving, or a restart)."""
+        return self.get_json(
+            self.queue_item_url(queue_id), tree=QUEUE_TREE, what=f"queue item #{queue_id}"
+        )
+
+    def queue_items(self) -> list[dict[str, Any]]:
+        data = self.get_json(
+            self.base_url + "queue/", tree="items[id,params,task[name,url]]", what="the queue"
+        )
+        return list((data or {}).get("items") or [])
+
+    def cancel_queue_item(
+        self, queue_id: int, *, timeout: Optional[tuple[float, float]] = None
+    ) -> str:
+        """``cancelled`` (204, or 404: already gone), ``left`` (500: it left the queue; stop
+        the build instead) or ``forbidden`` (422: no Job/Cancel permission)."""
+        response = self.request(
+            "POST",
+            self.base_url + "queue/cancelItem",
+            params={"id": int(queue_id)},
+            timeout=timeout,
+            ok=(500,),
+        )
+        status = response.status_code
+        if status in (200, 204, 302, 404):
+            return "cancelled"
+        if status == 500:
+            return "left"
+        if status == 422:
+            return "forbidden"
+        self._check(response, f"cancelling queue item #{queue_id}")
+        return "cancelled"
+
+    # -- builds --------------------------------------------------------------------------
+    def build(self, job: str, number: int, *, tree: str = BUILD_TREE) -> Optional[dict[str, Any]]:
+        return self.get_json(
+            self.build_url(job, number), tree=tree, what=f"build {job} #{number}", job=job
+        )
+
+    def builds(self, job: str, tree: str, limit: int = 50) -> list[dict[str, Any]]:
+        data = self.get_json(
+            self.job_url(job), tree=f"builds[{tree}]{{0,{int(limit)}}}", what=f"job {job}", job=job
+        )
+        return list((data or {}).get("builds") or [])
+
+    def find_build_by_queue_id(self, job: str, queue_id: int) -> Optional[dict[str, Any]]:
+        for build in self.builds(job, "number,queueId,url", limit=50):
+            if build.get("queueId") == queue_id:
+                return build
+        return None
+
+    def find_by_parameter(self, job: str, name: str, value: str) -> Optional[dict[str, Any]]:
+        """A queue item (``{"queueId": N}``) or build (``{"number": N, "queueId": M}``) whose
+        parameter ``name`` has ``value``: how a trigger id finds its build after a lost answer."""
+        line = f"{name}={value}"
+        for item in self.queue_items():
+            if line in (item.get("params") or "").split("\n"):
+                return {"queueId": item.get("id")}
+        builds = self.builds(job, "number,queueId,url,actions[parameters[name,value]]", limit=20)
+        for build in builds:
+            for action in build.get("actions") or []:
+                for param in (action or {}).get("parameters") or []:
+                    if param.get("name") == name and str(param.get("value")) == value:
+                        return {
+                            "queueId": build.get("queueId"),
+                            "number": build.get("number"),
+                            "url": build.get("url"),
+                        }
+        return None
+
+    def stop_build(
+        self, job: str, number: int, *, timeout: Optional[tuple[float, float]] = None
+    ) -> int:
+        response = self.request("POST", self.build_url(job, number) + "stop", timeout=timeout)
+        return response.status_code
+
+    def test_report(self, job: str, number: int) -> Optional[dict[str, Any]]:
+        """Jenkins' own JUnit results (``testReport/api/json``), None when it has none."""
+        return self.get_json(
+            self.build_url(job, number) + "testReport/",
+            tree="failCount,passCount,skipCount,totalCount,duration,empty,"
+            "suites[name,duration,cases[className,name,status,duration,errorDetails,skipped]],"
+            "childReports[child[url],result[failCount,passCount,skipCount,"
+            "suites[name,cases[className,name,status,duration,errorDetails,skipped]]]]",
+            what=f"test report of {job} #{number}",
+        )
+
+    def artifact(self, job: str, number: int, path: str) -> Optional[bytes]:
+        """The archived file's bytes, None when the build has no such artifact."""
+        url = self.build_url(job, number) + "artifact/" + quote(path.lstrip("/"))
+        response = self.request("GET", url)
+        if response.status_code == 404:
+            return None
+        self._check(response, f"artifact {path} of {job} #{number}", job)
+        return response.content
+
+
+def _is_connect_failure(exc: BaseException) -> bool:
+    """True when the TCP connection was never made (refused, DNS): the request was not sent."""
+    from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
+
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, (NewConnectionError, NameResolutionError)):
+            return True
+        if isinstance(item, MaxRetryError):
+            stack.append(item.reason)
+        if isinstance(item, BaseException):
+            stack.extend(a for a in item.args if isinstance(a, BaseException))
+            stack.append(item.__cause__)
+            stack.append(item.__context__)
+    return False
+
+
+def load_json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise JenkinsError(f"{what} is not valid JSON", cause=str(exc)) from None
