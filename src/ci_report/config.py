@@ -40,13 +40,18 @@ class Settings:
         default=None, metadata=_meta("RUN_ID", help="the platform's run id")
     )
     api_key: Optional[str] = field(
-        default=None, metadata=_meta("JENKINS_API_KEY", secret=True, help="X-Api-Key value")
+        default=None,
+        repr=False,
+        metadata=_meta("JENKINS_API_KEY", secret=True, help="X-Api-Key value"),
     )
     jwt_secret: Optional[str] = field(
-        default=None, metadata=_meta("JENKINS_JWT_SECRET", secret=True, help="HS256 key")
+        default=None,
+        repr=False,
+        metadata=_meta("JENKINS_JWT_SECRET", secret=True, help="HS256 key"),
     )
     signature_secret: Optional[str] = field(
         default=None,
+        repr=False,
         metadata=_meta(
             "JENKINS_SIGNATURE_SECRET",
             secret=True,
@@ -113,7 +118,9 @@ class Settings:
     jenkins_url: Optional[str] = field(default=None, metadata=_meta("JENKINS_URL"))
     jenkins_user: Optional[str] = field(default=None, metadata=_meta("JENKINS_USER"))
     jenkins_token: Optional[str] = field(
-        default=None, metadata=_meta("JENKINS_TOKEN", secret=True, help="Jenkins API token")
+        default=None,
+        repr=False,
+        metadata=_meta("JENKINS_TOKEN", secret=True, help="Jenkins API token"),
     )
     queue_timeout: float = field(default=600.0, metadata=_meta("CI_REPORT_QUEUE_TIMEOUT"))
     build_timeout: float = field(default=3600.0, metadata=_meta("CI_REPORT_BUILD_TIMEOUT"))
@@ -204,6 +211,7 @@ def _setting_fields() -> list[dataclasses.Field[Any]]:
 
 
 SETTING_NAMES = frozenset(f.name for f in _setting_fields())
+_FIELDS = {f.name: f for f in _setting_fields()}
 
 
 def _field_type(f: dataclasses.Field[Any]) -> str:
@@ -320,6 +328,15 @@ def load_settings(
                 f"unknown key {key!r} in {path}",
                 fix="valid keys: " + ", ".join(sorted(n.replace("_", "-") for n in SETTING_NAMES)),
             )
+        meta = _FIELDS[name].metadata
+        if meta.get("secret"):
+            # refused even when the environment sets it too: the file still leaks it
+            raise ConfigError(
+                f"{path} holds the secret {key!r}",
+                cause="secrets in files end up in version control",
+                fix=f"remove it and set the environment variable {meta['env'][0]} "
+                "(in Jenkins: withCredentials)",
+            )
         file_values[name] = value
 
     settings = Settings()
@@ -332,13 +349,6 @@ def load_settings(
             name = next(e for e in meta["env"] if env.get(e) not in (None, ""))
             value, origin = env[name], f"env {name}"
         elif f.name in file_values:
-            if meta.get("secret"):
-                raise ConfigError(
-                    f"{path} holds the secret {f.name!r}",
-                    cause="secrets in files end up in version control",
-                    fix=f"remove it and set the environment variable {meta['env'][0]} "
-                    "(in Jenkins: withCredentials)",
-                )
             value, origin = file_values[f.name], f"config {path}"
         else:
             continue

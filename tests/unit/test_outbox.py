@@ -1,0 +1,246 @@
+"""The outbox: atomic entries, claims between processes, release, bury, stale and corrupt files."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ci_report.callback import outbox as outbox_module
+from ci_report.callback.outbox import (
+    ENTRY_SCHEMA,
+    STALE_CLAIM_S,
+    Outbox,
+    OutboxEntry,
+    atomic_write,
+)
+
+BODY = '{"runId":64,"status":"failed","name":"é"}'.encode()
+
+
+def entry(n: int = 1, **kw) -> OutboxEntry:
+    values = dict(
+        delivery_id=f"msg_{n:032x}",
+        body=BODY,
+        url="https://platform.example.com/api/jenkins/callback",
+        created_at=1_700_000_000.0 + n,
+        subject="team/app#42",
+    )
+    values.update(kw)
+    return OutboxEntry(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Outbox:
+    return Outbox(tmp_path / "outbox")
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_save_and_load_roundtrip(box: Outbox) -> None:
+    e = entry(attempts=3, last_error="HTTP 503", last_status=503)
+    path = box.save(e)
+    assert path == box.path / f"{e.delivery_id}.json"
+    assert e.path == path
+    loaded = box.load(path)
+    assert loaded == e
+    assert loaded.body == BODY
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["schema"] == ENTRY_SCHEMA
+    assert data["deliveryId"] == e.delivery_id
+    assert data["createdAtIso"] == "2023-11-14T22:13:21Z"
+
+
+def test_file_mode_0600(box: Outbox) -> None:
+    path = box.save(entry())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_no_secret_in_entry(box: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = box.save(entry())
+    data = json.loads(path.read_text())
+    assert set(data) == {
+        "schema",
+        "deliveryId",
+        "kind",
+        "url",
+        "createdAt",
+        "createdAtIso",
+        "attempts",
+        "lastError",
+        "lastStatus",
+        "rejected",
+        "subject",
+        "body",
+    }
+    text = path.read_text().lower()
+    for word in ("secret", "x-api-key", "authorization", "signature", "bearer", "token"):
+        assert word not in text
+
+
+def test_pending_oldest_first(box: Outbox) -> None:
+    paths = [box.save(entry(n)) for n in (1, 2, 3)]
+    for age, path in zip((30, 10, 20), paths):
+        os.utime(path, (time.time() - age, time.time() - age))
+    assert box.pending() == [paths[0], paths[2], paths[1]]
+    assert len(box) == 3
+
+
+def test_pending_of_missing_dir_is_empty(tmp_path: Path) -> None:
+    assert Outbox(tmp_path / "nothing").pending() == []
+
+
+def test_save_same_id_replaces(box: Outbox) -> None:
+    box.save(entry(1, attempts=1))
+    box.save(entry(1, attempts=2))
+    assert len(box.pending()) == 1
+    assert box.load(box.pending()[0]).attempts == 2
+
+
+def test_claim_once(box: Outbox) -> None:
+    path = box.save(entry())
+    claimed = box.claim(path)
+    assert claimed is not None and claimed.exists()
+    assert not path.exists()
+    assert ".claim-" in claimed.name
+    assert box.claim(path) is None  # a second claimer gets nothing
+    assert box.pending() == []  # a live claim is not pending
+
+
+def test_release_keeps_attempts(box: Outbox) -> None:
+    path = box.save(entry(attempts=2))
+    claimed = box.claim(path)
+    assert claimed is not None
+    e = box.load(claimed)
+    e.attempts += 3
+    e.last_error = "HTTP 500"
+    e.rejected = True
+    released = box.release(claimed, e)
+    assert released == path and not claimed.exists()
+    again = box.load(released)
+    assert again.attempts == 5
+    assert again.last_error == "HTTP 500"
+    assert again.rejected is True
+    assert stat.S_IMODE(released.stat().st_mode) == 0o600
+
+
+def test_release_yields_to_newer_copy(box: Outbox) -> None:
+    claimed = box.claim(box.save(entry(attempts=1)))
+    assert claimed is not None
+    box.save(entry(attempts=9))  # a new callback for the same delivery id meanwhile
+    target = box.release(claimed, entry(attempts=2))
+    assert box.load(target).attempts == 9
+    assert not claimed.exists()
+
+
+def test_done_removes(box: Outbox) -> None:
+    claimed = box.claim(box.save(entry()))
+    assert claimed is not None
+    box.done(claimed)
+    assert not claimed.exists() and box.pending() == []
+    box.done(claimed)  # idempotent
+
+
+def test_bury_moves_to_dead(box: Outbox) -> None:
+    e = entry()
+    claimed = box.claim(box.save(e))
+    assert claimed is not None
+    dead = box.bury(claimed, e)
+    assert dead == box.dead_path / f"{e.delivery_id}.json"
+    assert dead.exists() and not claimed.exists()
+    assert box.pending() == []
+    assert box.load(dead).delivery_id == e.delivery_id
+
+
+def test_stale_claim_of_dead_pid_taken_back(box: Outbox) -> None:
+    path = box.save(entry())
+    orphan = path.with_name(f"{path.name}.claim-{outbox_module._HOST}-{dead_pid()}-deadbeef")
+    os.rename(path, orphan)
+    assert box.pending() == [path]
+    assert not orphan.exists()
+
+
+def test_claim_of_live_pid_kept(box: Outbox) -> None:
+    path = box.save(entry())
+    claimed = box.claim(path)  # this process: alive
+    assert claimed is not None
+    assert box.pending() == []
+    assert claimed.exists()
+
+
+def test_old_claim_of_other_host_taken_back(box: Outbox) -> None:
+    path = box.save(entry())
+    foreign = path.with_name(f"{path.name}.claim-otherhost-{os.getpid()}-cafebabe")
+    os.rename(path, foreign)
+    assert box.pending() == []  # another host: trusted until it is stale
+    old = time.time() - STALE_CLAIM_S - 60
+    os.utime(foreign, (old, old))
+    assert box.pending() == [path]
+
+
+def test_stale_claim_does_not_overwrite_newer_entry(box: Outbox) -> None:
+    path = box.save(entry(attempts=1))
+    orphan = path.with_name(f"{path.name}.claim-{outbox_module._HOST}-{dead_pid()}-0badf00d")
+    os.rename(path, orphan)
+    box.save(entry(attempts=7))
+    assert box.pending() == [path]
+    assert box.load(path).attempts == 7
+
+
+def test_iter_claimed_moves_corrupt_file_aside(box: Outbox) -> None:
+    good = box.save(entry(1))
+    box.path.joinpath("msg_corrupt.json").write_text("{ not json")
+    box.path.joinpath("msg_nokey.json").write_text('{"body": "x"}')
+    seen = [e.delivery_id for _, e in box.iter_claimed()]
+    assert seen == [entry(1).delivery_id]
+    assert (box.dead_path / "msg_corrupt.json.corrupt").exists()
+    assert (box.dead_path / "msg_nokey.json.corrupt").exists()
+    assert box.pending() == [] and not good.exists()  # the good one is claimed, not released
+
+
+def test_iter_claimed_skips_entry_taken_by_another(box: Outbox, monkeypatch) -> None:
+    box.save(entry(1))
+    box.save(entry(2))
+    monkeypatch.setattr(Outbox, "claim", lambda self, path: None)
+    assert list(box.iter_claimed()) == []
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
+    target = tmp_path / "d" / "f.json"
+    atomic_write(target, b"one")
+    atomic_write(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["f.json"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    atomic_write(tmp_path / "g", b"x", mode=0o644)
+    assert stat.S_IMODE((tmp_path / "g").stat().st_mode) == 0o644
+
+
+def test_atomic_write_failure_keeps_old_file_and_no_temp(tmp_path, monkeypatch) -> None:
+    target = tmp_path / "f.json"
+    atomic_write(target, b"old")
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(outbox_module.os, "replace", boom)
+    with pytest.raises(OSError):
+        atomic_write(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_saved_entries_leave_no_temp_files(box: Outbox) -> None:
+    for n in range(5):
+        box.save(entry(n))
+    assert all(p.name.startswith("msg_") and p.suffix == ".json" for p in box.path.iterdir())
