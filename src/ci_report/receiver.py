@@ -176,6 +176,9 @@ class Store:
 class _Handler(BaseHTTPRequestHandler):
     server: _ReceiverServer
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes; with Nagle on, the body waits for the
+    # client's delayed ACK (~40 ms) on every keep-alive request after the first
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.on_log:
