@@ -465,7 +465,7 @@ class Trigger:
                 shown_progress = True
                 estimate = build.get("estimatedDuration")
                 hint = (
-                    f"; usually takes {estimate / 1000:.0f} s" if estimate and estimate > 0 else ""
+                    f"; usually takes {estimate / 1000:.1f} s" if estimate and estimate > 0 else ""
                 )
                 self.console.info(f"build #{out.number} is running{hint}")
             self.sleep(poll.next())

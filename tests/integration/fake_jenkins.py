@@ -20,9 +20,11 @@ fractions of a second):
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import itertools
 import json
+import socket
 import threading
 import time
 import uuid
@@ -108,6 +110,7 @@ class FakeJenkins:
         self.log: list[tuple[str, str, int]] = []
         self.hang_trigger: float = 0.0
         self.sessions: dict[str, str] = {}  # JSESSIONID -> crumb
+        self.connections: set[socket.socket] = set()
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
         self.port = 0
@@ -132,10 +135,18 @@ class FakeJenkins:
         return self
 
     def stop(self) -> None:
+        """Close the listening socket and every open (keep-alive) connection."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self.lock:
+            connections, self.connections = set(self.connections), set()
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                conn.close()
 
     def restart(self, down_for: float) -> None:
         """Stop (connection refused), forget left items (in-memory cache), come back."""
@@ -349,6 +360,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.fake.lock:
+            self.fake.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+        with self.fake.lock:
+            self.fake.connections.discard(self.connection)
 
     # -- plumbing ------------------------------------------------------------------------
     def _send(
