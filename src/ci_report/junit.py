@@ -458,24 +458,29 @@ class _Semantics:
         self.max_message = max_message
         self.case_map = case_map
         self.test_case = TestCase
-        self.kinds: tuple[tuple[type, str], ...] = (
-            (Error, "error"),
-            (Failure, "failure"),
-            (Skipped, "skipped"),
-            (FlakyFailure, "flaky"),
-            (FlakyError, "flaky"),
-            (RerunFailure, "rerun-failure"),
-            (RerunError, "rerun-error"),
-        )
+        # tag -> (junitparser result class, kind); direct children only, which
+        # works the same on junitparser 3.x (whose TestCase does not iterate
+        # rerun/flaky results) and 4.x/5.x
+        self.kinds: dict[str, tuple[type, str]] = {
+            cls._tag: (cls, kind)  # type: ignore[attr-defined]
+            for cls, kind in (
+                (Error, "error"),
+                (Failure, "failure"),
+                (Skipped, "skipped"),
+                (FlakyFailure, "flaky"),
+                (FlakyError, "flaky"),
+                (RerunFailure, "rerun-failure"),
+                (RerunError, "rerun-error"),
+            )
+        }
 
     def case(self, elem: Element, file: str, suite: Optional[str]) -> CaseResult:
         tc = self.test_case.fromelem(elem)
         first: dict[str, Any] = {}
-        for entry in tc:
-            for cls, kind in self.kinds:
-                if isinstance(entry, cls):
-                    first.setdefault(kind, entry)
-                    break
+        for child in elem:
+            known = self.kinds.get(child.tag)
+            if known is not None and known[1] not in first:
+                first[known[1]] = known[0].fromelem(child)
         status, deciding = self._status(elem, first)
         seconds = parse_seconds(elem.get("time"))
         name = tc.name or ""
