@@ -19,10 +19,8 @@ def strip_credentials(url: Optional[str]) -> Optional[str]:
         return url
     if parts.username is None and parts.password is None:
         return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
+    # keep host[:port] as written: parts.port raises on a malformed port
+    netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -63,7 +61,7 @@ class BuildContext:
         number = get("BUILD_NUMBER")
         return cls(
             job_name=get("JOB_NAME"),
-            build_number=int(number) if number and number.isdigit() else None,
+            build_number=int(number) if number and number.isascii() and number.isdigit() else None,
             build_url=strip_credentials(get("BUILD_URL")),
             jenkins_url=strip_credentials(get("JENKINS_URL")),
             node=get("NODE_NAME"),

@@ -105,7 +105,7 @@ class CallbackVerifier:
         if not webhook_id or "." in webhook_id:
             raise CallbackVerificationError("missing or malformed webhook-id header")
         ts_text = h.get("webhook-timestamp", "").strip()
-        if not ts_text.isdigit():
+        if not (ts_text.isascii() and ts_text.isdigit()):
             raise CallbackVerificationError("missing or non-integer webhook-timestamp header")
         timestamp = int(ts_text)
         if abs(now - timestamp) > self.tolerance_s:
