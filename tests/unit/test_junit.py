@@ -552,3 +552,19 @@ def test_symlink_duplicates_resolved(tmp_path: Path) -> None:
     os.symlink(real, tmp_path / "b/TEST-x.xml")
     found = discover_reports(["**/TEST-*.xml"], tmp_path)
     assert len(found.files) == 1
+
+
+# ------------------------------------------------------------------ bundled examples
+
+
+def test_bundled_example_reports() -> None:
+    root = Path(__file__).parents[2]
+    found = discover_reports(["examples/reports/*.xml"], root)
+    assert len(found.files) == 4
+    run = parse_reports(found.files)
+    assert run.parse_errors == []
+    assert counts(run) == (9, 2, 1, 2)
+    assert run.flaky == 2 and run.reruns == 1
+    ids = {c.name: c.case_id for c in run.results}
+    assert ids["appliesDiscount"] == 103 and ids["test_health"] == 201
+    assert ids["checkoutUnderLoad"] == 302
