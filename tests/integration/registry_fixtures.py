@@ -568,14 +568,19 @@ def throttled_push(
     authfile: Optional[Path] = None,
 ) -> tuple[int, float, str]:
     """Push ``layout:tag`` to ``127.0.0.1:<proxy>/<repo>:<tag>`` through a proxy limited to
-    ``rate`` bytes/s. With ``timeout``, run under ``busybox timeout -s <signal> <timeout>``
-    (busybox exits 143 on TERM, as in the Kaniko debug image). Returns (rc, seconds, log)."""
+    ``rate`` bytes/s. Returns ``(rc, seconds, log)`` with stdout and stderr merged.
+
+    With ``timeout`` the push runs as the Kaniko split-mode script runs it: inside ``busybox
+    sh`` under ``busybox timeout -s <signal> <timeout>``, so a kill reads as the shell reports
+    it: **143** for TERM, 137 for KILL. (busybox ``timeout`` execs the command in its own PID
+    and a forked child kills it; run directly from Python the return code is -15, not 143.)"""
     proxy = ThrottlingProxy(registry_port, rate)
     try:
         cmd = skopeo_cmd(layout, tag, f"{proxy.host}/{repo}:{tag}", authfile=authfile)
         if timeout is not None:
             busybox = require("busybox")["busybox"]
-            cmd = [busybox, "timeout", "-s", signal, str(int(timeout)), *cmd]
+            timed = [busybox, "timeout", "-s", signal, str(int(timeout)), *cmd]
+            cmd = [busybox, "sh", "-c", '"$@"; exit $?', "sh", *timed]
         start = time.monotonic()
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
         elapsed = time.monotonic() - start
