@@ -363,7 +363,7 @@ class Diagnosis:
                 self.add(
                     "tls",
                     "warn",
-                    f"{version}, {subject} by {issuer}{days}",
+                    f"{version}, certificate {subject} issued by {issuer}{days}",
                     "renew the receiver's certificate soon",
                 )
                 return
