@@ -1,0 +1,152 @@
+"""``image-push``, ``image-plan``, ``image-diagnose``: options in, one core call, exit code out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Optional
+
+import click
+
+from ..errors import EXIT_FAILURE
+from .common import global_options, global_options_of, run
+
+_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--context", default=None, metavar="DIR",
+                     help="Build context directory (default: .)."),
+        click.option("--dockerfile", default=None, metavar="PATH",
+                     help="Dockerfile, as given or relative to the context (default: Dockerfile)."),
+        click.option("--destination", "destinations", multiple=True, metavar="REF",
+                     help="Fully qualified image reference to push (repeatable)."),
+        click.option("--timeout", default=None, metavar="auto|SECONDS",
+                     help="'auto' (default): sized from the estimate and measured bandwidth."),
+        click.option("--bandwidth", type=float, default=None, metavar="MBPS",
+                     help="Push bandwidth in MB/s when there is no push history yet."),
+        click.option("--report", default=None, metavar="FILE",
+                     help="Write the ci-report/image-push/v1 report JSON here."),
+        click.option("--executor", default=None, metavar="PATH",
+                     help="Kaniko executor (default /kaniko/executor); the image in docker mode."),
+        click.option("--skip-if-no-dockerfile", is_flag=True, default=None,
+                     help="No Dockerfile: report 'skipped' and exit 0 instead of failing."),
+        click.option("--kill-grace", type=float, default=None, metavar="SECONDS",
+                     help="After our SIGTERM, SIGKILL the executor this much later (30)."),
+        click.option("--heartbeat", type=float, default=None, metavar="SECONDS",
+                     help="Progress line after this long without output (30)."),
+        click.argument("executor_flags", nargs=-1, type=click.UNPROCESSED),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _request(ctx: click.Context, kw: dict[str, Any], mode: str) -> Any:
+    from ..config import load_settings
+    from ..image.service import PushRequest
+
+    flags = {
+        "context": kw.get("context"),
+        "dockerfile": kw.get("dockerfile"),
+        "destinations": list(kw.get("destinations") or []),
+        "timeout": kw.get("timeout"),
+        "bandwidth": kw.get("bandwidth"),
+        "report": kw.get("report"),
+        "executor": kw.get("executor"),
+        "skip_if_no_dockerfile": kw.get("skip_if_no_dockerfile"),
+        "kill_grace": kw.get("kill_grace"),
+        "heartbeat": kw.get("heartbeat"),
+    }
+    settings = load_settings(flags, config_file=global_options_of(ctx).config)
+    return PushRequest.from_settings(settings, list(kw.get("executor_flags") or ()), mode)
+
+
+@click.command(
+    "image-push",
+    context_settings=_SETTINGS,
+    epilog="""\b
+Examples:
+  ci-report image-push --context . --dockerfile Dockerfile \\
+      --destination registry.example.com/team/app:1.2
+  ci-report image-push --destination reg.example.com/team/app:$GIT_COMMIT \\
+      --timeout auto --bandwidth 0.5 --report ci-report/image-push.json -- --cache=true
+  ci-report image-push --mode docker --executor ghcr.io/osscontainertools/kaniko:v1.28.3 \\
+      --destination reg.example.com/team/app:1.2
+\b
+Flags after -- go to the executor; --log-format=text and --push-retry=3 are added unless set.
+Exit code: the executor's own; 0 pushed or skipped; 1 when preflight stops the run.""",
+)
+@_run_options
+@click.option("--mode", type=click.Choice(["direct", "docker"]), default="direct",
+              show_default=True, help="Run the executor here, or its image via Docker.")
+@global_options
+@click.pass_context
+def image_push(ctx: click.Context, mode: str, **kw: Any) -> None:
+    """Preflight, size, time-box and run a Kaniko build; explain any failure."""
+
+    def action(console: Any) -> int:
+        from ..image.service import image_push as push
+
+        return push(_request(ctx, kw, mode), console)
+
+    run(ctx, action, internal_error_code=EXIT_FAILURE)
+
+
+@click.command(
+    "image-plan",
+    context_settings=_SETTINGS,
+    epilog="""\b
+Examples (Kubernetes pod with a python and a kaniko container):
+  ci-report image-plan --destination reg.example.com/team/app:1.2 --json
+  # container('kaniko'):  sh 'sh .ci-report/kaniko-run.sh'
+  ci-report image-diagnose --plan .ci-report/image-plan.json
+\b
+Writes <workdir>/kaniko-run.sh (busybox sh, set -o pipefail, busybox timeout, log/rc/times
+files) and <workdir>/image-plan.json; --json prints exactly the plan JSON on stdout.""",
+)
+@_run_options
+@click.option("--workdir", default=".ci-report", show_default=True, metavar="DIR",
+              help="Where the script, plan, log, rc and times files go.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan JSON on stdout.")
+@global_options
+@click.pass_context
+def image_plan(ctx: click.Context, workdir: str, as_json: bool, **kw: Any) -> None:
+    """Split mode, step 1: preflight + estimate + timeout -> a busybox script and a plan."""
+
+    def action(console: Any) -> int:
+        from ..image.service import image_plan as plan
+
+        code, data = plan(_request(ctx, kw, "split"), workdir, console)
+        if as_json and data:
+            click.echo(json.dumps(data, indent=2))
+        return code
+
+    run(ctx, action, internal_error_code=EXIT_FAILURE)
+
+
+@click.command(
+    "image-diagnose",
+    context_settings=_SETTINGS,
+    epilog="""\b
+Examples:
+  ci-report image-diagnose --plan .ci-report/image-plan.json
+  ci-report image-diagnose --plan .ci-report/image-plan.json --report ci-report/image-push.json
+\b
+Exit code: the executor's (from the rc file); 0 when pushed or skipped.""",
+)
+@click.option("--plan", "plan_path", required=True, metavar="FILE",
+              help="The image-plan.json written by image-plan.")
+@click.option("--report", default=None, metavar="FILE",
+              help="Report JSON (default: the plan's report path).")
+@global_options
+@click.pass_context
+def image_diagnose(ctx: click.Context, plan_path: str, report: Optional[str]) -> None:
+    """Split mode, step 3: diagnose the script's run from its log, rc and times files."""
+
+    def action(console: Any) -> int:
+        from ..image.service import image_diagnose as diagnose
+
+        return diagnose(plan_path, console, report)
+
+    run(ctx, action, internal_error_code=EXIT_FAILURE)

@@ -1,0 +1,248 @@
+"""Supervising one executor run: live output, phases, heartbeat, deadline and signals.
+
+The same loop drives a local process (direct mode) and a container (docker mode) through a
+small :class:`Handle`: a queue of output lines, ``poll()`` for the exit code and ``send(sig)``.
+
+- Output is passed through as it comes; a ``[ci-report] phase:`` line marks each phase change.
+- Kaniko is silent while it pushes: after ``heartbeat`` seconds without output a heartbeat line
+  says the phase, the elapsed time, what was expected and the time left.
+- Our deadline: SIGTERM, then SIGKILL after ``kill_grace`` seconds.
+- SIGTERM/SIGINT to ci-report: recorded, forwarded to the executor as SIGTERM, SIGKILL after a
+  short grace (Jenkins waits 5 s), so ci-report can still write its diagnosis and exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+from .diagnosis import fmt_duration
+from .kaniko_log import STAGES, LogState
+
+__all__ = ["Expectations", "Handle", "ProcessHandle", "RunResult", "Supervisor"]
+
+EOF = object()
+
+
+@dataclass
+class Expectations:
+    """What the timeout plan expected (seconds), for heartbeats."""
+
+    push_s: Optional[float] = None
+    build_s: Optional[float] = None  # pull + build
+    push_bytes: Optional[int] = None
+
+
+@dataclass
+class RunResult:
+    exit_code: Optional[int]
+    elapsed: float
+    deadline_hit: bool
+    signals: list[str]
+    log: LogState
+    lines: list[str]
+    started_at: float  # epoch
+    killed: bool = False  # we had to SIGKILL
+    error: Optional[str] = None  # the executor could not be started
+
+
+class Handle:
+    """A running executor, as the supervisor sees it."""
+
+    lines: queue.Queue
+
+    def poll(self) -> Optional[int]:
+        raise NotImplementedError
+
+    def send(self, sig: int) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def _exit_code(returncode: int) -> int:
+    """Popen's -15 -> 143, as a shell would report it."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class ProcessHandle(Handle):
+    """A local executor process in its own process group (so RUN children die with it)."""
+
+    def __init__(self, argv: Sequence[str], env: Optional[dict[str, str]] = None,
+                 cwd: Optional[str] = None) -> None:
+        self.lines = queue.Queue()
+        self.proc = subprocess.Popen(
+            list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, cwd=cwd, start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True, name="executor-output")
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            for raw in iter(self.proc.stdout.readline, b""):
+                self.lines.put(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+        finally:
+            self.lines.put(EOF)
+
+    def poll(self) -> Optional[int]:
+        rc = self.proc.poll()
+        return None if rc is None else _exit_code(rc)
+
+    def send(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(sig)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.send(signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+@dataclass
+class Supervisor:
+    console: Any  # ci_report.console.Console
+    timeout: Optional[float]
+    kill_grace: float = 30.0
+    heartbeat: float = 30.0
+    term_grace: float = 3.0  # after a signal to ci-report: SIGKILL the executor this soon
+    expect: Expectations = field(default_factory=Expectations)
+    tail: int = 2000
+    poll_interval: float = 0.2
+
+    # -- output --------------------------------------------------------------------------
+    def _passthrough(self, line: str) -> None:
+        c = self.console
+        if c.log_format == "json":
+            c.emit("executor", line)
+            return
+        try:
+            c.stream.write(c.redact(line) + "\n")
+            c.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def _heartbeat(self, state: LogState, elapsed: float, silent: float) -> None:
+        phase = state.phase
+        parts = [f"still in phase {phase}", f"elapsed {fmt_duration(elapsed)}",
+                 f"no output for {fmt_duration(silent)}"]
+        if phase in ("push", "pushed") and state.push_started_at is not None:
+            ran = elapsed - state.push_started_at
+            text = f"pushing for {fmt_duration(ran)}"
+            if self.expect.push_s:
+                text += f" of ~{fmt_duration(self.expect.push_s)} expected"
+            parts.append(text)
+        elif self.expect.build_s:
+            parts.append(f"~{fmt_duration(self.expect.build_s)} expected for pull and build")
+        if self.timeout:
+            parts.append(f"{fmt_duration(max(0.0, self.timeout - elapsed))} left before the "
+                         f"{fmt_duration(self.timeout)} timeout")
+        self.console.info(", ".join(parts), phase=phase, elapsed=round(elapsed, 1))
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, start: Callable[[], Handle]) -> RunResult:
+        received: list[int] = []
+        previous: dict[int, Any] = {}
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            received.append(signum)
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, on_signal)
+        started_at = time.time()
+        t0 = time.monotonic()
+        state = LogState(start_epoch=started_at)
+        lines: list[str] = []
+        try:
+            try:
+                handle = start()
+            except OSError as exc:
+                return RunResult(127, 0.0, False, [], state, [str(exc)], started_at,
+                                 error=str(exc))
+            try:
+                return self._loop(handle, state, lines, received, started_at, t0)
+            finally:
+                handle.close()
+        finally:
+            for signum, old in previous.items():
+                signal.signal(signum, old)
+
+    def _loop(self, handle: Handle, state: LogState, lines: list[str], received: list[int],
+              started_at: float, t0: float) -> RunResult:
+        deadline_hit = killed = eof = False
+        forwarded = 0
+        kill_at: Optional[float] = None
+        last_output = last_beat = t0
+        rc: Optional[int] = None
+        stage: Optional[str] = None
+        exited_at: Optional[float] = None
+        while True:
+            try:
+                item = handle.lines.get(timeout=self.poll_interval)
+            except queue.Empty:
+                item = None
+            now = time.monotonic()
+            elapsed = now - t0
+            if item is EOF:
+                eof = True
+            elif item is not None:
+                last_output = now
+                self._passthrough(item)
+                lines.append(item)
+                if len(lines) > self.tail:
+                    del lines[: len(lines) - self.tail]
+                mark = state.feed(item, at=elapsed)
+                if mark is not None and STAGES.get(mark.phase) != stage:
+                    stage = STAGES.get(mark.phase)
+                    self.console.info(f"phase: {stage} ({mark.phase}) at "
+                                      f"{fmt_duration(elapsed)}", phase=mark.phase)
+            if rc is None:
+                rc = handle.poll()
+                if rc is not None:
+                    exited_at = now
+            if rc is not None and (eof or now - (exited_at or now) > 2.0):
+                break
+            if rc is None:
+                if self.timeout and not deadline_hit and elapsed >= self.timeout:
+                    deadline_hit = True
+                    self.console.warn(
+                        f"timeout: {fmt_duration(self.timeout)} reached in phase {state.phase}; "
+                        f"sending SIGTERM to the executor (SIGKILL in "
+                        f"{fmt_duration(self.kill_grace)})")
+                    handle.send(signal.SIGTERM)
+                    kill_at = now + self.kill_grace
+                if len(received) > forwarded:
+                    names = [signal.Signals(s).name for s in received[forwarded:]]
+                    forwarded = len(received)
+                    self.console.warn(f"received {', '.join(names)}: forwarding SIGTERM to the "
+                                      f"executor (phase {state.phase}, {fmt_duration(elapsed)})")
+                    handle.send(signal.SIGTERM)
+                    soon = now + (0.0 if len(received) > 1 else self.term_grace)
+                    kill_at = soon if kill_at is None else min(kill_at, soon)
+                if kill_at is not None and now >= kill_at and not killed:
+                    killed = True
+                    self.console.warn("the executor did not stop: sending SIGKILL")
+                    handle.send(signal.SIGKILL)
+                silent = now - last_output
+                beat_due = silent >= self.heartbeat and now - last_beat >= self.heartbeat
+                if self.heartbeat and not deadline_hit and beat_due:
+                    last_beat = now
+                    self._heartbeat(state, elapsed, silent)
+        elapsed = (exited_at or time.monotonic()) - t0
+        return RunResult(rc, elapsed, deadline_hit, [signal.Signals(s).name for s in received],
+                         state, lines, started_at, killed)

@@ -1,0 +1,375 @@
+"""``image-push``, ``image-plan`` and ``image-diagnose`` as plain Python functions.
+
+Each takes a :class:`PushRequest` (built from Settings by the CLI) and a Console, and returns
+the exit code: the executor's own, 0 on success or skip, 1 when preflight stops the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from .command import build_args_of, executor_args, first_value, flag_values
+from .diagnosis import Diagnosis, RunFacts, diagnose, fmt_bytes, fmt_duration
+from .preflight import Preflight, run_preflight
+from .report import build_report, print_summary, write_report
+
+__all__ = ["Prepared", "PushRequest", "image_diagnose", "image_plan", "image_push", "prepare"]
+
+DEFAULT_DOCKER_IMAGE = "ghcr.io/osscontainertools/kaniko:latest"
+
+
+@dataclass
+class PushRequest:
+    context: str = "."
+    dockerfile: Optional[str] = None
+    destinations: list[str] = field(default_factory=list)
+    executor: str = "/kaniko/executor"
+    extra_args: list[str] = field(default_factory=list)
+    mode: str = "direct"  # direct | docker | split
+    timeout: str = "auto"
+    bandwidth: Optional[float] = None  # MB/s
+    report: Optional[str] = None
+    history_path: Optional[Path] = None
+    docker_config: Optional[str] = None
+    timeout_floor: float = 600.0
+    timeout_cap: float = 10_800.0
+    kill_grace: float = 30.0
+    heartbeat: float = 30.0
+    skip_if_no_dockerfile: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Any, extra_args: Sequence[str] = (),
+                      mode: str = "direct") -> PushRequest:
+        return cls(
+            context=settings.context, dockerfile=settings.dockerfile,
+            destinations=list(settings.destinations), executor=settings.executor,
+            extra_args=list(extra_args), mode=mode, timeout=str(settings.timeout),
+            bandwidth=settings.bandwidth, report=settings.report,
+            history_path=settings.history_path, docker_config=settings.docker_config,
+            timeout_floor=settings.timeout_floor, timeout_cap=settings.timeout_cap,
+            kill_grace=settings.kill_grace, heartbeat=settings.heartbeat,
+            skip_if_no_dockerfile=settings.skip_if_no_dockerfile,
+        )
+
+    @property
+    def explicit_timeout(self) -> Optional[int]:
+        text = str(self.timeout).strip().lower()
+        if text in ("", "auto"):
+            return None
+        from ..errors import ConfigError
+
+        try:
+            value = int(float(text))
+        except ValueError:
+            raise ConfigError(f"--timeout {self.timeout!r} is neither 'auto' nor seconds",
+                              fix="--timeout auto or --timeout 1800") from None
+        if value <= 0:
+            raise ConfigError("--timeout must be positive", fix="--timeout auto")
+        return value
+
+
+@dataclass
+class Prepared:
+    preflight: Preflight
+    estimate: Any = None  # Estimate
+    plan: Any = None  # TimeoutPlan
+    timeout: Optional[int] = None
+
+    @property
+    def estimate_dict(self) -> Optional[dict[str, Any]]:
+        return self.estimate.to_dict() if self.estimate is not None else None
+
+    @property
+    def registry_host(self) -> str:
+        return registry_host(self.preflight_destinations)
+
+    preflight_destinations: list[str] = field(default_factory=list)
+
+
+def registry_host(destinations: Sequence[str]) -> str:
+    from .registry import parse_reference
+
+    for dest in destinations:
+        try:
+            return parse_reference(dest).registry
+        except Exception:  # preflight already reported it
+            continue
+    return "unknown"
+
+
+# -- the shared steps --------------------------------------------------------------------
+
+
+def _preflight_diagnosis(pf: Preflight) -> Diagnosis:
+    first = pf.problems[0]
+    fixes = [first.fix] + [f"also: {p.message}" for p in pf.problems[1:4]]
+    return Diagnosis("failed", first.code, first.message, list(first.evidence), fixes,
+                     "preflight stopped the run before the executor started")
+
+
+def _finish_early(req: PushRequest, pf: Preflight, console: Any) -> int:
+    if pf.skipped:
+        diag = Diagnosis("skipped", None, "no Dockerfile: skipped (--skip-if-no-dockerfile)")
+        report = build_report(diagnosis=diag, exit_code=0, phase="preflight", elapsed=0.0,
+                              timeout=None, estimate=None, destinations=req.destinations,
+                              mode=req.mode)
+        print_summary(console, report, diag)
+        console.detail("dockerfile", str(resolve_missing(req, pf)))
+        code = 0
+    else:
+        diag = _preflight_diagnosis(pf)
+        report = build_report(diagnosis=diag, exit_code=1, phase="preflight", elapsed=0.0,
+                              timeout=None, estimate=None, destinations=req.destinations,
+                              mode=req.mode)
+        print_summary(console, report, diag)
+        code = 1
+    if req.report:
+        write_report(req.report, report)
+    return code
+
+
+def resolve_missing(req: PushRequest, pf: Preflight) -> str:
+    return next((v for k, v in pf.facts if k == "dockerfile"), req.dockerfile or "Dockerfile")
+
+
+def prepare(req: PushRequest, console: Any) -> Prepared:
+    """Preflight, then (if it passed) the estimate and the timeout plan, all shown."""
+    pf = run_preflight(
+        context=req.context, dockerfile=req.dockerfile, destinations=req.destinations,
+        executor=req.executor, extra_args=req.extra_args, docker_config=req.docker_config,
+        mode=req.mode, skip_if_no_dockerfile=req.skip_if_no_dockerfile,
+    )
+    prepared = Prepared(pf, preflight_destinations=list(req.destinations))
+    for warning in pf.warnings:
+        console.warn(warning)
+    if not pf.ok:
+        return prepared
+    console.info("preflight passed", checks=len(pf.facts))
+    for label, value in pf.facts:
+        console.detail(label, value)
+    explicit = req.explicit_timeout
+    prepared.estimate = _estimate(req, pf, console)
+    prepared.plan = _plan(req, prepared, explicit, console)
+    prepared.timeout = (int(prepared.plan.seconds) if prepared.plan is not None
+                        else explicit or int(req.timeout_cap))
+    return prepared
+
+
+def _estimate(req: PushRequest, pf: Preflight, console: Any) -> Any:
+    from .estimate import estimate_push, show_estimate
+
+    extra = req.extra_args
+    cache = "true" in flag_values(extra, "--cache", boolean=True)
+    try:
+        estimate = estimate_push(
+            dockerfile=pf.dockerfile, context=pf.context, destinations=req.destinations,
+            docker_config=pf.docker_config, build_args=build_args_of(extra),
+            cache_repo=(first_value(extra, "--cache-repo") or "") if cache else None,
+            insecure_registries=tuple(flag_values(extra, "--insecure-registry")),
+            target=first_value(extra, "--target"), console=console,
+        )
+    except Exception as exc:  # the estimate informs the timeout; it never stops a build
+        console.warn(f"push estimate failed ({getattr(exc, 'message', exc)}): the timeout "
+                     "falls back to the defaults")
+        return None
+    show_estimate(estimate, console)
+    return estimate
+
+
+def _plan(req: PushRequest, prepared: Prepared, explicit: Optional[int], console: Any) -> Any:
+    from .history import PushHistory
+    from .timeout import plan_timeout, show_plan
+
+    history = PushHistory(req.history_path) if req.history_path else None
+    try:
+        plan = plan_timeout(
+            prepared.estimate, registry_host=prepared.registry_host, history=history,
+            explicit=explicit, bandwidth_mbps=req.bandwidth, floor=req.timeout_floor,
+            cap=req.timeout_cap,
+        )
+    except Exception as exc:
+        console.warn(f"timeout planning failed ({getattr(exc, 'message', exc)})")
+        return None
+    show_plan(plan, console)
+    return plan
+
+
+def _facts(req: PushRequest, prepared: Prepared, **kw: Any) -> RunFacts:
+    plan = prepared.plan
+    return RunFacts(
+        estimate=prepared.estimate_dict,
+        bandwidth_bps=getattr(plan, "bandwidth_bps", None),
+        expected_push_s=getattr(plan, "expected_push_s", None),
+        timeout_floor=req.timeout_floor, timeout_cap=req.timeout_cap,
+        timeout_source=getattr(plan, "source", None), mode=req.mode, **kw,
+    )
+
+
+def conclude(req: PushRequest, prepared: Prepared, facts: RunFacts, console: Any,
+             *, report_path: Optional[str] = None, executor_version: Optional[str] = None) -> int:
+    """Diagnose, print the summary, write the report, record push history on success."""
+    diag = diagnose(facts)
+    log = facts.log
+    push_s = log.push_seconds() if log else None
+    digest = log.digest if log else None
+    report = build_report(
+        diagnosis=diag, exit_code=facts.exit_code, phase=log.phase if log else None,
+        elapsed=facts.elapsed, timeout=facts.timeout, estimate=facts.estimate,
+        destinations=req.destinations, digest=digest, mode=req.mode,
+        digests=dict(log.digests) if log and log.digests else None,
+        pushSeconds=None if push_s is None else round(push_s, 2),
+        signals=list(facts.signals) or None, executorVersion=executor_version,
+        timeoutSource=facts.timeout_source,
+    )
+    if diag.outcome == "pushed":
+        _record_history(req, prepared, facts, console)
+    print_summary(console, report, diag)
+    path = report_path or req.report
+    if path:
+        write_report(path, report)
+        console.info(f"report: {path}")
+    if diag.outcome == "pushed":
+        return 0
+    return facts.exit_code if facts.exit_code not in (None, 0) else 1
+
+
+def _record_history(req: PushRequest, prepared: Prepared, facts: RunFacts, console: Any) -> None:
+    from .history import PushHistory
+
+    log = facts.log
+    seconds = log.push_seconds() if log else None
+    size = facts.push_bytes
+    if not req.history_path or not seconds or not size:
+        console.debug("push history not updated: push duration or size unknown")
+        return
+    if (facts.estimate or {}).get("isGuess"):
+        console.info(f"push history not updated: the push size ({fmt_bytes(size)}) includes a "
+                     "guess, so bytes/seconds would not be the bandwidth")
+        return
+    rate = PushHistory(req.history_path).record(
+        prepared.registry_host, size, seconds, build_seconds=log.push_started_at)
+    text = (f"push history: {prepared.registry_host} {fmt_bytes(size)} in "
+            f"{fmt_duration(seconds)}")
+    if rate:
+        text += f", bandwidth now {rate / 1e6:.2f} MB/s"
+    console.info(text)
+
+
+# -- image-push --------------------------------------------------------------------------
+
+
+def image_push(req: PushRequest, console: Any) -> int:
+    """Preflight, estimate, timeout, then run the executor (direct or docker) and diagnose."""
+    from .runner import Expectations, ProcessHandle, Supervisor
+
+    prepared = prepare(req, console)
+    pf = prepared.preflight
+    if not pf.ok:
+        return _finish_early(req, pf, console)
+    plan = prepared.plan
+    sup = Supervisor(
+        console, timeout=prepared.timeout, kill_grace=req.kill_grace, heartbeat=req.heartbeat,
+        expect=Expectations(
+            push_s=getattr(plan, "expected_push_s", None),
+            build_s=(getattr(plan, "expected_pull_s", 0) or 0)
+            + (getattr(plan, "expected_build_s", 0) or 0) or None,
+            push_bytes=getattr(prepared.estimate, "total_bytes", None),
+        ),
+    )
+    assert pf.dockerfile is not None
+    if req.mode == "docker":
+        from .docker_mode import DockerRun
+
+        image = req.executor if not req.executor.startswith("/") else DEFAULT_DOCKER_IMAGE
+        run = DockerRun(image=image, context=pf.context, dockerfile=pf.dockerfile,
+                        destinations=req.destinations, extra_args=req.extra_args,
+                        docker_config=getattr(pf.docker_config, "path", None),
+                        stop_grace=req.kill_grace)
+        console.info(f"starting {image} through the Docker Engine API "
+                     f"(timeout {prepared.timeout} s)")
+        result = sup.run(run.start)
+    else:
+        argv = [req.executor, *executor_args(
+            context=str(pf.context), dockerfile=str(pf.dockerfile),
+            destinations=req.destinations, extra=req.extra_args)]
+        console.info(f"starting {req.executor} (timeout {prepared.timeout} s)")
+        result = sup.run(lambda: ProcessHandle(argv))
+    facts = _facts(
+        req, prepared, exit_code=result.exit_code, elapsed=result.elapsed,
+        timeout=prepared.timeout, deadline_hit=result.deadline_hit, signals=result.signals,
+        lines=result.lines, log=result.log,
+    )
+    return conclude(req, prepared, facts, console, executor_version=pf.executor_version)
+
+
+# -- split mode --------------------------------------------------------------------------
+
+
+def image_plan(req: PushRequest, workdir: str, console: Any) -> tuple[int, dict[str, Any]]:
+    """Preflight + estimate + timeout; write the busybox script and the plan JSON."""
+    from .split import write_plan
+
+    req.mode = "split"
+    prepared = prepare(req, console)
+    pf = prepared.preflight
+    if not pf.ok and not pf.skipped:
+        return _finish_early(req, pf, console), {}
+    plan = write_plan(req, prepared, workdir)
+    console.info(f"plan: {plan['plan']}; run {plan['script']} in the kaniko container, then "
+                 f"ci-report image-diagnose --plan {plan['plan']}")
+    if pf.skipped:
+        return _finish_early(req, pf, console), plan
+    return 0, plan
+
+
+def image_diagnose(plan_path: str, console: Any, report: Optional[str] = None) -> int:
+    from .split import load_plan, read_run
+
+    plan = load_plan(plan_path)
+    req = PushRequest(
+        context=plan.get("context", "."), dockerfile=plan.get("dockerfile"),
+        destinations=list(plan.get("destinations", [])), mode="split",
+        report=report or plan.get("report"),
+        history_path=Path(plan["historyPath"]) if plan.get("historyPath") else None,
+        timeout_floor=float(plan.get("timeoutFloor", 600)),
+        timeout_cap=float(plan.get("timeoutCap", 10_800)),
+    )
+    if plan.get("skipped"):
+        diag = Diagnosis("skipped", None, "no Dockerfile: skipped (--skip-if-no-dockerfile)")
+        rep = build_report(diagnosis=diag, exit_code=0, phase="preflight", elapsed=0.0,
+                           timeout=None, estimate=None, destinations=req.destinations,
+                           mode="split")
+        print_summary(console, rep, diag)
+        if req.report:
+            write_report(req.report, rep)
+        return 0
+    run = read_run(plan, plan_path)
+    for warning in run.warnings:
+        console.warn(warning)
+    prepared = Prepared(Preflight(context=Path(req.context), dockerfile=None),
+                        preflight_destinations=req.destinations)
+    prepared.estimate = _Frozen(plan.get("estimate"))
+    prepared.plan = _Frozen(plan.get("timeoutPlan"))
+    facts = _facts(
+        req, prepared, exit_code=run.exit_code, elapsed=run.elapsed,
+        timeout=float(plan["timeoutSeconds"]), deadline_hit=run.deadline_hit, signals=(),
+        lines=run.lines, log=run.log,
+    )
+    facts.estimate = plan.get("estimate")
+    return conclude(req, prepared, facts, console, report_path=req.report,
+                    executor_version=run.version)
+
+
+class _Frozen:
+    """A plan's JSON dict seen through attribute access (estimate, timeout plan)."""
+
+    def __init__(self, data: Optional[dict[str, Any]]) -> None:
+        self._data = data or {}
+
+    def __getattr__(self, name: str) -> Any:
+        return self._data.get(name)
+
+    def to_dict(self) -> Optional[dict[str, Any]]:
+        return self._data or None
