@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import email.utils
 import itertools
+import json
 import time
+from pathlib import Path
 
 import jwt
 import pytest
@@ -332,3 +334,171 @@ def test_duplicate_answer_is_delivered_and_flagged(requests_mock, settings, capt
     requests_mock.post(URL, status_code=200, json={"duplicate": True})
     result, _ = run(settings, console=captured_console)
     assert result.delivered and result.duplicate
+
+
+# --------------------------------------------- service.run_callback (the whole job)
+
+REPORT = """<?xml version="1.0" encoding="UTF-8"?>
+<testsuite name="S" tests="3" failures="1" skipped="1" time="1.5">
+  <testcase classname="pkg.T" name="test_ok" time="0.5"/>
+  <testcase classname="pkg.T" name="test_bad" time="0.75">
+    <failure message="expected 1">trace</failure>
+  </testcase>
+  <testcase classname="pkg.T" name="test_skip" time="0"><skipped/></testcase>
+</testsuite>
+"""
+
+
+@pytest.fixture
+def job(tmp_path, make_settings, monkeypatch):
+    """A workspace with one report, an outbox and settings that deliver to URL."""
+    from ci_report.jenkins_env import BuildContext
+
+    monkeypatch.setattr(delivery_module, "backoff_delay", lambda attempt: 0.0)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "report.xml").write_text(REPORT)
+    settings = make_settings(
+        url=URL,
+        api_key=API_KEY,
+        signature_secret="hmac-secret-0123456789abcdef",
+        run_id="64",
+        workspace=str(ws),
+        junit=["report.xml"],
+        outbox=str(tmp_path / "outbox"),
+        max_attempts=3,
+    )
+    context = BuildContext(job_name="team/app", build_number=42, jenkins_url="https://j/")
+    return settings, context
+
+
+def test_run_callback_delivered(requests_mock, job, captured_console) -> None:
+    from ci_report.callback.outbox import Outbox
+    from ci_report.callback.result_file import read_result_file
+    from ci_report.callback.service import run_callback
+
+    settings, context = job
+    requests_mock.post(URL, status_code=200)
+    outcome = run_callback(settings, context, console=captured_console)
+    assert outcome.outcome == "delivered" and outcome.exit_code == 0
+    sent = requests_mock.last_request
+    assert sent.body == outcome.payload_bytes
+    assert sent.headers["webhook-id"] == outcome.delivery_id
+    payload = json.loads(sent.body)
+    assert payload["runId"] == 64
+    assert payload["status"] == "failed"
+    assert (payload["passedCases"], payload["failedCases"], payload["skippedCases"]) == (1, 1, 1)
+    assert payload["durationMs"] == 1500
+    assert payload["reports"]["files"] == 1
+    data = read_result_file(settings.result_file_path)
+    assert settings.result_file_path == Path(settings.workspace) / "ci-report" / "callback.json"
+    assert data["outcome"] == "delivered"
+    assert data["deliveryId"] == outcome.delivery_id
+    assert data["payload"] == payload
+    assert Outbox(settings.outbox_path).pending() == []
+    assert "callback delivered" in captured_console.text
+    assert API_KEY not in settings.result_file_path.read_text()
+
+
+def test_run_callback_same_results_same_delivery_id(requests_mock, job, captured_console):
+    from ci_report.callback.service import run_callback
+
+    settings, context = job
+    requests_mock.post(URL, status_code=200)
+    first = run_callback(settings, context, console=captured_console)
+    second = run_callback(settings, context, console=captured_console)
+    assert first.delivery_id == second.delivery_id
+
+
+def test_run_callback_500s_queued(requests_mock, job, captured_console) -> None:
+    from ci_report.callback.outbox import Outbox
+    from ci_report.callback.result_file import read_result_file
+    from ci_report.callback.service import run_callback
+
+    settings, context = job
+    requests_mock.post(URL, status_code=500)
+    outcome = run_callback(settings, context, console=captured_console)
+    assert outcome.outcome == "queued" and outcome.exit_code == 75
+    assert requests_mock.call_count == 3
+    box = Outbox(settings.outbox_path)
+    pending = box.pending()
+    assert pending == [outcome.outbox_file]
+    saved = box.load(pending[0])
+    assert saved.delivery_id == outcome.delivery_id
+    assert saved.body == outcome.payload_bytes
+    assert saved.attempts == 3 and saved.last_status == 500 and not saved.rejected
+    assert saved.url == URL
+    data = read_result_file(settings.result_file_path)
+    assert data["outcome"] == "queued" and data["error"] == "HTTP 500"
+    assert "NOT delivered" in captured_console.text
+    assert API_KEY not in pending[0].read_text()
+
+
+def test_run_callback_rejected_kept_for_flush(requests_mock, job, captured_console) -> None:
+    from ci_report.callback.outbox import Outbox
+    from ci_report.callback.service import run_callback
+
+    settings, context = job
+    requests_mock.post(URL, status_code=401)
+    outcome = run_callback(settings, context, console=captured_console)
+    assert outcome.outcome == "rejected" and outcome.exit_code == 65
+    entries = [Outbox(settings.outbox_path).load(p) for p in Outbox(settings.outbox_path).pending()]
+    assert len(entries) == 1 and entries[0].rejected
+
+
+def test_run_callback_without_url_raises_and_keeps_payload(job, captured_console) -> None:
+    from ci_report.callback.outbox import Outbox
+    from ci_report.callback.result_file import read_result_file
+    from ci_report.callback.service import run_callback
+    from ci_report.errors import ConfigError
+
+    settings, context = job
+    settings.url = None
+    with pytest.raises(ConfigError) as info:
+        run_callback(settings, context, console=captured_console)
+    assert "no callback URL" in info.value.message
+    pending = Outbox(settings.outbox_path).pending()
+    assert len(pending) == 1
+    assert any(str(pending[0]) in e for e in info.value.evidence)
+    assert read_result_file(settings.result_file_path)["outcome"] == "queued"
+
+
+def test_run_callback_without_auth_raises_and_keeps_payload(job, captured_console) -> None:
+    from ci_report.callback.outbox import Outbox
+    from ci_report.callback.service import run_callback
+    from ci_report.errors import ConfigError
+
+    settings, context = job
+    settings.api_key = settings.signature_secret = None
+    with pytest.raises(ConfigError):
+        run_callback(settings, context, console=captured_console)
+    assert len(Outbox(settings.outbox_path).pending()) == 1
+
+
+def test_run_callback_dry_run_sends_nothing(requests_mock, job, captured_console, tmp_path):
+    from ci_report.callback.service import run_callback
+
+    settings, context = job
+    out = tmp_path / "payload.json"
+    outcome = run_callback(
+        settings, context, dry_run=True, output=str(out), console=captured_console
+    )
+    assert outcome.outcome == "dry-run"
+    assert requests_mock.call_count == 0
+    assert out.read_bytes() == outcome.payload_bytes + b"\n"
+    assert not settings.result_file_path.exists()
+
+
+def test_run_callback_truncated_results_all_in_result_file(requests_mock, job, captured_console):
+    from ci_report.callback.result_file import read_result_file
+    from ci_report.callback.service import run_callback
+
+    settings, context = job
+    settings.max_results = 1
+    requests_mock.post(URL, status_code=200)
+    run_callback(settings, context, console=captured_console)
+    data = read_result_file(settings.result_file_path)
+    assert data["payload"]["resultsTruncated"] is True
+    assert len(data["payload"]["results"]) == 1
+    assert data["payload"]["totalCases"] == 3
+    assert sorted(r["caseName"] for r in data["allResults"]) == ["test_bad", "test_ok", "test_skip"]

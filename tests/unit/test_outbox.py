@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from ci_report.callback import outbox as outbox_module
 from ci_report.callback.outbox import (
@@ -244,3 +245,155 @@ def test_saved_entries_leave_no_temp_files(box: Outbox) -> None:
     for n in range(5):
         box.save(entry(n))
     assert all(p.name.startswith("msg_") and p.suffix == ".json" for p in box.path.iterdir())
+
+
+# ------------------------------------------------ service.flush_outbox (resend)
+
+URL = "https://platform.example.com/api/jenkins/callback"
+DOWN = "https://down.example.com/api/jenkins/callback"
+
+
+@pytest.fixture
+def flush_settings(tmp_path: Path, make_settings, monkeypatch):
+    from ci_report.callback import delivery
+
+    monkeypatch.setattr(delivery, "backoff_delay", lambda attempt: 0.0)
+    return make_settings(api_key="flush-api-key", outbox=str(tmp_path / "outbox"), max_attempts=2)
+
+
+def queue(settings, n: int, url: str = URL, age_s: float = 60.0, **kw) -> Path:
+    """An entry created ``age_s`` ago; ``n`` orders them (lower = older file)."""
+    box = Outbox(settings.outbox_path)
+    path = box.save(entry(n, url=url, created_at=time.time() - age_s, **kw))
+    mtime = time.time() - 1000 + n
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_flush_delivers_everything(requests_mock, flush_settings, captured_console) -> None:
+    from ci_report.callback.service import flush_outbox
+
+    for n in (1, 2, 3):
+        queue(flush_settings, n, attempts=4)
+    requests_mock.post(URL, status_code=200)
+    summary = flush_outbox(flush_settings, console=captured_console)
+    assert (summary.delivered, summary.remaining, summary.dead) == (3, 0, 0)
+    ids = [r.headers["webhook-id"] for r in requests_mock.request_history]
+    assert ids == [entry(n).delivery_id for n in (1, 2, 3)]  # oldest first, original ids
+    assert all(r.body == BODY for r in requests_mock.request_history)
+    assert all(r.headers["X-Api-Key"] == "flush-api-key" for r in requests_mock.request_history)
+    assert list(Outbox(flush_settings.outbox_path).path.iterdir()) == []
+
+
+def test_flush_url_override(requests_mock, flush_settings, captured_console) -> None:
+    from ci_report.callback.service import flush_outbox
+
+    queue(flush_settings, 1, url=DOWN)
+    requests_mock.post(URL, status_code=200)
+    summary = flush_outbox(flush_settings, console=captured_console, url_override=URL)
+    assert summary.delivered == 1
+    assert requests_mock.last_request.url == URL
+
+
+def test_flush_entry_without_url_waits(requests_mock, flush_settings, captured_console) -> None:
+    from ci_report.callback.service import flush_outbox
+
+    queue(flush_settings, 1, url=None)
+    summary = flush_outbox(flush_settings, console=captured_console)
+    assert summary.remaining == 1 and summary.delivered == 0
+    assert "flush --url" in summary.errors[0]
+    assert requests_mock.call_count == 0
+
+
+def test_flush_explicit_retries_rejected_and_counts(
+    requests_mock, flush_settings, captured_console
+):
+    from ci_report.callback.service import flush_outbox
+
+    queue(flush_settings, 1, rejected=True, attempts=1)
+    requests_mock.post(URL, status_code=403)
+    summary = flush_outbox(flush_settings, console=captured_console)
+    assert summary.rejected == 1 and summary.remaining == 1
+    assert requests_mock.call_count == 1
+    kept = Outbox(flush_settings.outbox_path)
+    again = kept.load(kept.pending()[0])
+    assert again.rejected and again.attempts == 2 and again.last_status == 403
+
+
+def test_flush_auto_skips_rejected_and_stops_at_transport_failure(
+    requests_mock, flush_settings, captured_console
+) -> None:
+    from ci_report.callback.service import flush_outbox
+
+    queue(flush_settings, 1, rejected=True)  # waits for an explicit flush
+    queue(flush_settings, 2)  # delivered
+    queue(flush_settings, 3, url=DOWN)  # the endpoint is down: stop here
+    queue(flush_settings, 4)  # not tried this time
+    requests_mock.post(URL, status_code=200)
+    requests_mock.post(DOWN, exc=requests.exceptions.ConnectionError("Connection refused"))
+    summary = flush_outbox(flush_settings, console=captured_console, auto=True)
+    assert summary.skipped_rejected == 1
+    assert summary.delivered == 1
+    assert summary.remaining == 3
+    assert "connection refused" in (summary.stopped_reason or "")
+    sent = [(r.url, r.headers["webhook-id"]) for r in requests_mock.request_history]
+    assert sent == [(URL, entry(2).delivery_id), (DOWN, entry(3).delivery_id)]  # one try each
+    box = Outbox(flush_settings.outbox_path)
+    left = {box.load(p).delivery_id: box.load(p) for p in box.pending()}
+    assert set(left) == {entry(n).delivery_id for n in (1, 3, 4)}
+    assert left[entry(3).delivery_id].attempts == 1
+    assert left[entry(4).delivery_id].attempts == 0
+    assert not any(".claim-" in p.name for p in box.path.iterdir())
+
+
+def test_flush_ttl_expiry_moves_to_dead(requests_mock, flush_settings, captured_console) -> None:
+    from ci_report.callback.service import flush_outbox
+
+    old = queue(flush_settings, 1, age_s=8 * 86_400)
+    queue(flush_settings, 2)
+    requests_mock.post(URL, status_code=200)
+    summary = flush_outbox(flush_settings, console=captured_console)
+    assert summary.dead == 1 and summary.delivered == 1
+    assert requests_mock.call_count == 1
+    dead = Outbox(flush_settings.outbox_path).dead_path / old.name
+    assert dead.exists()
+    errors = [line for line in captured_console.lines if "expired" in line]
+    assert len(errors) == 1
+    assert entry(1).delivery_id in errors[0] and "NOT delivered" in errors[0]
+
+
+def test_flush_ttl_from_settings(requests_mock, flush_settings, captured_console) -> None:
+    from ci_report.callback.service import flush_outbox
+
+    flush_settings.outbox_ttl_days = 0.5
+    queue(flush_settings, 1, age_s=86_400)
+    summary = flush_outbox(flush_settings, console=captured_console)
+    assert summary.dead == 1 and requests_mock.call_count == 0
+
+
+def test_flush_needs_auth(make_settings, tmp_path: Path, captured_console) -> None:
+    from ci_report.callback.service import flush_outbox
+    from ci_report.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        flush_outbox(make_settings(outbox=str(tmp_path)), console=captured_console)
+
+
+def test_run_callback_flushes_earlier_entries_first(
+    requests_mock, flush_settings, tmp_path: Path, captured_console
+) -> None:
+    from ci_report.callback.service import run_callback
+    from ci_report.jenkins_env import BuildContext
+
+    (tmp_path / "r.xml").write_text('<testsuite><testcase name="a" time="1"/></testsuite>')
+    queue(flush_settings, 1)
+    flush_settings.url = URL
+    flush_settings.workspace = str(tmp_path)
+    flush_settings.junit = ["r.xml"]
+    requests_mock.post(URL, status_code=200)
+    outcome = run_callback(flush_settings, BuildContext(), console=captured_console)
+    assert outcome.outcome == "delivered"
+    ids = [r.headers["webhook-id"] for r in requests_mock.request_history]
+    assert ids == [entry(1).delivery_id, outcome.delivery_id]
+    assert Outbox(flush_settings.outbox_path).pending() == []
+    assert "resent 1 earlier callback" in captured_console.text
