@@ -362,6 +362,22 @@ def test_flush_ttl_expiry_moves_to_dead(requests_mock, flush_settings, captured_
     assert entry(1).delivery_id in errors[0] and "NOT delivered" in errors[0]
 
 
+def test_flush_ttl_expiry_logged_as_error(requests_mock, flush_settings) -> None:
+    import io
+    import json
+
+    from ci_report.callback.service import flush_outbox
+    from ci_report.console import Console
+
+    stream = io.StringIO()
+    queue(flush_settings, 1, age_s=30 * 86_400)
+    flush_outbox(flush_settings, console=Console(log_format="json", stream=stream))
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    expired = [r for r in records if "expired" in r["message"]]
+    assert [r["level"] for r in expired] == ["error"]
+    assert expired[0]["deliveryId"] == entry(1).delivery_id
+
+
 def test_flush_ttl_from_settings(requests_mock, flush_settings, captured_console) -> None:
     from ci_report.callback.service import flush_outbox
 
