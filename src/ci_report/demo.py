@@ -112,7 +112,7 @@ def run_demo(
             build_result="SUCCESS",
             max_attempts=2,
             deadline=5.0,
-            junit=[reports[0]] if reports else [],
+            junit=[r for r in reports if "SearchService" in r] or reports[:1],
         )
         console.info("")
         console.info("4/4 the endpoint is back: 'ci-report flush' resends the outbox:")

@@ -149,6 +149,8 @@ class TestRun:
     results_truncated: bool = False
     flaky: int = 0  #: passed cases marked flaky
     reruns: int = 0  #: repeated testcase elements merged into an earlier execution
+    #: failing executions merged into an earlier passing one of the same name (said loudly)
+    failed_after_pass: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -596,6 +598,7 @@ class _Reruns:
         if bad:
             if hash(key) in self.passed_keys:
                 self.run.reruns += 1  # an earlier execution passed: counted there
+                self.run.failed_after_pass.append(f"{case.classname or ''}::{case.name}")
                 return
             self.pending[key] = case
             if len(self.pending) > PENDING_LIMIT:

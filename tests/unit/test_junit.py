@@ -559,7 +559,7 @@ def test_symlink_duplicates_resolved(tmp_path: Path) -> None:
 
 def test_bundled_example_reports() -> None:
     root = Path(__file__).parents[2]
-    found = discover_reports(["examples/reports/*.xml"], root)
+    found = discover_reports(["src/ci_report/examples/reports/*.xml"], root)
     assert len(found.files) == 4
     run = parse_reports(found.files)
     assert run.parse_errors == []

@@ -100,6 +100,13 @@ def collect(settings: Settings, console: Console, spill: Optional[ResultSpill]) 
     )
     for error in run.parse_errors:
         console.warn(f"cannot read report {error.file}: {error.error}")
+    if run.failed_after_pass:
+        names = ", ".join(run.failed_after_pass[:3])
+        console.warn(
+            f"{len(run.failed_after_pass)} failing execution(s) of a test whose earlier execution "
+            f"of the same name passed were counted as one flaky pass (rerun semantics): {names}; "
+            "give repeated tests distinct names if they are different tests"
+        )
     if not run.files:
         where = ", ".join(settings.junit) if settings.junit else "the default locations"
         fix = (
