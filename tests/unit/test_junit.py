@@ -269,6 +269,8 @@ def test_repeated_testcases_pass_then_fail_count_as_passed(tmp_path: Path) -> No
     )
     assert counts(run) == (1, 0, 0, 0)
     assert run.reruns == 1
+    # never silent: the caller is told which failing execution was merged into a pass
+    assert run.failed_after_pass == ["C::t"]
 
 
 def test_repeated_passing_cases_are_not_merged(tmp_path: Path) -> None:
