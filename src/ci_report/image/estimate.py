@@ -402,11 +402,13 @@ def estimate_push(
     if sources:
         detail = f"{len(sources)} COPY/ADD source{'s' if len(sources) != 1 else ''}, "
         detail += f"{fmt_bytes(raw)} in the context"
-        if compressed_raw:
+        if compressed_raw and compressed_raw < raw:
             detail += (
                 f" ({fmt_bytes(compressed_raw)} already compressed x {COMPRESSED_FACTOR}, "
                 f"the rest x {compression})"
             )
+        elif compressed_raw:
+            detail += f" x {COMPRESSED_FACTOR} (already compressed: .jar, .zip, ...)"
         else:
             detail += f" x {compression} compression"
         if n_repos > 1:
