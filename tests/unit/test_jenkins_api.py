@@ -1,0 +1,162 @@
+"""Jenkins API client: URLs, crumbs, trigger statuses, cancel semantics (requests-mock)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ci_report.errors import ConfigError
+from ci_report.jenkins_api import (
+    JenkinsClient,
+    JenkinsHTTPError,
+    JenkinsUnavailable,
+    job_full_name,
+    job_path_url,
+    queue_id_from_location,
+)
+
+BASE = "https://ci.example/"
+
+
+@pytest.fixture
+def client() -> JenkinsClient:
+    return JenkinsClient(BASE, "bot", "tok-123456")
+
+
+def test_job_paths() -> None:
+    assert job_path_url(BASE, "a/b/c") == BASE + "job/a/job/b/job/c/"
+    assert job_path_url("https://ci.example", "/a/") == BASE + "job/a/"
+    assert job_path_url(BASE, "job/a/job/b") == BASE + "job/a/job/b/"
+    assert job_path_url(BASE, "my app/feature%2Ffoo") == BASE + "job/my%20app/job/feature%252Ffoo/"
+    assert job_path_url(BASE, "https://other/job/x") == "https://other/job/x/"
+    assert job_full_name("job/a/job/b") == "a/b"
+    assert job_full_name("https://ci.example/job/a/job/b%20c/") == "a/b c"
+    with pytest.raises(ConfigError):
+        job_path_url(BASE, "/")
+
+
+def test_queue_id_from_location() -> None:
+    assert queue_id_from_location("http://proxy-view/queue/item/42/") == 42
+    assert queue_id_from_location("https://ci.example/jenkins/queue/item/7") == 7
+    assert queue_id_from_location("https://ci.example/job/x/") is None
+    assert queue_id_from_location(None) is None
+
+
+def test_no_url_is_config_error() -> None:
+    with pytest.raises(ConfigError):
+        JenkinsClient("", None, None)
+
+
+def test_201_and_303(client: JenkinsClient, requests_mock) -> None:
+    url = BASE + "job/a/buildWithParameters"
+    requests_mock.post(url, status_code=201, headers={"Location": "http://x/queue/item/5/"})
+    response = client.trigger("a", [("K", "v")], parameterized=True)
+    assert (response.queue_id, response.merged) == (5, False)
+    assert requests_mock.last_request.text == "K=v"
+    requests_mock.post(url, status_code=303, headers={"Location": "http://x/queue/item/4/"})
+    response = client.trigger("a", [("K", "v")], parameterized=True)
+    assert (response.queue_id, response.merged) == (4, True)
+
+
+def test_crumb_only_after_403(client: JenkinsClient, requests_mock) -> None:
+    url = BASE + "job/a/build"
+    requests_mock.post(
+        url,
+        [
+            {"status_code": 403, "text": "No valid crumb was included in the request"},
+            {"status_code": 201, "headers": {"Location": "/queue/item/9/"}},
+        ],
+    )
+    crumb = requests_mock.get(
+        BASE + "crumbIssuer/api/json", json={"crumbRequestField": "Jenkins-Crumb", "crumb": "c1"}
+    )
+    assert client.trigger("a", [], parameterized=False).queue_id == 9
+    assert crumb.call_count == 1
+    assert requests_mock.request_history[0].headers.get("Jenkins-Crumb") is None
+    assert requests_mock.last_request.headers["Jenkins-Crumb"] == "c1"
+
+
+def test_not_parameterized_falls_back_to_build(client: JenkinsClient, requests_mock) -> None:
+    requests_mock.post(
+        BASE + "job/a/buildWithParameters", status_code=400, text="a is not parameterized"
+    )
+    requests_mock.post(
+        BASE + "job/a/build", status_code=201, headers={"Location": "/queue/item/3/"}
+    )
+    response = client.trigger("a", [("X", "1")], parameterized=True)
+    assert response.endpoint == "build" and response.queue_id == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (401, JenkinsHTTPError),
+        (404, JenkinsHTTPError),
+        (409, JenkinsHTTPError),
+        (302, JenkinsUnavailable),
+        (503, JenkinsUnavailable),
+    ],
+)
+def test_trigger_errors(client: JenkinsClient, requests_mock, status: int, kind: type) -> None:
+    requests_mock.post(
+        BASE + "job/a/build", status_code=status, text="nope", headers={"Location": BASE + "job/a/"}
+    )
+    with pytest.raises(kind) as info:
+        client.trigger("a", [], parameterized=False)
+    assert info.value.status == status
+    assert "tok-123456" not in str(info.value.message) + str(info.value.fix)
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [(204, "cancelled"), (404, "cancelled"), (500, "left"), (422, "forbidden")],
+)
+def test_cancel(client: JenkinsClient, requests_mock, status: int, outcome: str) -> None:
+    requests_mock.post(BASE + "queue/cancelItem?id=12", status_code=status)
+    assert client.cancel_queue_item(12) == outcome
+
+
+def test_redirects_not_followed(client: JenkinsClient, requests_mock) -> None:
+    requests_mock.get(
+        BASE + "job/a/api/json", status_code=302, headers={"Location": "https://login.example/"}
+    )
+    with pytest.raises(JenkinsHTTPError) as info:
+        client.job_info("a")
+    assert "login.example" in (info.value.fix or "")
+
+
+def test_job_info_404(client: JenkinsClient, requests_mock) -> None:
+    requests_mock.get(BASE + "job/a/job/b/api/json", status_code=404)
+    with pytest.raises(JenkinsHTTPError, match="not found"):
+        client.job_info("a/b")
+
+
+def test_find_by_parameter(client: JenkinsClient, requests_mock) -> None:
+    requests_mock.get(BASE + "queue/api/json", json={"items": [{"id": 8, "params": "\nT=zz"}]})
+    requests_mock.get(
+        BASE + "job/a/api/json",
+        json={
+            "builds": [
+                {
+                    "number": 3,
+                    "queueId": 7,
+                    "url": "u",
+                    "actions": [{}, {"parameters": [{"name": "T", "value": "abc"}]}],
+                }
+            ]
+        },
+    )
+    assert client.find_by_parameter("a", "T", "zz") == {"queueId": 8}
+    assert client.find_by_parameter("a", "T", "abc") == {"queueId": 7, "number": 3, "url": "u"}
+    assert client.find_by_parameter("a", "T", "none") is None
+
+
+def test_connection_refused_is_not_sent() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = JenkinsClient(f"http://127.0.0.1:{port}/", None, None, connect_timeout=1)
+    with pytest.raises(JenkinsUnavailable) as info:
+        client.trigger("a", [], parameterized=False)
+    assert info.value.maybe_sent is False

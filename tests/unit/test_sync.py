@@ -1,0 +1,124 @@
+"""sync: payloads from Jenkins data, archived result files, batch files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ci_report.callback.payload import canonical_body
+from ci_report.errors import InputError
+from ci_report.sync import (
+    SyncOutcome,
+    _from_artifact,
+    batch_exit_code,
+    payload_from_jenkins,
+    read_batch,
+)
+
+BUILD = {
+    "number": 4,
+    "url": "https://ci/job/a/4/",
+    "result": "SUCCESS",
+    "duration": 9000,
+    "builtOn": "agent-7",
+}
+
+
+def test_status_only_never_invents_counts() -> None:
+    payload, source, notes = payload_from_jenkins("a", BUILD, None, run_id="12")
+    assert source == "status-only"
+    assert payload["runId"] == 12 and payload["status"] == "success"
+    assert payload["totalCases"] == 0 and payload["results"] == []
+    assert payload["reports"]["files"] == 0 and "status only" in payload["reports"]["note"]
+    assert payload["build"]["node"] == "agent-7" and payload["durationMs"] == 9000
+    assert "status only" in notes[0]
+
+
+def test_counts_come_from_the_report_even_without_cases() -> None:
+    report = {"passCount": 5, "failCount": 2, "skipCount": 0}
+    payload, source, notes = payload_from_jenkins(
+        "a", {**BUILD, "result": "UNSTABLE"}, report, run_id=None
+    )
+    assert source == "test-report"
+    assert (payload["passedCases"], payload["failedCases"], payload["totalCases"]) == (5, 2, 7)
+    assert payload["status"] == "failed" and payload["errorCases"] is None
+    assert any("counts only" in n for n in notes)
+
+
+def test_results_capped_failures_first() -> None:
+    cases = [
+        {"name": f"t{i}", "className": "c", "status": "PASSED", "duration": 0.1} for i in range(5)
+    ]
+    cases.append(
+        {
+            "name": "bad",
+            "className": "c",
+            "status": "FAILED",
+            "duration": 1,
+            "errorDetails": "x" * 50,
+        }
+    )
+    report = {
+        "passCount": 5,
+        "failCount": 1,
+        "skipCount": 0,
+        "childReports": [{"result": {"suites": [{"cases": cases}]}}],
+    }
+    payload, _, _ = payload_from_jenkins(
+        "a", BUILD, report, run_id=None, max_results=2, max_message=10
+    )
+    assert payload["resultsTruncated"] is True and len(payload["results"]) == 2
+    assert payload["results"][0]["caseName"] == "bad"
+    assert payload["results"][0]["errorMessage"] == "x" * 10 + "…"
+    assert payload["results"][1]["duration"] == 100
+
+
+def test_archived_file_roundtrips_to_the_same_bytes() -> None:
+    payload = {"runId": 1, "status": "success", "name": "ünï", "results": [{"d": 0.5}]}
+    body = canonical_body(payload)
+    doc = (
+        b'{"schema": "ci-report/callback-result/v1", "deliveryId": "msg_'
+        + b"a" * 32
+        + b'", "url": "u", "outcome": "queued", "attempts": 3, "payload":'
+        + body
+        + b"}"
+    )
+    parsed, delivery_id, url, outcome = _from_artifact(doc)
+    assert canonical_body(parsed) == body and delivery_id == "msg_" + "a" * 32
+    assert (url, outcome) == ("u", "queued")
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b"not json",
+        b'{"schema": "other"}',
+        b'{"schema": "ci-report/callback-result/v1", "payload": {}}',
+        b'{"schema": "ci-report/callback-result/v1", "payload": {}, "deliveryId": "msg_a.b"}',
+    ],
+)
+def test_bad_artifacts_refused(doc: bytes) -> None:
+    with pytest.raises(ValueError):
+        _from_artifact(doc)
+
+
+def test_read_batch(tmp_path: Path) -> None:
+    path = tmp_path / "b.jsonl"
+    path.write_text('# c\n\n{"runId": 1, "job": "a/b", "build": 3}\n{"job": "c", "build": "4"}\n')
+    entries = read_batch(path)
+    assert [(e.job, e.build, e.run_id) for e in entries] == [("a/b", 3, "1"), ("c", 4, None)]
+    path.write_text('{"job": "a"}\n')
+    with pytest.raises(InputError, match="line 1"):
+        read_batch(path)
+
+
+def test_batch_exit_codes() -> None:
+    done = SyncOutcome(job="a", number=1, state="recovered", delivery="delivered")
+    gone = SyncOutcome(job="a", number=2, state="not-found")
+    failed = SyncOutcome(job="a", number=3, state="recovered", delivery="queued")
+    assert batch_exit_code([done, gone]) == 0
+    assert batch_exit_code([gone]) == 3 and batch_exit_code([]) == 3
+    assert batch_exit_code([done, failed]) == 1
+    assert json.dumps(done.summary())
