@@ -295,6 +295,15 @@ def _e(
 
 # Most specific first: the first entry that matches a line decides that line.
 CATALOGUE: tuple[CatalogueEntry, ...] = (
+    # first: a cache-push warning claims its line even when it quotes another error
+    _e(
+        "C1",
+        "unknown",
+        r"Error uploading layer to cache: (.+)",
+        "pushing a layer to the cache repository failed (non-fatal)",
+        "fix --cache-repo rights/limits, or disable --cache",
+        fatal=False,
+    ),
     _e(
         "P1",
         "dockerfile-missing",
@@ -485,14 +494,6 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         r"|can't execute '[^']*executor'|exec: \S*executor\S*: not found",
         "the executor binary is not there (not a kaniko image, or wrong --executor path)",
         "use the kaniko :debug image (it has /busybox/sh) or pass --executor=<path>",
-    ),
-    _e(
-        "C1",
-        "unknown",
-        r"Error uploading layer to cache: (.+)",
-        "pushing a layer to the cache repository failed (non-fatal)",
-        "fix --cache-repo rights/limits, or disable --cache",
-        fatal=False,
     ),
 )
 _BY_ID = {e.id: e for e in CATALOGUE}
