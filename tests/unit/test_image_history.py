@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from ci_report.console import Console, set_console
+from ci_report import console as console_module
+from ci_report.console import Console
 from ci_report.image.history import PushHistory
 
 
 @pytest.fixture
-def console():
+def console(monkeypatch):
     stream = io.StringIO()
-    set_console(Console(stream=stream, color="never"))
-    yield stream
-    set_console(Console())
+    monkeypatch.setattr(console_module, "_console", Console(stream=stream, color="never"))
+    return stream
 
 
 def test_empty_history(tmp_path: Path):
