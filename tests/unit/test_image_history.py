@@ -46,6 +46,13 @@ def test_small_samples_do_not_move_bandwidth(tmp_path: Path):
     assert h.build_seconds_for("r.io") == (40, 1)
 
 
+def test_implausible_build_seconds_are_dropped(tmp_path: Path):
+    h = PushHistory(tmp_path / "h.json")
+    h.record("r.io", 2_000_000, 1.0, build_seconds=1_790_000_000.0)  # an epoch, not a duration
+    h.record("r.io", 2_000_000, 1.0, build_seconds=-5)
+    assert h.build_seconds_for("r.io") is None
+
+
 def test_samples_are_capped_and_build_median(tmp_path: Path):
     h = PushHistory(tmp_path / "h.json", max_samples=3)
     for i, b in enumerate([10, 100, 30, 50]):

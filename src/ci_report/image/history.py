@@ -31,6 +31,7 @@ ALPHA = 0.3
 MAX_SAMPLES = 20
 MIN_SAMPLE_BYTES = 1_000_000  # smaller pushes say more about latency than bandwidth
 MIN_SAMPLE_SECONDS = 0.5
+MAX_BUILD_SECONDS = 86_400.0  # anything larger is a timestamp passed by mistake, not a duration
 VERSION = 1
 
 
@@ -164,7 +165,7 @@ class PushHistory:
         usable = bytes >= self.min_bytes and seconds >= MIN_SAMPLE_SECONDS
         if usable:
             sample["bps"] = round(bytes / seconds, 1)
-        if build_seconds is not None:
+        if build_seconds is not None and 0 <= float(build_seconds) <= MAX_BUILD_SECONDS:
             sample["build_seconds"] = round(float(build_seconds), 3)
         try:
             with self._locked():
