@@ -78,7 +78,7 @@ def signal_name(exit_code: Optional[int]) -> Optional[str]:
 def fitting_timeout(pre_push: float, push_seconds: float, floor: float = 0.0) -> int:
     """The DESIGN section 6 formula for a known run: 1.5 x (time before the push + push) +
     120 s, rounded up to a whole minute and at least ``floor``."""
-    value = 1.5 * (pre_push + push_seconds) + 120
+    value = 1.5 * (round(pre_push) + round(push_seconds)) + 120
     value = max(value, floor)
     return int(-(-value // 60) * 60)
 

@@ -99,10 +99,11 @@ class ProcessHandle(Handle):
         return None if rc is None else _exit_code(rc)
 
     def send(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, sig)
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(sig)
+        try:
+            os.killpg(self.proc.pid, sig)  # the executor and its RUN children
+        except (ProcessLookupError, PermissionError):
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
 
     def close(self) -> None:
         if self.proc.poll() is None:
