@@ -89,6 +89,19 @@ def make_session(settings: Settings) -> requests.Session:
     adapter = HTTPAdapter(max_retries=Retry(total=0, redirect=0, raise_on_redirect=False))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    # requests re-reads the proxy variables, NO_PROXY and REQUESTS_CA_BUNDLE from os.environ
+    # for every request (two full scans of the environment). A flush sends hundreds of
+    # requests to one URL under an unchanged environment: resolve them once per URL.
+    merge = session.merge_environment_settings
+    resolved: dict[Any, dict[str, Any]] = {}
+
+    def merge_once(url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        key = (url, repr(proxies), stream, repr(verify), repr(cert))
+        if key not in resolved:
+            resolved[key] = merge(url, proxies, stream, verify, cert)
+        return {k: dict(v) if isinstance(v, dict) else v for k, v in resolved[key].items()}
+
+    session.merge_environment_settings = merge_once  # type: ignore[method-assign]
     return session
 
 
