@@ -58,3 +58,73 @@ def test_signal_mid_delivery_saves_and_exits(signum, code, phase, cli, receiver,
     assert cli.outbox_entries() == []
     assert applied(receiver)["9100"]["applied_count"] == 1
     assert [r["webhook_id"] for r in receiver.requests()] == [result["deliveryId"]]
+
+
+def _queue_earlier_build(cli, server) -> str:
+    """Build 1 could not deliver: its callback waits in the outbox, addressed to ``server``."""
+    env = cli.env(CI_REPORT_URL=server.url, CI_REPORT_MAX_ATTEMPTS="1", BUILD_NUMBER="1")
+    res = cli.run(["callback", "--strict"], env=env)
+    assert res.returncode == 75, res
+    (entry,) = cli.outbox_entries()
+    return entry["deliveryId"]
+
+
+def test_signal_during_auto_flush_keeps_this_builds_payload(cli, receiver, fault_servers):
+    """Regression: SIGTERM while the start-of-callback flush resent an older entry lost the
+    current build's payload (the flush ran outside the save-on-interrupt guard)."""
+    earlier = fault_servers(receiver.url, default="503")
+    earlier_id = _queue_earlier_build(cli, earlier)
+    earlier.set_default("hold")
+    env = cli.env(
+        CI_REPORT_URL=receiver.url,
+        BUILD_NUMBER="2",
+        RUN_ID="9200",
+        CI_REPORT_READ_TIMEOUT="30",
+        CI_REPORT_FLUSH_BUDGET="30",
+    )
+    proc = cli.popen(["callback", "--strict"], env=env)
+    try:
+        earlier.wait_for_requests(2, timeout=20)  # the auto-flush is resending build 1
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=EXIT_WITHIN_S + 5)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, err
+    assert took <= EXIT_WITHIN_S
+    ids = {e["deliveryId"] for e in cli.outbox_entries()}
+    assert earlier_id in ids, "the entry being flushed was lost"
+    assert len(ids) == 2, f"this build's callback was lost: {ids}\n{err}"
+    assert cli.result()["outcome"] == "queued"
+    earlier.release()
+    flushed = cli.run(["flush", "--strict", "--url", receiver.url], env=env)
+    assert flushed.returncode == 0, flushed
+    assert {e["applied_count"] for e in receiver.executions()} == {1}
+    assert len(receiver.executions()) == 2
+
+
+def test_auto_flush_stays_within_its_budget(cli, receiver, fault_servers):
+    """Regression: the start-of-callback flush was bounded by CI_REPORT_FLUSH_BUDGET only
+    between requests; one unanswered request held the build for the full read timeout."""
+    earlier = fault_servers(receiver.url, default="503")
+    _queue_earlier_build(cli, earlier)
+    earlier.set_default("hold")
+    env = cli.env(
+        CI_REPORT_URL=receiver.url,
+        BUILD_NUMBER="2",
+        RUN_ID="9300",
+        CI_REPORT_READ_TIMEOUT="30",
+        CI_REPORT_FLUSH_BUDGET="1",
+    )
+    started = time.monotonic()
+    res = cli.run(["callback", "--strict"], env=env, timeout=60)
+    took = time.monotonic() - started
+    assert res.returncode == 0, res
+    # a 1 s budget, far from the 30 s read timeout (generous bound for a slow machine)
+    assert took < 15, f"the auto-flush held the build {took:.1f} s"
+    assert "1 still waiting" in res.stderr, res
+    assert applied(receiver)["9300"]["applied_count"] == 1
+    assert len(cli.outbox_entries()) == 1

@@ -157,10 +157,12 @@ def deliver(
     subject: Optional[str] = None,
     max_attempts: Optional[int] = None,
     deadline_s: Optional[float] = None,
+    timeout_s: Optional[float] = None,
     sleep: Callable[[float], Any] = time.sleep,
     quiet: bool = False,
 ) -> DeliveryResult:
-    """POST ``body`` to ``url`` until it is delivered, refused, or attempts/deadline run out."""
+    """POST ``body`` to ``url`` until it is delivered, refused, or attempts/deadline run out.
+    ``timeout_s`` caps the connect and read timeouts (a flush budget)."""
     import requests
 
     console = console or get_console()
@@ -170,6 +172,8 @@ def deliver(
     deadline_s = settings.deadline if deadline_s is None else deadline_s
     verify: Any = settings.ca_bundle if settings.ca_bundle else True
     timeout = (settings.connect_timeout, settings.read_timeout)
+    if timeout_s is not None:
+        timeout = (min(timeout[0], timeout_s), min(timeout[1], timeout_s))
     start = time.monotonic()
     result = DeliveryResult(outcome="queued")
     try:

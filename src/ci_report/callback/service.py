@@ -247,10 +247,10 @@ def _deliver_and_record(
             "use an https:// URL"
         )
 
-    _auto_flush(settings, console, outbox)
-
     delivery: Optional[DeliveryResult] = None
     try:
+        # inside the try: a signal during the auto-flush must not lose this build's payload
+        _auto_flush(settings, console, outbox)
         delivery = deliver(body, delivery_id, url, settings, console=console, subject=entry.subject)
     except Interrupted:
         entry.last_error = "interrupted during delivery"
@@ -408,6 +408,7 @@ def flush_outbox(
                     subject=entry.subject,
                     max_attempts=1 if auto else None,
                     deadline_s=deadline,
+                    timeout_s=left,
                     quiet=auto,
                 )
             except BaseException:
