@@ -39,10 +39,12 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "ctx" / "target").mkdir(parents=True)
     (tmp_path / "ctx" / "target" / "app.jar").write_bytes(os.urandom(2_000_000))
     (tmp_path / "ctx" / "Dockerfile").write_text(
-        "FROM scratch\nCOPY target/app.jar /app/app.jar\nENTRYPOINT [\"java\",\"-jar\",\"/app/app.jar\"]\n")
+        "FROM scratch\nCOPY target/app.jar /app/app.jar\n"
+        'ENTRYPOINT ["java","-jar","/app/app.jar"]\n')
     (tmp_path / "dc").mkdir()
     auth = base64.b64encode(b"ci:secret-pass").decode()
-    (tmp_path / "dc" / "config.json").write_text(json.dumps({"auths": {"127.0.0.1:5999": {"auth": auth}}}))
+    config = {"auths": {"127.0.0.1:5999": {"auth": auth}}}
+    (tmp_path / "dc" / "config.json").write_text(json.dumps(config))
     return tmp_path
 
 
