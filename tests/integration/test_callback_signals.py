@@ -6,7 +6,7 @@ import signal
 import time
 
 import pytest
-from conftest import applied
+from conftest import applied, outbox_leftovers
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +128,33 @@ def test_auto_flush_stays_within_its_budget(cli, receiver, fault_servers):
     assert "1 still waiting" in res.stderr, res
     assert applied(receiver)["9300"]["applied_count"] == 1
     assert len(cli.outbox_entries()) == 1
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGKILL, -9)])
+def test_flush_killed_mid_send_loses_nothing(signum, code, cli, receiver, fault_servers):
+    """A flush stopped while it holds an entry: SIGTERM gives it back at once; after SIGKILL
+    the claim of the dead process is taken back by the next flush. Delivered once either way."""
+    earlier = fault_servers(receiver.url, default="503")
+    delivery_id = _queue_earlier_build(cli, earlier)
+    earlier.set_default("hold")
+    env = cli.env(CI_REPORT_READ_TIMEOUT="30", RUN_ID="9400")
+    proc = cli.popen(["flush", "--strict"], env=env)
+    try:
+        earlier.wait_for_requests(2, timeout=20)
+        assert cli.outbox_entries() == []  # claimed by the flush
+        proc.send_signal(signum)
+        _out, err = proc.communicate(timeout=EXIT_WITHIN_S + 5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == code, err
+    if signum == signal.SIGTERM:
+        (entry,) = cli.outbox_entries()  # given back, not left as a claim
+        assert entry["deliveryId"] == delivery_id
+    earlier.release()
+    flushed = cli.run(["flush", "--strict", "--url", receiver.url], env=env)
+    assert flushed.returncode == 0, flushed
+    assert "1 delivered, 0 remaining" in flushed.stderr, flushed
+    assert outbox_leftovers(cli.outbox) == []
+    assert applied(receiver)["64"]["applied_count"] == 1

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import IO, Any, Optional
 
+from ..jenkins_env import strip_credentials
 from .outbox import atomic_write
 
 RESULT_SCHEMA = "ci-report/callback-result/v1"
@@ -93,7 +94,7 @@ def write_result_file(
     head = {
         "schema": RESULT_SCHEMA,
         "deliveryId": delivery_id,
-        "url": url,
+        "url": strip_credentials(url),  # archived with the build: no user:password@
         "outcome": outcome,
         "attempts": attempts,
         "statusCode": status_code,
