@@ -1,0 +1,851 @@
+"""ci-report benchmarks (issue 6): every comparison side by side, in one command.
+
+    .venv/bin/python benchmarks/run.py                 # full run (~10 min on 2 cores)
+    .venv/bin/python benchmarks/run.py --quick         # 1k and 10k only, fewer runs (~1 min)
+    .venv/bin/python benchmarks/run.py --publish       # also write benchmarks/latest-results.*
+
+Each comparison runs its variants as child processes, alternating (A, B, C, A, B, C, ...) after
+one untimed warm-up round, and reports medians of wall time and of the child's peak RSS
+(``ru_maxrss`` from ``os.wait4`` on that child alone). Results go to ``--json`` (default
+``benchmarks/results/latest.json``) and a Markdown copy next to it. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+FLOORS = HERE / "floors"
+sys.path.insert(0, str(HERE))
+
+import generate  # noqa: E402
+
+PYTHON = sys.executable
+CI_REPORT = str(Path(sys.executable).with_name("ci-report"))
+# deterministic test secret (32 bytes): receiver and senders share it
+SECRET = "whsec_" + base64.b64encode(hashlib.sha256(b"ci-report-bench").digest()).decode()
+
+FULL_SIZES = (1000, 10000, 100000, 500000)
+QUICK_SIZES = (1000, 10000)
+LINEAR_SLACK = 1.1  # 500k/100k <= 5.5 is 1.1 x the size ratio
+DATA_DIR = generate.DATA_DIR  # --data-dir
+
+
+# ------------------------------------------------------------------ measuring
+
+
+@dataclass
+class Sample:
+    wall_s: float
+    rss_kb: int
+    cpu_s: float  # user + system of the child (and anything it waited for)
+    rc: int
+    stdout: str
+    stderr: str
+
+
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+RSS_METHOD = (
+    "/usr/bin/time -f %M (child forked from a ~1 MB process)"
+    if GNU_TIME
+    else "os.wait4 ru_maxrss (includes this runner's RSS at fork: Linux carries the "
+    "pre-exec high-water mark over exec)"
+)
+
+
+def measure(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 900) -> Sample:
+    """Run ``argv`` once: wall time and the peak RSS of that child alone.
+
+    On Linux ``ru_maxrss`` survives exec, so a child forked straight from this (tens of MB)
+    runner would report at least the runner's RSS. With GNU time present the child is forked
+    from ``/usr/bin/time`` instead (about 1 MB) and its ``%M`` (wait4 of that child) is used;
+    otherwise ``os.wait4`` here, with that caveat recorded in the JSON.
+    """
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(tempfile.TemporaryFile())
+        err = stack.enter_context(tempfile.TemporaryFile())
+        rss_file = stack.enter_context(tempfile.NamedTemporaryFile("r", suffix=".rss"))
+        full = [GNU_TIME, "-f", "%M", "-o", rss_file.name, *argv] if GNU_TIME else argv
+        start = time.perf_counter()
+        proc = subprocess.Popen(full, env=env, cwd=str(cwd), stdout=out, stderr=err)
+        deadline = start + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.0005)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        rss_kb = int(usage.ru_maxrss)
+        if GNU_TIME:
+            lines = [x for x in Path(rss_file.name).read_text().split() if x.isdigit()]
+            rss_kb = int(lines[-1]) if lines else -1
+        out.seek(0)
+        err.seek(0)
+        return Sample(
+            wall,
+            rss_kb,
+            usage.ru_utime + usage.ru_stime,
+            proc.returncode,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+        )
+
+
+@dataclass
+class Variant:
+    name: str
+    # run index (-1 = warm-up) -> (argv, extra env); per-run setup happens here, untimed
+    prepare: Callable[[int], tuple[list[str], dict[str, str]]]
+    check: Optional[Callable[[Sample], Optional[str]]] = None  # -> error text
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(s.wall_s for s in self.samples)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(s.cpu_s for s in self.samples)
+
+    @property
+    def rss_mb(self) -> float:
+        return statistics.median(s.rss_kb for s in self.samples) / 1024
+
+
+@dataclass
+class Comparison:
+    name: str
+    variants: list[Variant]
+    runs: int
+    reference: str  # variant name the ratios are relative to
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def variant(self, name: str) -> Variant:
+        return next(v for v in self.variants if v.name == name)
+
+
+class BenchmarkError(RuntimeError):
+    pass
+
+
+def run_comparison(comp: Comparison, env: dict[str, str], cwd: Path, warmup: bool) -> None:
+    log(f"== {comp.name}: {len(comp.variants)} variants x {comp.runs} runs (alternating)")
+    rounds = ([-1] if warmup else []) + list(range(comp.runs))
+    for index in rounds:
+        for variant in comp.variants:
+            argv, extra = variant.prepare(index)
+            sample = measure(argv, {**env, **extra}, cwd)
+            problem = None
+            if sample.rc != 0:
+                problem = f"exit code {sample.rc}"
+            elif variant.check is not None:
+                problem = variant.check(sample)
+            if problem:
+                raise BenchmarkError(
+                    f"{comp.name}/{variant.name}: {problem}\n  argv: {' '.join(argv)}\n"
+                    f"  stdout: {sample.stdout[-2000:]}\n  stderr: {sample.stderr[-2000:]}"
+                )
+            if index >= 0:
+                variant.samples.append(sample)
+            log(
+                f"   {'warm-up' if index < 0 else f'run {index + 1}'} {variant.name}: "
+                f"{sample.wall_s:.3f} s (cpu {sample.cpu_s:.3f} s), {sample.rss_kb / 1024:.1f} MB"
+            )
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def clean_env(tmp: Path) -> dict[str, str]:
+    """The parent's environment without anything that would steer ci-report."""
+    drop_prefixes = ("CI_REPORT_", "JENKINS_", "API_CALLBACK", "GIT_", "BUILD_", "CHANGE_")
+    drop = {"RUN_ID", "JOB_NAME", "NODE_NAME", "WORKSPACE", "REQUESTS_CA_BUNDLE"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop_prefixes) and k not in drop}
+    env["HOME"] = str(tmp / "home")  # no user config, no ~/.cache outbox
+    # An installed tool runs from bytecode: a session with PYTHONDONTWRITEBYTECODE would
+    # recompile ci_report (an editable install) on every start. Bytecode for everything goes
+    # to a private prefix instead (written by the warm-up round), never into the source tree.
+    for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHONPYCACHEPREFIX"):
+        env.pop(name, None)
+    env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    return env
+
+
+def counts_check(expected: dict[str, int]) -> Callable[[Sample], Optional[str]]:
+    def check(sample: Sample) -> Optional[str]:
+        try:
+            got = json.loads(sample.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return "no JSON counts on stdout"
+        wanted = {k: got.get(k) for k in expected}
+        return None if wanted == expected else f"counts {got} != expected {expected}"
+
+    return check
+
+
+_SUMMARY = re.compile(r"(\d+) passed, (\d+) failed(?: \((\d+) errors\))?, (\d+) skipped")
+
+
+def ci_counts_check(expected: dict[str, int]) -> Callable[[Sample], Optional[str]]:
+    """ci-report prints 'N passed, M failed (E errors), S skipped' on stderr."""
+
+    def check(sample: Sample) -> Optional[str]:
+        match = _SUMMARY.search(sample.stderr)
+        if not match:
+            return "no counts summary on stderr"
+        passed, failed, errors, skipped = (int(g or 0) for g in match.groups())
+        got = {
+            "total": passed + failed + skipped,
+            "failed": failed - errors,
+            "errored": errors,
+            "skipped": skipped,
+        }
+        return None if got == expected else f"counts {got} != expected {expected}"
+
+    return check
+
+
+def fixed(argv: list[str], extra: Optional[dict[str, str]] = None):
+    return lambda _index: (argv, dict(extra or {}))
+
+
+# ------------------------------------------------------------------ comparisons
+
+
+def expected_counts(report: Path) -> dict[str, int]:
+    """Ground truth: what the generator wrote. Every variant's counts are checked against it."""
+    return generate.expected_counts(report)
+
+
+def kept_results_bytes(payload: bytes) -> int:
+    """What the callback has to keep by design: the payload as Python objects (the capped
+    ``results``, default 10,000 cases, failures first) plus its serialized bytes."""
+    tracemalloc.start()
+    try:
+        obj = json.loads(payload)
+        size = tracemalloc.get_traced_memory()[0]
+        del obj
+    finally:
+        tracemalloc.stop()
+    return size + len(payload)
+
+
+def parse_comparison(size: int, runs: int, env: dict[str, str], tmp: Path) -> Comparison:
+    report = generate.ensure_report(size, out_dir=DATA_DIR)
+    expected = expected_counts(report)
+    ci_check = ci_counts_check(expected)
+    floor_check = counts_check(expected)
+    # the payload once, to size the results the callback keeps by design
+    payload_file = tmp / f"payload-{size}.json"
+    sample = measure(
+        [CI_REPORT, "callback", "--dry-run", "--output", str(payload_file), "--junit", str(report)],
+        env,
+        tmp,
+    )
+    if sample.rc != 0 or ci_check(sample):
+        raise BenchmarkError(f"ci-report callback --dry-run failed: {sample.stderr[-2000:]}")
+    payload = payload_file.read_bytes()
+    data = json.loads(payload)
+    variants = [
+        Variant(
+            "ci-report",
+            fixed(
+                [
+                    CI_REPORT,
+                    "callback",
+                    "--dry-run",
+                    "--output",
+                    "/dev/null",
+                    "--junit",
+                    str(report),
+                ]
+            ),
+            ci_check,
+        ),
+        Variant(
+            "floor-etree",
+            fixed([PYTHON, str(FLOORS / "parse_etree.py"), str(report)]),
+            floor_check,
+        ),
+        Variant(
+            "floor-lxml", fixed([PYTHON, str(FLOORS / "parse_lxml.py"), str(report)]), floor_check
+        ),
+        Variant(
+            "naive-junitparser",
+            fixed([PYTHON, str(FLOORS / "parse_junitparser.py"), str(report)]),
+            floor_check,
+        ),
+    ]
+    return Comparison(
+        f"parse-{size}",
+        variants,
+        runs,
+        reference="floor",
+        notes={
+            "cases": size,
+            "report": report.name,
+            "report_mb": round(report.stat().st_size / 1e6, 1),
+            "expected": expected,
+            "payload_counts_match": data["totalCases"] == expected["total"]
+            and data["errorCases"] == expected["errored"]
+            and data["skippedCases"] == expected["skipped"],
+            "payload_results": len(data["results"]),
+            "kept_results_mb": round(kept_results_bytes(payload) / 2**20, 1),
+        },
+    )
+
+
+def startup_comparison(runs: int) -> Comparison:
+    return Comparison(
+        "startup",
+        [
+            Variant("import click", fixed([PYTHON, "-c", "import click"])),
+            Variant("ci-report --version", fixed([CI_REPORT, "--version"])),
+            Variant("ci-report callback --help", fixed([CI_REPORT, "callback", "--help"])),
+        ],
+        runs,
+        reference="import click",
+    )
+
+
+@dataclass
+class Receiver:
+    proc: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+
+def start_receiver(tmp: Path, env: dict[str, str]) -> Receiver:
+    """``ci-report receiver --port 0``; its SQLite file on tmpfs when there is one, so the
+    receiver's fsyncs do not drown the client-side differences being measured."""
+    shm = Path("/dev/shm")
+    db_dir = Path(tempfile.mkdtemp(prefix="ci-report-bench-", dir=shm)) if shm.is_dir() else tmp
+    log_path = tmp / "receiver.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [CI_REPORT, "receiver", "--port", "0", "--db", str(db_dir / "receiver.sqlite3")],
+            env={**env, "JENKINS_SIGNATURE_SECRET": SECRET},
+            cwd=str(tmp),
+            stdout=log_file,
+            stderr=log_file,
+        )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        match = re.search(r"listening on (http://\S+)", log_path.read_text(errors="replace"))
+        if match:
+            rec = Receiver(proc, match.group(1), log_path)
+            rec.db_dir = db_dir  # type: ignore[attr-defined]
+            return rec
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    raise BenchmarkError(f"the receiver did not start: {log_path.read_text()[-2000:]}")
+
+
+def stop_receiver(rec: Receiver) -> None:
+    rec.proc.terminate()
+    try:
+        rec.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        rec.proc.kill()
+        rec.proc.wait()
+    db_dir = getattr(rec, "db_dir", None)
+    if db_dir is not None and str(db_dir).startswith("/dev/shm/"):
+        shutil.rmtree(db_dir, ignore_errors=True)
+
+
+def e2e_comparison(
+    cases: int, runs: int, rec: Receiver, tmp: Path, counter: list[int]
+) -> Comparison:
+    report = generate.ensure_report(cases, out_dir=DATA_DIR)
+    outbox = tmp / "e2e-outbox"
+    workspace = tmp / "e2e-workspace"
+    workspace.mkdir(parents=True, exist_ok=True)
+
+    def build_env() -> dict[str, str]:
+        counter[0] += 1  # distinct build and run per run: a real delivery every time
+        return {
+            "JENKINS_SIGNATURE_SECRET": SECRET,
+            "JOB_NAME": "bench/e2e",
+            "BUILD_NUMBER": str(counter[0]),
+            "RUN_ID": str(counter[0]),
+        }
+
+    def ci_prepare(_index: int) -> tuple[list[str], dict[str, str]]:
+        env = build_env()
+        env.update(
+            CI_REPORT_URL=rec.url,
+            WORKSPACE=str(workspace),
+            CI_REPORT_OUTBOX=str(outbox),
+            CI_REPORT_FLUSH_BUDGET="0",
+        )
+        return [CI_REPORT, "callback", "--strict", "--junit", str(report)], env
+
+    def floor_prepare(_index: int) -> tuple[list[str], dict[str, str]]:
+        return [PYTHON, str(FLOORS / "e2e_post.py"), str(report), rec.url], build_env()
+
+    def ci_check(sample: Sample) -> Optional[str]:
+        return None if "callback delivered" in sample.stderr else "not delivered"
+
+    def floor_check(sample: Sample) -> Optional[str]:
+        got = json.loads(sample.stdout)
+        return None if got["status"] == 200 and got["total"] == cases else f"floor: {got}"
+
+    return Comparison(
+        "end-to-end",
+        [
+            Variant("ci-report callback", ci_prepare, ci_check),
+            Variant("floor http.client", floor_prepare, floor_check),
+        ],
+        runs,
+        reference="floor http.client",
+        notes={"cases": cases, "auth": "HMAC (Standard Webhooks)", "receiver": rec.url},
+    )
+
+
+def make_outbox(directory: Path, entries: int, url: str, tag: str) -> None:
+    """``entries`` outbox files written the way ci-report writes them (Outbox.save)."""
+    from ci_report.callback.outbox import Outbox, OutboxEntry
+
+    outbox = Outbox(directory)
+    now = time.time()
+    for i in range(entries):
+        run_id = f"{tag}-{i}"
+        results = [
+            {
+                "caseId": None,
+                "caseName": f"test_case_{n}",
+                "className": "com.example.FlushTest",
+                "status": "failed" if n == 0 else "passed",
+                "duration": 12 + n,
+                "errorMessage": "expected <1> but was <2>" if n == 0 else None,
+            }
+            for n in range(20)
+        ]
+        body = json.dumps(
+            {
+                "runId": run_id,
+                "status": "failed",
+                "passedCases": 19,
+                "failedCases": 1,
+                "skippedCases": 0,
+                "durationMs": 120000,
+                "results": results,
+                "schema": "ci-report/callback/v1",
+                "errorCases": 0,
+                "totalCases": 20,
+                "build": {"jobName": "bench/flush", "buildNumber": i},
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+        delivery_id = "msg_" + hashlib.sha256(run_id.encode()).hexdigest()[:32]
+        outbox.save(
+            OutboxEntry(
+                delivery_id=delivery_id,
+                body=body,
+                url=url,
+                created_at=now - 60,
+                attempts=1,
+                last_error="connection refused",
+                subject=f"bench/flush#{i}",
+            )
+        )
+
+
+def flush_comparison(entries: int, runs: int, rec: Receiver, tmp: Path) -> Comparison:
+    def prepare_for(kind: str) -> Callable[[int], tuple[list[str], dict[str, str]]]:
+        def prepare(index: int) -> tuple[list[str], dict[str, str]]:
+            directory = tmp / f"outbox-{kind}-{index + 1}"
+            shutil.rmtree(directory, ignore_errors=True)
+            make_outbox(directory, entries, rec.url, f"{kind}-{index + 1}-{time.time_ns()}")
+            env = {"JENKINS_SIGNATURE_SECRET": SECRET}
+            if kind == "ci":
+                return [CI_REPORT, "flush", "--strict", "--outbox", str(directory)], env
+            return [PYTHON, str(FLOORS / "flush_posts.py"), str(directory)], env
+
+        return prepare
+
+    def ci_check(sample: Sample) -> Optional[str]:
+        wanted = f"{entries} delivered, 0 remaining"
+        return None if wanted in sample.stderr else f"expected '{wanted}'"
+
+    def floor_check(sample: Sample) -> Optional[str]:
+        got = json.loads(sample.stdout)
+        return None if got == {"delivered": entries, "failed": 0} else f"floor: {got}"
+
+    return Comparison(
+        "flush",
+        [
+            Variant("ci-report flush", prepare_for("ci"), ci_check),
+            Variant("floor keep-alive", prepare_for("floor"), floor_check),
+        ],
+        runs,
+        reference="floor keep-alive",
+        notes={"entries": entries, "body_bytes": "~2.6 KB (20 cases)"},
+    )
+
+
+# ------------------------------------------------------------------ reporting
+
+
+def summarize(comp: Comparison) -> dict[str, Any]:
+    variants = {
+        v.name: {
+            "wall_s": round(v.wall, 4),
+            "cpu_s": round(v.cpu, 4),
+            "rss_mb": round(v.rss_mb, 1),
+            "runs": len(v.samples),
+            "wall_samples": [round(s.wall_s, 4) for s in v.samples],
+            "rss_samples_mb": [round(s.rss_kb / 1024, 1) for s in v.samples],
+        }
+        for v in comp.variants
+    }
+    out: dict[str, Any] = {"runs": comp.runs, "variants": variants, **comp.notes}
+    if comp.name.startswith("parse-"):
+        floors = [variants["floor-etree"], variants["floor-lxml"]]
+        fastest = min(floors, key=lambda f: f["wall_s"])
+        out["floor"] = {
+            "wall_s": fastest["wall_s"],
+            "wall_from": "floor-etree" if fastest is floors[0] else "floor-lxml",
+            "rss_mb": min(f["rss_mb"] for f in floors),
+        }
+        ref_wall, ref_rss = out["floor"]["wall_s"], out["floor"]["rss_mb"]
+    else:
+        ref = variants[comp.reference]
+        ref_wall, ref_rss = ref["wall_s"], ref["rss_mb"]
+    for v in variants.values():
+        v["wall_ratio"] = round(v["wall_s"] / ref_wall, 2)
+        v["rss_ratio"] = round(v["rss_mb"] / ref_rss, 2)
+    return out
+
+
+def evaluate(results: dict[str, Any], sizes: list[int]) -> list[dict[str, Any]]:
+    """The issue's targets, PASS/MISS (or n/a when that part was not run)."""
+    targets: list[dict[str, Any]] = []
+
+    def add(name: str, value: Optional[float], limit: str, ok: Optional[bool], detail: str) -> None:
+        targets.append(
+            {
+                "target": name,
+                "measured": value,
+                "limit": limit,
+                "result": "n/a" if ok is None else ("PASS" if ok else "MISS"),
+                "detail": detail,
+            }
+        )
+
+    parse_sizes = [s for s in sizes if f"parse-{s}" in results]
+    if parse_sizes:
+        size = 100000 if 100000 in parse_sizes else max(parse_sizes)
+        p = results[f"parse-{size}"]
+        ci = p["variants"]["ci-report"]
+        naive = p["variants"]["naive-junitparser"]
+        ratio = ci["wall_s"] / p["floor"]["wall_s"]
+        add(
+            f"parse {size}: time vs floor",
+            round(ratio, 2),
+            "<= 1.5x",
+            ratio <= 1.5,
+            f"{ci['wall_s']:.3f} s vs {p['floor']['wall_s']:.3f} s ({p['floor']['wall_from']})",
+        )
+        add(
+            f"parse {size}: faster than naive junitparser",
+            round(ci["wall_s"] / naive["wall_s"], 2),
+            "< 1.0x",
+            ci["wall_s"] < naive["wall_s"],
+            f"{ci['wall_s']:.3f} s vs {naive['wall_s']:.3f} s",
+        )
+        allowed = 2 * p["floor"]["rss_mb"] + p["kept_results_mb"]
+        add(
+            f"parse {size}: peak RSS",
+            round(ci["rss_mb"], 1),
+            f"<= 2 x {p['floor']['rss_mb']:.1f} + {p['kept_results_mb']:.1f} MB kept",
+            ci["rss_mb"] <= allowed,
+            f"{ci['rss_mb']:.1f} MB vs {allowed:.1f} MB allowed (naive: {naive['rss_mb']:.1f} MB)",
+        )
+        if len(parse_sizes) >= 2:
+            big = max(parse_sizes)
+            small = 100000 if (big == 500000 and 100000 in parse_sizes) else sorted(parse_sizes)[-2]
+            limit = LINEAR_SLACK * big / small
+            r = (
+                results[f"parse-{big}"]["variants"]["ci-report"]["wall_s"]
+                / results[f"parse-{small}"]["variants"]["ci-report"]["wall_s"]
+            )
+            add(
+                f"parse {big // 1000}k/{small // 1000}k time (linear)",
+                round(r, 2),
+                f"<= {limit:.2g}",
+                r <= limit,
+                f"size ratio {big / small:g}",
+            )
+    if "startup" in results:
+        s = results["startup"]["variants"]
+        base = s["import click"]["wall_s"]
+        for name in ("ci-report --version", "ci-report callback --help"):
+            r = s[name]["wall_s"] / base
+            add(
+                f"start-up: {name}",
+                round(r, 2),
+                "<= 1.5x import click",
+                r <= 1.5,
+                f"{s[name]['wall_s'] * 1000:.0f} ms vs {base * 1000:.0f} ms",
+            )
+    if "end-to-end" in results:
+        e = results["end-to-end"]["variants"]
+        r = e["ci-report callback"]["wall_s"] / e["floor http.client"]["wall_s"]
+        add(
+            f"end to end ({results['end-to-end']['cases']} cases, HMAC)",
+            round(r, 2),
+            "<= 1.5x floor",
+            r <= 1.5,
+            f"{e['ci-report callback']['wall_s']:.3f} s vs "
+            f"{e['floor http.client']['wall_s']:.3f} s",
+        )
+    if "flush" in results:
+        f = results["flush"]["variants"]
+        r = f["ci-report flush"]["wall_s"] / f["floor keep-alive"]["wall_s"]
+        add(
+            f"flush ({results['flush']['entries']} entries)",
+            round(r, 2),
+            "<= 2x floor",
+            r <= 2.0,
+            f"{f['ci-report flush']['wall_s']:.3f} s vs {f['floor keep-alive']['wall_s']:.3f} s",
+        )
+    return targets
+
+
+def tables(doc: dict[str, Any], markdown: bool) -> str:
+    lines: list[str] = []
+
+    def row(cells: list[str]) -> str:
+        if markdown:
+            return "| " + " | ".join(cells) + " |"
+        widths = [28, 12, 8, 11, 8]
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
+
+    for name, comp in doc["comparisons"].items():
+        ref = "floor (fastest streaming script)" if name.startswith("parse-") else "first floor"
+        title = f"{name} ({comp['runs']} runs"
+        if "report_mb" in comp:
+            title += f", {comp['report_mb']} MB report, kept results {comp['kept_results_mb']} MB"
+        title += ")"
+        lines.append(f"### {title}" if markdown else title)
+        if markdown:
+            lines.append("")
+        lines.append(row(["variant", "median wall", "x ref", "median RSS", "x ref"]))
+        if markdown:
+            lines.append("|---|---:|---:|---:|---:|")
+        for vname, v in comp["variants"].items():
+            lines.append(
+                row(
+                    [
+                        vname,
+                        f"{v['wall_s']:.3f} s",
+                        f"{v['wall_ratio']:.2f}",
+                        f"{v['rss_mb']:.1f} MB",
+                        f"{v['rss_ratio']:.2f}",
+                    ]
+                )
+            )
+        if name.startswith("parse-"):
+            lines.append(
+                ("" if markdown else "  ")
+                + f"ref = floor: time of {comp['floor']['wall_from']}, RSS of the smaller floor"
+            )
+        del ref
+        lines.append("")
+    lines.append("### Targets" if markdown else "TARGETS")
+    if markdown:
+        lines.append("")
+        lines.append("| target | measured | limit | result | detail |")
+        lines.append("|---|---:|---|---|---|")
+    for t in doc["targets"]:
+        cells = [t["target"], str(t["measured"]), t["limit"], t["result"], t["detail"]]
+        if markdown:
+            lines.append("| " + " | ".join(cells) + " |")
+        else:
+            lines.append(
+                f"{t['result']:<5} {t['target']:<42} {t['measured']!s:>7}  {t['limit']:<30} "
+                f"{t['detail']}"
+            )
+    return "\n".join(lines)
+
+
+def environment() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "rss_method": RSS_METHOD,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    with contextlib.suppress(Exception):
+        info["commit"] = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        info["src_dirty"] = bool(dirty)
+    for mod in ("click", "lxml", "junitparser", "requests"):
+        with contextlib.suppress(Exception):
+            from importlib.metadata import version
+
+            info[mod] = version(mod)
+    return info
+
+
+# ------------------------------------------------------------------ main
+
+
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description="ci-report benchmarks (issue 6)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--quick", action="store_true", help="1k and 10k only, fewer runs")
+    ap.add_argument("--sizes", help="parse sizes, e.g. 1000,10000,100000,500000")
+    ap.add_argument("--runs", type=int, help="runs per variant for every comparison")
+    ap.add_argument("--runs-500k", type=int, default=3, help="runs at >= 500k cases (default 3)")
+    ap.add_argument(
+        "--only", default="parse,startup,e2e,flush", help="comparisons to run (comma list)"
+    )
+    ap.add_argument("--e2e-cases", type=int, default=2000)
+    ap.add_argument("--flush-entries", type=int, default=1000)
+    ap.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up round")
+    ap.add_argument("--data-dir", type=Path, default=DATA_DIR, help="report cache directory")
+    ap.add_argument("--json", type=Path, default=HERE / "results" / "latest.json")
+    ap.add_argument(
+        "--publish",
+        action="store_true",
+        help="also write benchmarks/latest-results.json and .md (committed copies)",
+    )
+    return ap.parse_args(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    global DATA_DIR
+    DATA_DIR = args.data_dir
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    if args.sizes:
+        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    else:
+        sizes = list(QUICK_SIZES if args.quick else FULL_SIZES)
+    runs = {
+        "parse": args.runs or (3 if args.quick else 5),
+        "startup": args.runs or (10 if args.quick else 20),
+        "e2e": args.runs or (3 if args.quick else 7),
+        "flush": args.runs or (2 if args.quick else 3),
+    }
+    if not Path(CI_REPORT).exists():
+        log(f"ci-report not found next to {PYTHON}: run this with the project's venv python")
+        return 2
+    started = time.monotonic()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="ci-report-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "home").mkdir()
+        env = clean_env(tmp)
+        warm = not args.no_warmup
+        if "parse" in only:
+            for size in sizes:
+                n = min(runs["parse"], args.runs_500k) if size >= 500000 else runs["parse"]
+                comp = parse_comparison(size, n, env, tmp)
+                run_comparison(comp, env, tmp, warm)
+                results[comp.name] = summarize(comp)
+        if "startup" in only:
+            comp = startup_comparison(runs["startup"])
+            run_comparison(comp, env, tmp, warm)
+            results[comp.name] = summarize(comp)
+        if "e2e" in only or "flush" in only:
+            rec = start_receiver(tmp, env)
+            try:
+                counter = [int(time.time())]
+                if "e2e" in only:
+                    comp = e2e_comparison(args.e2e_cases, runs["e2e"], rec, tmp, counter)
+                    run_comparison(comp, env, tmp, warm)
+                    results[comp.name] = summarize(comp)
+                if "flush" in only:
+                    comp = flush_comparison(args.flush_entries, runs["flush"], rec, tmp)
+                    run_comparison(comp, env, tmp, warm)
+                    results[comp.name] = summarize(comp)
+            finally:
+                stop_receiver(rec)
+    command = "python benchmarks/run.py" + (
+        " " + " ".join(argv if argv is not None else sys.argv[1:])
+        if (argv if argv is not None else sys.argv[1:])
+        else ""
+    )
+    doc = {
+        "schema": "ci-report/benchmarks/v1",
+        "command": command,
+        "environment": environment(),
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "comparisons": results,
+        "targets": evaluate(results, sizes),
+    }
+    text = tables(doc, markdown=False)
+    print(text)
+    print(f"\n(total {doc['elapsed_s']} s; JSON: {args.json})")
+    write(args.json, doc)
+    if args.publish:
+        write(HERE / "latest-results.json", doc)
+    return 0
+
+
+def write(json_path: Path, doc: dict[str, Any]) -> None:
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(doc, indent=2) + "\n")
+    env = doc["environment"]
+    md = [
+        "# ci-report benchmark results",
+        "",
+        f"`{doc['command']}` at {env.get('commit', '?')}"
+        + (" (src modified)" if env.get("src_dirty") else "")
+        + f", {env['date']}, Python {env['python']}, {env['cpus']} CPUs, {env['platform']}; "
+        f"{doc['elapsed_s']} s in all.",
+        "",
+        tables(doc, markdown=True),
+        "",
+    ]
+    json_path.with_suffix(".md").write_text("\n".join(md))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
