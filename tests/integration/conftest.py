@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socketserver
+import ssl
 import subprocess
 import sys
 import threading
@@ -227,3 +229,53 @@ def receiver_requests_by_id(receiver: Any, status: Optional[int] = None) -> dict
             continue
         counts[r["webhook_id"]] = counts.get(r["webhook_id"], 0) + 1
     return counts
+
+
+@dataclass
+class TlsServer:
+    url: str
+    cert: Path
+    answered: list[bytes]
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[TlsServer]:
+    """An https server on 127.0.0.1 with a self-signed certificate made by the openssl CLI;
+    it answers 204 to whoever completes the handshake (and records the request head)."""
+    key, cert = tmp_path / "tls-key.pem", tmp_path / "tls-cert.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "ec"),
+            *("-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    answered: list[bytes] = []
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            try:
+                with ctx.wrap_socket(self.request, server_side=True) as tls:
+                    answered.append(tls.recv(65536))
+                    tls.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            except OSError:  # ssl.SSLError included: the client refused the certificate
+                pass
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield TlsServer(
+            f"https://127.0.0.1:{server.server_address[1]}/api/jenkins/callback", cert, answered
+        )
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -238,3 +238,21 @@ def test_302_not_followed(scenarios, module_receiver):
     assert result["deliveryId"] not in receiver_requests_by_id(module_receiver)
     (entry,) = sc.cli.outbox_entries()
     assert entry["rejected"] is True
+
+
+def test_tls_error_not_retried_and_ca_bundle_honoured(cli, tls_server):
+    env = cli.env(CI_REPORT_URL=tls_server.url)
+    untrusted = cli.run(["callback", "--strict"], env=env)
+    assert untrusted.returncode == 75, untrusted
+    assert "TLS error" in untrusted.stderr
+    assert "--ca-bundle" in untrusted.stderr  # the fix is named
+    result = cli.result()
+    assert (result["outcome"], result["attempts"]) == ("queued", 1)  # not retried
+    assert tls_server.answered == []
+    assert len(cli.outbox_entries()) == 1
+
+    trusted = cli.run(["callback", "--strict", "--ca-bundle", str(tls_server.cert)], env=env)
+    assert trusted.returncode == 0, trusted
+    assert cli.result()["outcome"] == "delivered"
+    assert len(tls_server.answered) >= 1
+    assert tls_server.answered[-1].startswith(b"POST /api/jenkins/callback ")

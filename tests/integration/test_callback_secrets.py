@@ -10,13 +10,8 @@ from __future__ import annotations
 import base64
 import re
 import signal
-import socketserver
-import ssl
-import subprocess
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import pytest
@@ -69,41 +64,6 @@ class Path_:
     extra: list[str] = field(default_factory=list)
 
 
-@pytest.fixture
-def tls_url(tmp_path: Path):
-    """An https server with a self-signed certificate made by the openssl CLI."""
-    key, cert = tmp_path / "tls-key.pem", tmp_path / "tls-cert.pem"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "ec"),
-            *("-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"),
-            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(cert), str(key))
-
-    class Handler(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            try:
-                with ctx.wrap_socket(self.request, server_side=True) as tls:
-                    tls.recv(65536)
-                    tls.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-            except (OSError, ssl.SSLError):
-                pass  # the client refuses the certificate: that is the point
-
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    yield f"https://127.0.0.1:{server.server_address[1]}/api/jenkins/callback"
-    server.shutdown()
-    server.server_close()
-
-
 def _run(path: Path_) -> Path_:
     assert path.cli is not None
     env = path.cli.env(**path.env)
@@ -126,7 +86,8 @@ def _run(path: Path_) -> Path_:
 
 
 @pytest.mark.parametrize("sig_form", sorted(SIGNATURE_SECRETS))
-def test_canary_secret_never_leaks(sig_form, tmp_path, receiver, fault_servers, tls_url):
+def test_canary_secret_never_leaks(sig_form, tmp_path, receiver, fault_servers, tls_server):
+    tls_url = tls_server.url
     canary_env = {
         "JENKINS_API_KEY": CANARY,
         "JENKINS_JWT_SECRET": CANARY,
