@@ -198,6 +198,8 @@ def _push_timeout(facts: RunFacts) -> Diagnosis:
             f"{fmt_duration(push_ran)} (push size unknown: the estimate could not reach the "
             f"registry; pass --bandwidth MBPS to size it)"
         )
+    if fit == int(facts.timeout_floor) and fixes:
+        fixes[0] += f" (raised to the {int(facts.timeout_floor)} s floor)"
     if fit > facts.timeout_cap:
         fixes.append(
             f"that is above the timeout cap ({int(facts.timeout_cap)} s): push fewer bytes "
