@@ -35,14 +35,16 @@ def test_color_format_ansi_stripped_with_offset() -> None:
 
 
 def test_color_format_with_log_timestamp() -> None:
-    line = parse_line("\x1b[33mWARN\x1b[0m[2026-11-23T18:14:26Z] Retrying operation after 1s "
-                      "due to EOF")
+    line = parse_line(
+        "\x1b[33mWARN\x1b[0m[2026-11-23T18:14:26Z] Retrying operation after 1s due to EOF"
+    )
     assert line.level == "warning" and line.time is not None and line.offset is None
 
 
 def test_json_format_and_bare_lines() -> None:
-    assert parse_line('{"level":"warning","msg":"x","time":"2026-11-23T18:14:26Z"}').level == \
-        "warning"
+    assert (
+        parse_line('{"level":"warning","msg":"x","time":"2026-11-23T18:14:26Z"}').level == "warning"
+    )
     bare = parse_line("error building image: boom")
     assert bare.level is None and bare.msg == "error building image: boom"
 
@@ -92,6 +94,29 @@ def test_state_follows_phases_times_and_digest() -> None:
     assert state.first("push").target == DEST
 
 
+def test_build_seconds_exclude_the_base_image_pull() -> None:
+    # 40 s pulling/unpacking the base, 20 s of build steps, then the push: history must
+    # record 20 s of build, since the timeout formula adds the pull on its own
+    state = LogState(start_epoch=1795457600.0)
+    state.feed_all(
+        [
+            'time="2026-11-23T18:13:21Z" level=info msg="Retrieving image manifest alpine:3"',
+            'time="2026-11-23T18:13:22Z" level=info msg="Unpacking rootfs as cmd RUN x requires it."',
+            'time="2026-11-23T18:14:01Z" level=info msg="RUN make"',
+            'time="2026-11-23T18:14:15Z" level=info msg="Taking snapshot of full filesystem..."',
+            f'time="2026-11-23T18:14:21Z" level=info msg="Pushing image to {DEST}"',
+        ]
+    )
+    assert state.push_started_at == pytest.approx(61.0)
+    assert state.build_seconds() == pytest.approx(20.0)
+
+
+def test_build_seconds_unknown_without_build_steps() -> None:
+    state = LogState(start_epoch=1795457600.0)
+    state.feed_all([f'time="2026-11-23T18:14:21Z" level=info msg="Pushing image to {DEST}"'])
+    assert state.build_seconds() is None
+
+
 def test_state_color_offsets_and_version() -> None:
     state = LogState()
     state.feed("Kaniko version :  v1.28.3")
@@ -107,70 +132,151 @@ def test_warnings_are_not_phase_markers() -> None:
     assert state.phase == "start"
 
 
-PERM = ('error checking push permissions -- make sure you entered the correct tag name, and '
-        'that you are authenticated correctly, and try again: checking push permission for '
-        f'"{DEST}": ')
+PERM = (
+    "error checking push permissions -- make sure you entered the correct tag name, and "
+    "that you are authenticated correctly, and try again: checking push permission for "
+    f'"{DEST}": '
+)
 PUSH = f"error pushing image: failed to push to destination {DEST}: "
 UPLOAD = "https://registry.example.com/v2/team/app/blobs/uploads/"
 
 # one realistic line per catalogue entry (reference/kaniko.md b.4) -> (entry id, code)
 CASES = [
-    ("Error: error resolving dockerfile path: please provide a valid path to a Dockerfile "
-     "within the build context with --dockerfile", "P1", "dockerfile-missing"),
+    (
+        "Error: error resolving dockerfile path: please provide a valid path to a Dockerfile "
+        "within the build context with --dockerfile",
+        "P1",
+        "dockerfile-missing",
+    ),
     ("fatal error: runtime: out of memory", "B9", "oom-killed"),
-    ('time="2026-11-23T18:14:26Z" level=fatal msg="Timed out snapshotting FS in 1h30m0s"',
-     "B8", "snapshot-timeout"),
-    ("error building image: error building stage: failed to get filesystem from image: write "
-     "/opt/java/lib/modules: no space left on device", "B7", "disk-full"),
-    (PUSH + "PUT https://registry.example.com/v2/team/app/manifests/1.0: TAG_INVALID: The image "
-     "tag '1.0' already exists in the 'team/app' repository and cannot be overwritten because "
-     "the repository is immutable.", "U1g", "immutable-tag"),
-    (PUSH + "googleapi: Error 400: The repository has enabled tag immutability",
-     "U1g", "immutable-tag"),
-    (PUSH + f"PATCH {UPLOAD}x: unexpected status code 413 Request Entity Too Large: <html>",
-     "U1e", "request-too-large"),
-    ("error building image: GET https://index.docker.io/v2/library/alpine/manifests/3: "
-     "TOOMANYREQUESTS: You have reached your pull rate limit.", "B2", "rate-limited"),
-    (PUSH + f"POST {UPLOAD}: NAME_UNKNOWN: repository name not known to registry",
-     "U1h", "name-unknown"),
-    ('error checking push permissions -- make sure ...: creating push check transport for '
-     'index.docker.io failed: GET https://auth.docker.io/token?scope=x: unexpected status code '
-     '400 Bad Request', "A1c", "registry-auth"),
-    (PERM + 'Get "https://registry.example.com/v2/": http: server gave HTTP response to HTTPS '
-     'client', "T1", "registry-tls"),
-    (PERM + 'Get "https://registry.example.com/v2/": tls: failed to verify certificate: x509: '
-     'certificate signed by unknown authority', "T2", "registry-tls"),
-    (PERM + f"POST {UPLOAD}: UNAUTHORIZED: authentication required; [map[Action:pull]]",
-     "A1a", "registry-auth"),
-    (PERM + f"POST {UPLOAD}: DENIED: requested access to the resource is denied",
-     "A1b", "registry-denied"),
-    ("error building image: GET https://reg/v2/base/manifests/21: MANIFEST_UNKNOWN: manifest "
-     "unknown; unknown tag=21", "B1", "base-image-not-found"),
-    ("error building image: error building stage: failed to get filesystem from image: read "
-     "tcp 10.0.0.2:4431->1.2.3.4:443: read: connection reset by peer", "B3",
-     "registry-network"),
-    (PUSH + f'Patch "{UPLOAD}x": write tcp 10.1.2.3:5->10.2.3.4:443: use of closed network '
-     'connection', "U1f", "push-connection-dropped"),
-    (PUSH + "http2: Transport received Server's graceful shutdown GOAWAY", "U1f",
-     "push-connection-dropped"),
-    (PUSH + f"PATCH {UPLOAD}x: BLOB_UPLOAD_INVALID: blob upload invalid", "U1f",
-     "push-connection-dropped"),
-    (PERM + f'Post "{UPLOAD}": dial tcp 10.20.30.40:443: i/o timeout', "A1d",
-     "registry-network"),
-    (PERM + 'Get "https://nope.example/v2/": dial tcp: lookup nope.example: no such host',
-     "A1d", "registry-network"),
-    ("error building image: error building stage: failed to get files used from context: "
-     "failed to get fileinfo for /workspace/app.jar: lstat /workspace/app.jar: no such file or "
-     "directory", "B6", "copy-source-missing"),
-    ("error building image: error building stage: failed to execute command: waiting for "
-     "process to exit: exit status 2", "B5", "run-step-failed"),
-    ("kaniko should only be run inside of a container, run with the --force flag", "P4",
-     "unknown"),
-    ("error building image: error building stage: failed to get filesystem from image: error "
-     "removing /etc/hosts to make way for new file", "B4", "unknown"),
+    (
+        'time="2026-11-23T18:14:26Z" level=fatal msg="Timed out snapshotting FS in 1h30m0s"',
+        "B8",
+        "snapshot-timeout",
+    ),
+    (
+        "error building image: error building stage: failed to get filesystem from image: write "
+        "/opt/java/lib/modules: no space left on device",
+        "B7",
+        "disk-full",
+    ),
+    (
+        PUSH + "PUT https://registry.example.com/v2/team/app/manifests/1.0: TAG_INVALID: The image "
+        "tag '1.0' already exists in the 'team/app' repository and cannot be overwritten because "
+        "the repository is immutable.",
+        "U1g",
+        "immutable-tag",
+    ),
+    (
+        PUSH + "googleapi: Error 400: The repository has enabled tag immutability",
+        "U1g",
+        "immutable-tag",
+    ),
+    (
+        PUSH + f"PATCH {UPLOAD}x: unexpected status code 413 Request Entity Too Large: <html>",
+        "U1e",
+        "request-too-large",
+    ),
+    (
+        "error building image: GET https://index.docker.io/v2/library/alpine/manifests/3: "
+        "TOOMANYREQUESTS: You have reached your pull rate limit.",
+        "B2",
+        "rate-limited",
+    ),
+    (
+        PUSH + f"POST {UPLOAD}: NAME_UNKNOWN: repository name not known to registry",
+        "U1h",
+        "name-unknown",
+    ),
+    (
+        "error checking push permissions -- make sure ...: creating push check transport for "
+        "index.docker.io failed: GET https://auth.docker.io/token?scope=x: unexpected status code "
+        "400 Bad Request",
+        "A1c",
+        "registry-auth",
+    ),
+    (
+        PERM + 'Get "https://registry.example.com/v2/": http: server gave HTTP response to HTTPS '
+        "client",
+        "T1",
+        "registry-tls",
+    ),
+    (
+        PERM + 'Get "https://registry.example.com/v2/": tls: failed to verify certificate: x509: '
+        "certificate signed by unknown authority",
+        "T2",
+        "registry-tls",
+    ),
+    (
+        PERM + f"POST {UPLOAD}: UNAUTHORIZED: authentication required; [map[Action:pull]]",
+        "A1a",
+        "registry-auth",
+    ),
+    (
+        PERM + f"POST {UPLOAD}: DENIED: requested access to the resource is denied",
+        "A1b",
+        "registry-denied",
+    ),
+    (
+        "error building image: GET https://reg/v2/base/manifests/21: MANIFEST_UNKNOWN: manifest "
+        "unknown; unknown tag=21",
+        "B1",
+        "base-image-not-found",
+    ),
+    (
+        "error building image: error building stage: failed to get filesystem from image: read "
+        "tcp 10.0.0.2:4431->1.2.3.4:443: read: connection reset by peer",
+        "B3",
+        "registry-network",
+    ),
+    (
+        PUSH + f'Patch "{UPLOAD}x": write tcp 10.1.2.3:5->10.2.3.4:443: use of closed network '
+        "connection",
+        "U1f",
+        "push-connection-dropped",
+    ),
+    (
+        PUSH + "http2: Transport received Server's graceful shutdown GOAWAY",
+        "U1f",
+        "push-connection-dropped",
+    ),
+    (
+        PUSH + f"PATCH {UPLOAD}x: BLOB_UPLOAD_INVALID: blob upload invalid",
+        "U1f",
+        "push-connection-dropped",
+    ),
+    (PERM + f'Post "{UPLOAD}": dial tcp 10.20.30.40:443: i/o timeout', "A1d", "registry-network"),
+    (
+        PERM + 'Get "https://nope.example/v2/": dial tcp: lookup nope.example: no such host',
+        "A1d",
+        "registry-network",
+    ),
+    (
+        "error building image: error building stage: failed to get files used from context: "
+        "failed to get fileinfo for /workspace/app.jar: lstat /workspace/app.jar: no such file or "
+        "directory",
+        "B6",
+        "copy-source-missing",
+    ),
+    (
+        "error building image: error building stage: failed to execute command: waiting for "
+        "process to exit: exit status 2",
+        "B5",
+        "run-step-failed",
+    ),
+    ("kaniko should only be run inside of a container, run with the --force flag", "P4", "unknown"),
+    (
+        "error building image: error building stage: failed to get filesystem from image: error "
+        "removing /etc/hosts to make way for new file",
+        "B4",
+        "unknown",
+    ),
     ("sh: /kaniko/executor: not found", "X1", "executor-missing"),
-    ("timeout: can't execute '/kaniko/executor': No such file or directory", "X1",
-     "executor-missing"),
+    (
+        "timeout: can't execute '/kaniko/executor': No such file or directory",
+        "X1",
+        "executor-missing",
+    ),
 ]
 
 
@@ -187,8 +293,10 @@ def test_every_catalogue_entry_has_a_case() -> None:
 
 
 def test_cache_warning_is_not_fatal() -> None:
-    line = ('time="2026-11-23T18:14:26Z" level=warning msg="Error uploading layer to cache: '
-            'unexpected status code 413"')
+    line = (
+        'time="2026-11-23T18:14:26Z" level=warning msg="Error uploading layer to cache: '
+        'unexpected status code 413"'
+    )
     assert match_catalogue([line]) == []
     assert match_catalogue([line], include_nonfatal=True)[0].entry.id == "C1"
 
@@ -204,5 +312,7 @@ def test_retry_warnings_never_decide_and_last_error_wins() -> None:
 
 
 def test_info_lines_are_not_errors() -> None:
-    assert match_line('time="2026-11-23T18:14:26Z" level=info msg="RUN curl x || echo denied: '
-                      'no"') is None
+    assert (
+        match_line('time="2026-11-23T18:14:26Z" level=info msg="RUN curl x || echo denied: no"')
+        is None
+    )

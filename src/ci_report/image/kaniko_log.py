@@ -185,10 +185,20 @@ class PhaseMark:
 
 
 # coarse stages for people: the fine phases flip back and forth within a build
-STAGES = {"resolve": "pull", "manifest": "pull", "pull": "pull", "stage": "build",
-          "unpack": "build", "cache-lookup": "build", "instruction": "build",
-          "snapshot": "build", "cache-push": "build", "push": "push", "pushed": "push",
-          "no-push": "done"}
+STAGES = {
+    "resolve": "pull",
+    "manifest": "pull",
+    "pull": "pull",
+    "stage": "build",
+    "unpack": "build",
+    "cache-lookup": "build",
+    "instruction": "build",
+    "snapshot": "build",
+    "cache-push": "build",
+    "push": "push",
+    "pushed": "push",
+    "no-push": "done",
+}
 
 
 @dataclass
@@ -261,6 +271,27 @@ class LogState:
     def push_started_at(self) -> Optional[float]:
         mark = self.first("push")
         return mark.at if mark else None
+
+    def build_seconds(self) -> Optional[float]:
+        """From the first build step (after the base image was pulled and unpacked) to the
+        first ``Pushing image to``: the build alone, without the pull (the timeout formula
+        adds the pull separately)."""
+        push = self.first("push")
+        if push is None or push.at is None:
+            return None
+        unpack = self.last("unpack")
+        steps = [
+            m
+            for m in self.marks
+            if m.phase in ("cache-lookup", "instruction", "snapshot")
+            and m.at is not None
+            and (unpack is None or unpack.at is None or m.at >= unpack.at)
+        ]
+        if not steps:
+            return None
+        start = steps[0].at
+        assert start is not None
+        return max(0.0, push.at - start)
 
     def push_seconds(self) -> Optional[float]:
         """From the first ``Pushing image to`` to the last ``Pushed``, when both are timed."""

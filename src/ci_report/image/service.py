@@ -40,16 +40,25 @@ class PushRequest:
     skip_if_no_dockerfile: bool = False
 
     @classmethod
-    def from_settings(cls, settings: Any, extra_args: Sequence[str] = (),
-                      mode: str = "direct") -> PushRequest:
+    def from_settings(
+        cls, settings: Any, extra_args: Sequence[str] = (), mode: str = "direct"
+    ) -> PushRequest:
         return cls(
-            context=settings.context, dockerfile=settings.dockerfile,
-            destinations=list(settings.destinations), executor=settings.executor,
-            extra_args=list(extra_args), mode=mode, timeout=str(settings.timeout),
-            bandwidth=settings.bandwidth, report=settings.report,
-            history_path=settings.history_path, docker_config=settings.docker_config,
-            timeout_floor=settings.timeout_floor, timeout_cap=settings.timeout_cap,
-            kill_grace=settings.kill_grace, heartbeat=settings.heartbeat,
+            context=settings.context,
+            dockerfile=settings.dockerfile,
+            destinations=list(settings.destinations),
+            executor=settings.executor,
+            extra_args=list(extra_args),
+            mode=mode,
+            timeout=str(settings.timeout),
+            bandwidth=settings.bandwidth,
+            report=settings.report,
+            history_path=settings.history_path,
+            docker_config=settings.docker_config,
+            timeout_floor=settings.timeout_floor,
+            timeout_cap=settings.timeout_cap,
+            kill_grace=settings.kill_grace,
+            heartbeat=settings.heartbeat,
             skip_if_no_dockerfile=settings.skip_if_no_dockerfile,
         )
 
@@ -63,8 +72,10 @@ class PushRequest:
         try:
             value = int(float(text))
         except ValueError:
-            raise ConfigError(f"--timeout {self.timeout!r} is neither 'auto' nor seconds",
-                              fix="--timeout auto or --timeout 1800") from None
+            raise ConfigError(
+                f"--timeout {self.timeout!r} is neither 'auto' nor seconds",
+                fix="--timeout auto or --timeout 1800",
+            ) from None
         if value <= 0:
             raise ConfigError("--timeout must be positive", fix="--timeout auto")
         return value
@@ -105,24 +116,44 @@ def registry_host(destinations: Sequence[str]) -> str:
 def _preflight_diagnosis(pf: Preflight) -> Diagnosis:
     first = pf.problems[0]
     fixes = [first.fix] + [f"also: {p.message}" for p in pf.problems[1:4]]
-    return Diagnosis("failed", first.code, first.message, list(first.evidence), fixes,
-                     "preflight stopped the run before the executor started")
+    return Diagnosis(
+        "failed",
+        first.code,
+        first.message,
+        list(first.evidence),
+        fixes,
+        "preflight stopped the run before the executor started",
+    )
 
 
 def _finish_early(req: PushRequest, pf: Preflight, console: Any) -> int:
     if pf.skipped:
         diag = Diagnosis("skipped", None, "no Dockerfile: skipped (--skip-if-no-dockerfile)")
-        report = build_report(diagnosis=diag, exit_code=0, phase="preflight", elapsed=0.0,
-                              timeout=None, estimate=None, destinations=req.destinations,
-                              mode=req.mode)
+        report = build_report(
+            diagnosis=diag,
+            exit_code=0,
+            phase="preflight",
+            elapsed=0.0,
+            timeout=None,
+            estimate=None,
+            destinations=req.destinations,
+            mode=req.mode,
+        )
         print_summary(console, report, diag)
         console.detail("dockerfile", str(resolve_missing(req, pf)))
         code = 0
     else:
         diag = _preflight_diagnosis(pf)
-        report = build_report(diagnosis=diag, exit_code=1, phase="preflight", elapsed=0.0,
-                              timeout=None, estimate=None, destinations=req.destinations,
-                              mode=req.mode)
+        report = build_report(
+            diagnosis=diag,
+            exit_code=1,
+            phase="preflight",
+            elapsed=0.0,
+            timeout=None,
+            estimate=None,
+            destinations=req.destinations,
+            mode=req.mode,
+        )
         print_summary(console, report, diag)
         code = 1
     if req.report:
@@ -137,9 +168,14 @@ def resolve_missing(req: PushRequest, pf: Preflight) -> str:
 def prepare(req: PushRequest, console: Any) -> Prepared:
     """Preflight, then (if it passed) the estimate and the timeout plan, all shown."""
     pf = run_preflight(
-        context=req.context, dockerfile=req.dockerfile, destinations=req.destinations,
-        executor=req.executor, extra_args=req.extra_args, docker_config=req.docker_config,
-        mode=req.mode, skip_if_no_dockerfile=req.skip_if_no_dockerfile,
+        context=req.context,
+        dockerfile=req.dockerfile,
+        destinations=req.destinations,
+        executor=req.executor,
+        extra_args=req.extra_args,
+        docker_config=req.docker_config,
+        mode=req.mode,
+        skip_if_no_dockerfile=req.skip_if_no_dockerfile,
     )
     prepared = Prepared(pf, preflight_destinations=list(req.destinations))
     for warning in pf.warnings:
@@ -152,8 +188,11 @@ def prepare(req: PushRequest, console: Any) -> Prepared:
     explicit = req.explicit_timeout
     prepared.estimate = _estimate(req, pf, console)
     prepared.plan = _plan(req, prepared, explicit, console)
-    prepared.timeout = (int(prepared.plan.seconds) if prepared.plan is not None
-                        else explicit or int(req.timeout_cap))
+    prepared.timeout = (
+        int(prepared.plan.seconds)
+        if prepared.plan is not None
+        else explicit or int(req.timeout_cap)
+    )
     return prepared
 
 
@@ -164,15 +203,21 @@ def _estimate(req: PushRequest, pf: Preflight, console: Any) -> Any:
     cache = "true" in flag_values(extra, "--cache", boolean=True)
     try:
         estimate = estimate_push(
-            dockerfile=pf.dockerfile, context=pf.context, destinations=req.destinations,
-            docker_config=pf.docker_config, build_args=build_args_of(extra),
+            dockerfile=pf.dockerfile,
+            context=pf.context,
+            destinations=req.destinations,
+            docker_config=pf.docker_config,
+            build_args=build_args_of(extra),
             cache_repo=(first_value(extra, "--cache-repo") or "") if cache else None,
             insecure_registries=tuple(flag_values(extra, "--insecure-registry")),
-            target=first_value(extra, "--target"), console=console,
+            target=first_value(extra, "--target"),
+            console=console,
         )
     except Exception as exc:  # the estimate informs the timeout; it never stops a build
-        console.warn(f"push estimate failed ({getattr(exc, 'message', exc)}): the timeout "
-                     "falls back to the defaults")
+        console.warn(
+            f"push estimate failed ({getattr(exc, 'message', exc)}): the timeout "
+            "falls back to the defaults"
+        )
         return None
     show_estimate(estimate, console)
     return estimate
@@ -185,8 +230,12 @@ def _plan(req: PushRequest, prepared: Prepared, explicit: Optional[int], console
     history = PushHistory(req.history_path) if req.history_path else None
     try:
         plan = plan_timeout(
-            prepared.estimate, registry_host=prepared.registry_host, history=history,
-            explicit=explicit, bandwidth_mbps=req.bandwidth, floor=req.timeout_floor,
+            prepared.estimate,
+            registry_host=prepared.registry_host,
+            history=history,
+            explicit=explicit,
+            bandwidth_mbps=req.bandwidth,
+            floor=req.timeout_floor,
             cap=req.timeout_cap,
         )
     except Exception as exc:
@@ -202,25 +251,42 @@ def _facts(req: PushRequest, prepared: Prepared, **kw: Any) -> RunFacts:
         estimate=prepared.estimate_dict,
         bandwidth_bps=getattr(plan, "bandwidth_bps", None),
         expected_push_s=getattr(plan, "expected_push_s", None),
-        timeout_floor=req.timeout_floor, timeout_cap=req.timeout_cap,
-        timeout_source=getattr(plan, "source", None), mode=req.mode, **kw,
+        timeout_floor=req.timeout_floor,
+        timeout_cap=req.timeout_cap,
+        timeout_source=getattr(plan, "source", None),
+        mode=req.mode,
+        **kw,
     )
 
 
-def conclude(req: PushRequest, prepared: Prepared, facts: RunFacts, console: Any,
-             *, report_path: Optional[str] = None, executor_version: Optional[str] = None) -> int:
+def conclude(
+    req: PushRequest,
+    prepared: Prepared,
+    facts: RunFacts,
+    console: Any,
+    *,
+    report_path: Optional[str] = None,
+    executor_version: Optional[str] = None,
+) -> int:
     """Diagnose, print the summary, write the report, record push history on success."""
     diag = diagnose(facts)
     log = facts.log
     push_s = log.push_seconds() if log else None
     digest = log.digest if log else None
     report = build_report(
-        diagnosis=diag, exit_code=facts.exit_code, phase=log.phase if log else None,
-        elapsed=facts.elapsed, timeout=facts.timeout, estimate=facts.estimate,
-        destinations=req.destinations, digest=digest, mode=req.mode,
+        diagnosis=diag,
+        exit_code=facts.exit_code,
+        phase=log.phase if log else None,
+        elapsed=facts.elapsed,
+        timeout=facts.timeout,
+        estimate=facts.estimate,
+        destinations=req.destinations,
+        digest=digest,
+        mode=req.mode,
         digests=dict(log.digests) if log and log.digests else None,
         pushSeconds=None if push_s is None else round(push_s, 2),
-        signals=list(facts.signals) or None, executorVersion=executor_version,
+        signals=list(facts.signals) or None,
+        executorVersion=executor_version,
         timeoutSource=facts.timeout_source,
     )
     if diag.outcome == "pushed":
@@ -245,13 +311,15 @@ def _record_history(req: PushRequest, prepared: Prepared, facts: RunFacts, conso
         console.debug("push history not updated: push duration or size unknown")
         return
     if (facts.estimate or {}).get("isGuess"):
-        console.info(f"push history not updated: the push size ({fmt_bytes(size)}) includes a "
-                     "guess, so bytes/seconds would not be the bandwidth")
+        console.info(
+            f"push history not updated: the push size ({fmt_bytes(size)}) includes a "
+            "guess, so bytes/seconds would not be the bandwidth"
+        )
         return
     rate = PushHistory(req.history_path).record(
-        prepared.registry_host, size, seconds, build_seconds=log.push_started_at)
-    text = (f"push history: {prepared.registry_host} {fmt_bytes(size)} in "
-            f"{fmt_duration(seconds)}")
+        prepared.registry_host, size, seconds, build_seconds=log.build_seconds()
+    )
+    text = f"push history: {prepared.registry_host} {fmt_bytes(size)} in {fmt_duration(seconds)}"
     if rate:
         text += f", bandwidth now {rate / 1e6:.2f} MB/s"
     console.info(text)
@@ -270,11 +338,15 @@ def image_push(req: PushRequest, console: Any) -> int:
         return _finish_early(req, pf, console)
     plan = prepared.plan
     sup = Supervisor(
-        console, timeout=prepared.timeout, kill_grace=req.kill_grace, heartbeat=req.heartbeat,
+        console,
+        timeout=prepared.timeout,
+        kill_grace=req.kill_grace,
+        heartbeat=req.heartbeat,
         expect=Expectations(
             push_s=getattr(plan, "expected_push_s", None),
             build_s=(getattr(plan, "expected_pull_s", 0) or 0)
-            + (getattr(plan, "expected_build_s", 0) or 0) or None,
+            + (getattr(plan, "expected_build_s", 0) or 0)
+            or None,
             push_bytes=getattr(prepared.estimate, "total_bytes", None),
         ),
     )
@@ -283,23 +355,41 @@ def image_push(req: PushRequest, console: Any) -> int:
         from .docker_mode import DockerRun
 
         image = req.executor if not req.executor.startswith("/") else DEFAULT_DOCKER_IMAGE
-        run = DockerRun(image=image, context=pf.context, dockerfile=pf.dockerfile,
-                        destinations=req.destinations, extra_args=req.extra_args,
-                        docker_config=getattr(pf.docker_config, "path", None),
-                        stop_grace=req.kill_grace)
-        console.info(f"starting {image} through the Docker Engine API "
-                     f"(timeout {prepared.timeout} s)")
+        run = DockerRun(
+            image=image,
+            context=pf.context,
+            dockerfile=pf.dockerfile,
+            destinations=req.destinations,
+            extra_args=req.extra_args,
+            docker_config=getattr(pf.docker_config, "path", None),
+            stop_grace=req.kill_grace,
+        )
+        console.info(
+            f"starting {image} through the Docker Engine API (timeout {prepared.timeout} s)"
+        )
         result = sup.run(run.start)
     else:
-        argv = [req.executor, *executor_args(
-            context=str(pf.context), dockerfile=str(pf.dockerfile),
-            destinations=req.destinations, extra=req.extra_args)]
+        argv = [
+            req.executor,
+            *executor_args(
+                context=str(pf.context),
+                dockerfile=str(pf.dockerfile),
+                destinations=req.destinations,
+                extra=req.extra_args,
+            ),
+        ]
         console.info(f"starting {req.executor} (timeout {prepared.timeout} s)")
         result = sup.run(lambda: ProcessHandle(argv))
     facts = _facts(
-        req, prepared, exit_code=result.exit_code, elapsed=result.elapsed,
-        timeout=prepared.timeout, deadline_hit=result.deadline_hit, signals=result.signals,
-        lines=result.lines, log=result.log,
+        req,
+        prepared,
+        exit_code=result.exit_code,
+        elapsed=result.elapsed,
+        timeout=prepared.timeout,
+        deadline_hit=result.deadline_hit,
+        signals=result.signals,
+        lines=result.lines,
+        log=result.log,
     )
     return conclude(req, prepared, facts, console, executor_version=pf.executor_version)
 
@@ -317,8 +407,10 @@ def image_plan(req: PushRequest, workdir: str, console: Any) -> tuple[int, dict[
     if not pf.ok and not pf.skipped:
         return _finish_early(req, pf, console), {}
     plan = write_plan(req, prepared, workdir)
-    console.info(f"plan: {plan['plan']}; run {plan['script']} in the kaniko container, then "
-                 f"ci-report image-diagnose --plan {plan['plan']}")
+    console.info(
+        f"plan: {plan['plan']}; run {plan['script']} in the kaniko container, then "
+        f"ci-report image-diagnose --plan {plan['plan']}"
+    )
     if pf.skipped:
         return _finish_early(req, pf, console), plan
     return 0, plan
@@ -329,8 +421,10 @@ def image_diagnose(plan_path: str, console: Any, report: Optional[str] = None) -
 
     plan = load_plan(plan_path)
     req = PushRequest(
-        context=plan.get("context", "."), dockerfile=plan.get("dockerfile"),
-        destinations=list(plan.get("destinations", [])), mode="split",
+        context=plan.get("context", "."),
+        dockerfile=plan.get("dockerfile"),
+        destinations=list(plan.get("destinations", [])),
+        mode="split",
         report=report or plan.get("report"),
         history_path=Path(plan["historyPath"]) if plan.get("historyPath") else None,
         timeout_floor=float(plan.get("timeoutFloor", 600)),
@@ -338,9 +432,16 @@ def image_diagnose(plan_path: str, console: Any, report: Optional[str] = None) -
     )
     if plan.get("skipped"):
         diag = Diagnosis("skipped", None, "no Dockerfile: skipped (--skip-if-no-dockerfile)")
-        rep = build_report(diagnosis=diag, exit_code=0, phase="preflight", elapsed=0.0,
-                           timeout=None, estimate=None, destinations=req.destinations,
-                           mode="split")
+        rep = build_report(
+            diagnosis=diag,
+            exit_code=0,
+            phase="preflight",
+            elapsed=0.0,
+            timeout=None,
+            estimate=None,
+            destinations=req.destinations,
+            mode="split",
+        )
         print_summary(console, rep, diag)
         if req.report:
             write_report(req.report, rep)
@@ -348,18 +449,27 @@ def image_diagnose(plan_path: str, console: Any, report: Optional[str] = None) -
     run = read_run(plan, plan_path)
     for warning in run.warnings:
         console.warn(warning)
-    prepared = Prepared(Preflight(context=Path(req.context), dockerfile=None),
-                        preflight_destinations=req.destinations)
+    prepared = Prepared(
+        Preflight(context=Path(req.context), dockerfile=None),
+        preflight_destinations=req.destinations,
+    )
     prepared.estimate = _Frozen(plan.get("estimate"))
     prepared.plan = _Frozen(plan.get("timeoutPlan"))
     facts = _facts(
-        req, prepared, exit_code=run.exit_code, elapsed=run.elapsed,
-        timeout=float(plan["timeoutSeconds"]), deadline_hit=run.deadline_hit, signals=(),
-        lines=run.lines, log=run.log,
+        req,
+        prepared,
+        exit_code=run.exit_code,
+        elapsed=run.elapsed,
+        timeout=float(plan["timeoutSeconds"]),
+        deadline_hit=run.deadline_hit,
+        signals=(),
+        lines=run.lines,
+        log=run.log,
     )
     facts.estimate = plan.get("estimate")
-    return conclude(req, prepared, facts, console, report_path=req.report,
-                    executor_version=run.version)
+    return conclude(
+        req, prepared, facts, console, report_path=req.report, executor_version=run.version
+    )
 
 
 class _Frozen:
