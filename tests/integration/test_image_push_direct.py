@@ -40,7 +40,8 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "ctx" / "target" / "app.jar").write_bytes(os.urandom(2_000_000))
     (tmp_path / "ctx" / "Dockerfile").write_text(
         "FROM scratch\nCOPY target/app.jar /app/app.jar\n"
-        'ENTRYPOINT ["java","-jar","/app/app.jar"]\n')
+        'ENTRYPOINT ["java","-jar","/app/app.jar"]\n'
+    )
     (tmp_path / "dc").mkdir()
     auth = base64.b64encode(b"ci:secret-pass").decode()
     config = {"auths": {"127.0.0.1:5999": {"auth": auth}}}
@@ -48,17 +49,41 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def push(ws: Path, capsys: pytest.CaptureFixture[str], *extra: str, timeout: str = "60",
-         scenario: str = "success", executor: Path = FAKE,
-         **env: str) -> tuple[int, dict[str, Any], str]:
+def push(
+    ws: Path,
+    capsys: pytest.CaptureFixture[str],
+    *extra: str,
+    timeout: str = "60",
+    scenario: str = "success",
+    executor: Path = FAKE,
+    **env: str,
+) -> tuple[int, dict[str, Any], str]:
     os.environ["FAKE_KANIKO_SCENARIO"] = scenario
     for key, value in env.items():
         os.environ[key] = value
     report = ws / "report.json"
-    args = ["image-push", "--context", "ctx", "--dockerfile", "ctx/Dockerfile",
-            "--destination", DEST, "--executor", str(executor), "--timeout", timeout,
-            "--bandwidth", "0.5", "--report", str(report), "--kill-grace", "1",
-            "--heartbeat", "1", *extra]
+    args = [
+        "image-push",
+        "--context",
+        "ctx",
+        "--dockerfile",
+        "ctx/Dockerfile",
+        "--destination",
+        DEST,
+        "--executor",
+        str(executor),
+        "--timeout",
+        timeout,
+        "--bandwidth",
+        "0.5",
+        "--report",
+        str(report),
+        "--kill-grace",
+        "1",
+        "--heartbeat",
+        "1",
+        *extra,
+    ]
     with pytest.raises(SystemExit) as exc:
         main(args)
     err = capsys.readouterr().err
@@ -106,18 +131,29 @@ def test_color_log_format_is_understood(ws: Path, capsys: pytest.CaptureFixture[
     assert (rc, rep["diagnosis"]["code"], rep["phase"]) == (137, "oom-killed", "snapshot")
 
 
-def test_success_records_history_and_passes_flags(ws: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_success_records_history_and_passes_flags(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args_file = ws / "args.json"
-    rc, rep, err = push(ws, capsys, "--", "--cache=false", scenario="success",
-                        FAKE_KANIKO_PUSH_SECONDS="1.0", FAKE_KANIKO_ARGS_FILE=str(args_file))
+    rc, rep, err = push(
+        ws,
+        capsys,
+        "--",
+        "--cache=false",
+        scenario="success",
+        FAKE_KANIKO_PUSH_SECONDS="1.0",
+        FAKE_KANIKO_ARGS_FILE=str(args_file),
+    )
     assert rc == 0, err
     assert rep["outcome"] == "pushed" and rep["diagnosis"] is None
     assert rep["digest"] == "sha256:" + "3f4e1c2b" * 8
     assert rep["pushSeconds"] >= 1.0
     argv = json.loads(args_file.read_text())
-    assert argv[:3] == [f"--context={ws / 'ctx'}", f"--dockerfile={ws / 'ctx' / 'Dockerfile'}",
-                        f"--destination={DEST}"]
+    assert argv[:3] == [
+        f"--context={ws / 'ctx'}",
+        f"--dockerfile={ws / 'ctx' / 'Dockerfile'}",
+        f"--destination={DEST}",
+    ]
     assert "--log-format=text" in argv and "--push-retry=3" in argv and "--cache=false" in argv
     history = json.loads((ws / "history.json").read_text())
     assert history["hosts"]["127.0.0.1:5999"]["samples"][0]["bytes"] > 0
@@ -126,26 +162,43 @@ def test_success_records_history_and_passes_flags(ws: Path,
 
 def test_user_flags_are_not_doubled(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args_file = ws / "args.json"
-    push(ws, capsys, "--", "--push-retry=5", "--log-format=json",
-         FAKE_KANIKO_ARGS_FILE=str(args_file))
+    push(
+        ws,
+        capsys,
+        "--",
+        "--push-retry=5",
+        "--log-format=json",
+        FAKE_KANIKO_ARGS_FILE=str(args_file),
+    )
     argv = json.loads(args_file.read_text())
     assert "--push-retry=3" not in argv and "--log-format=text" not in argv
 
 
-def test_push_timeout_names_the_timeout_that_fits(ws: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_push_timeout_names_the_timeout_that_fits(
+    ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ci_report.image import estimate
 
     def fixed(**_kw: Any) -> Any:  # the registry part is tested against a real registry elsewhere
-        return estimate.Estimate(total_bytes=200_000_000, parts=[], base_image=None,
-                                 base_bytes_total=0, base_bytes_present=0, reachable=True,
-                                 notes=[], pull_bytes=0)
+        return estimate.Estimate(
+            total_bytes=200_000_000,
+            parts=[],
+            base_image=None,
+            base_bytes_total=0,
+            base_bytes_present=0,
+            reachable=True,
+            notes=[],
+            pull_bytes=0,
+        )
 
     monkeypatch.setattr(estimate, "estimate_push", fixed)
     rc, rep, err = push(ws, capsys, timeout="2", scenario="push-hang")
     assert rc == 143, err
-    assert (rep["outcome"], rep["diagnosis"]["code"], rep["phase"]) == ("timed-out",
-                                                                       "push-timeout", "push")
+    assert (rep["outcome"], rep["diagnosis"]["code"], rep["phase"]) == (
+        "timed-out",
+        "push-timeout",
+        "push",
+    )
     fix = rep["diagnosis"]["fixes"][0]
     assert fix.startswith("--timeout 720 would have fitted"), fix
     assert "200.0 MB at 0.50 MB/s = 6m40s of push" in fix
@@ -154,8 +207,14 @@ def test_push_timeout_names_the_timeout_that_fits(ws: Path, monkeypatch: pytest.
 
 def test_deadline_escalates_to_sigkill(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     signals = ws / "signals.txt"
-    rc, rep, err = push(ws, capsys, timeout="2", scenario="push-hang",
-                        FAKE_KANIKO_IGNORE_TERM="1", FAKE_KANIKO_SIGNAL_FILE=str(signals))
+    rc, rep, err = push(
+        ws,
+        capsys,
+        timeout="2",
+        scenario="push-hang",
+        FAKE_KANIKO_IGNORE_TERM="1",
+        FAKE_KANIKO_SIGNAL_FILE=str(signals),
+    )
     assert rc == 137 and rep["diagnosis"]["code"] == "push-timeout"  # 137 alone never decides
     assert signals.read_text().split() == ["SIGTERM"]
     assert "sending SIGKILL" in err
@@ -168,8 +227,7 @@ def test_build_timeout(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert rep["phase"] == "instruction"
 
 
-def test_preflight_stops_before_the_executor(ws: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_preflight_stops_before_the_executor(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args_file = ws / "args.json"
     os.environ["FAKE_KANIKO_ARGS_FILE"] = str(args_file)
     (ws / "ctx" / "target" / "app.jar").unlink()
@@ -196,13 +254,36 @@ def test_executor_missing(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_sigterm_to_ci_report_is_forwarded(ws: Path) -> None:
     signals, pid_file = ws / "signals.txt", ws / "executor.pid"
-    env = dict(os.environ, FAKE_KANIKO_SCENARIO="push-hang", FAKE_KANIKO_SIGNAL_FILE=str(signals),
-               FAKE_KANIKO_PID_FILE=str(pid_file), PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        FAKE_KANIKO_SCENARIO="push-hang",
+        FAKE_KANIKO_SIGNAL_FILE=str(signals),
+        FAKE_KANIKO_PID_FILE=str(pid_file),
+        PYTHONUNBUFFERED="1",
+    )
     report = ws / "report.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ci_report", "image-push", "--context", "ctx", "--destination",
-         DEST, "--executor", str(FAKE), "--timeout", "300", "--report", str(report)],
-        env=env, stderr=subprocess.PIPE, text=True, cwd=str(ws))
+        [
+            sys.executable,
+            "-m",
+            "ci_report",
+            "image-push",
+            "--context",
+            "ctx",
+            "--destination",
+            DEST,
+            "--executor",
+            str(FAKE),
+            "--timeout",
+            "300",
+            "--report",
+            str(report),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(ws),
+    )
     seen = threading.Event()
     lines: list[str] = []
 

@@ -73,8 +73,15 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/version":
             self._json(200, {"ApiVersion": "1.43", "Version": "24.0.0", "MinAPIVersion": "1.12"})
         elif path == f"/containers/{CID}/json":
-            self._json(200, {"Id": CID, "Name": "/kaniko", "State": {"Running": True},
-                             "Config": {"Tty": False, **self.server.created}})
+            self._json(
+                200,
+                {
+                    "Id": CID,
+                    "Name": "/kaniko",
+                    "State": {"Running": True},
+                    "Config": {"Tty": False, **self.server.created},
+                },
+            )
         elif path == f"/containers/{CID}/logs":
             self.send_response(200)
             self.send_header("Content-Type", "application/vnd.docker.multiplexed-stream")
@@ -126,8 +133,9 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "ctx" / "Dockerfile").write_text("FROM scratch\nCOPY app.jar /app.jar\n")
     (tmp_path / "dc").mkdir()
     auth = base64.b64encode(b"ci:pw").decode()
-    (tmp_path / "dc" / "config.json").write_text(json.dumps({"auths": {"127.0.0.1:5999": {
-        "auth": auth}}}))
+    (tmp_path / "dc" / "config.json").write_text(
+        json.dumps({"auths": {"127.0.0.1:5999": {"auth": auth}}})
+    )
     return tmp_path
 
 
@@ -138,9 +146,25 @@ def serve(monkeypatch: pytest.MonkeyPatch, server: FakeDocker) -> None:
 
 def push(ws: Path, capsys: pytest.CaptureFixture[str], timeout: str = "60") -> tuple[int, dict]:
     with pytest.raises(SystemExit) as exc:
-        main(["image-push", "--mode", "docker", "--context", "ctx", "--destination", DEST,
-              "--executor", "gcr.io/kaniko-project/executor:v1.23.2-debug", "--timeout", timeout,
-              "--kill-grace", "1", "--report", str(ws / "r.json")])
+        main(
+            [
+                "image-push",
+                "--mode",
+                "docker",
+                "--context",
+                "ctx",
+                "--destination",
+                DEST,
+                "--executor",
+                "gcr.io/kaniko-project/executor:v1.23.2-debug",
+                "--timeout",
+                timeout,
+                "--kill-grace",
+                "1",
+                "--report",
+                str(ws / "r.json"),
+            ]
+        )
     capsys.readouterr()
     return int(exc.value.code or 0), json.loads((ws / "r.json").read_text())
 
@@ -149,43 +173,59 @@ def text(msg: str) -> str:
     return f'time="2026-11-23T18:14:26Z" level=info msg="{msg}"'
 
 
-def test_docker_mode_success(ws: Path, monkeypatch: pytest.MonkeyPatch,
-                             capsys: pytest.CaptureFixture[str]) -> None:
-    server = FakeDocker([text("Retrieving image manifest scratch"),
-                         text(f"Pushing image to {DEST}"), text(PUSHED)], 0)
+def test_docker_mode_success(
+    ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = FakeDocker(
+        [text("Retrieving image manifest scratch"), text(f"Pushing image to {DEST}"), text(PUSHED)],
+        0,
+    )
     serve(monkeypatch, server)
     rc, rep = push(ws, capsys)
     assert rc == 0 and rep["outcome"] == "pushed" and rep["digest"] == "sha256:" + "7" * 64
     body = server.created
     assert body["Image"] == "gcr.io/kaniko-project/executor:v1.23.2-debug"
-    assert body["Cmd"][:3] == ["--context=/workspace", "--dockerfile=/workspace/Dockerfile",
-                               f"--destination={DEST}"]
+    assert body["Cmd"][:3] == [
+        "--context=/workspace",
+        "--dockerfile=/workspace/Dockerfile",
+        f"--destination={DEST}",
+    ]
     assert "--log-format=text" in body["Cmd"] and "--push-retry=3" in body["Cmd"]
     binds = sorted(body["HostConfig"]["Binds"])
     assert binds == sorted([f"{ws / 'ctx'}:/workspace:rw", f"{ws / 'dc'}:/kaniko/.docker:ro"])
     assert "DOCKER_CONFIG=/kaniko/.docker" in body["Env"]
     calls = [(m, p.split("?")[0]) for m, p, _ in server.requests]
-    for call in [("POST", f"/containers/{CID}/start"), ("GET", f"/containers/{CID}/logs"),
-                 ("POST", f"/containers/{CID}/wait"), ("DELETE", f"/containers/{CID}")]:
+    for call in [
+        ("POST", f"/containers/{CID}/start"),
+        ("GET", f"/containers/{CID}/logs"),
+        ("POST", f"/containers/{CID}/wait"),
+        ("DELETE", f"/containers/{CID}"),
+    ]:
         assert call in calls
     server.shutdown()
 
 
-def test_docker_mode_failure_is_diagnosed(ws: Path, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
-    server = FakeDocker([
-        "error checking push permissions -- make sure you entered the correct tag name, and "
-        f'that you are authenticated correctly, and try again: checking push permission for '
-        f'"{DEST}": POST https://127.0.0.1:5999/v2/team/app/blobs/uploads/: UNAUTHORIZED: '
-        "authentication required"], 1)
+def test_docker_mode_failure_is_diagnosed(
+    ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = FakeDocker(
+        [
+            "error checking push permissions -- make sure you entered the correct tag name, and "
+            f"that you are authenticated correctly, and try again: checking push permission for "
+            f'"{DEST}": POST https://127.0.0.1:5999/v2/team/app/blobs/uploads/: UNAUTHORIZED: '
+            "authentication required"
+        ],
+        1,
+    )
     serve(monkeypatch, server)
     rc, rep = push(ws, capsys)
     assert (rc, rep["diagnosis"]["code"]) == (1, "registry-auth")
     server.shutdown()
 
 
-def test_docker_mode_timeout_stops_the_container(ws: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_docker_mode_timeout_stops_the_container(
+    ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     server = FakeDocker([text(f"Pushing image to {DEST}")], 0, hang=True)
     serve(monkeypatch, server)
     rc, rep = push(ws, capsys, timeout="2")

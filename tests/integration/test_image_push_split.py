@@ -35,8 +35,10 @@ def busybox_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if busybox is None:
         if os.environ.get("CI_REPORT_SKIP_BUSYBOX") == "1":
             pytest.skip("busybox missing and CI_REPORT_SKIP_BUSYBOX=1")
-        pytest.fail("busybox is missing: apt-get install -y busybox (split-mode tests need it; "
-                    "CI_REPORT_SKIP_BUSYBOX=1 skips them)")
+        pytest.fail(
+            "busybox is missing: apt-get install -y busybox (split-mode tests need it; "
+            "CI_REPORT_SKIP_BUSYBOX=1 skips them)"
+        )
     out = tmp_path_factory.mktemp("busybox")
     for applet in APPLETS:
         (out / applet).symlink_to(busybox)
@@ -62,25 +64,47 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def plan(capsys: pytest.CaptureFixture[str], *extra: str, timeout: str = "60",
-         executor: str = str(FAKE)) -> tuple[int, dict[str, Any], str]:
-    args = ["image-plan", "--context", "ctx", "--dockerfile", "ctx/Dockerfile", "--destination",
-            DEST, "--executor", executor, "--timeout", timeout, "--bandwidth", "0.5",
-            "--kill-grace", "1", "--json", *extra]
+def plan(
+    capsys: pytest.CaptureFixture[str], *extra: str, timeout: str = "60", executor: str = str(FAKE)
+) -> tuple[int, dict[str, Any], str]:
+    args = [
+        "image-plan",
+        "--context",
+        "ctx",
+        "--dockerfile",
+        "ctx/Dockerfile",
+        "--destination",
+        DEST,
+        "--executor",
+        executor,
+        "--timeout",
+        timeout,
+        "--bandwidth",
+        "0.5",
+        "--kill-grace",
+        "1",
+        "--json",
+        *extra,
+    ]
     with pytest.raises(SystemExit) as exc:
         main(args)
     out = capsys.readouterr()
     return int(exc.value.code or 0), (json.loads(out.out) if out.out.strip() else {}), out.err
 
 
-def run_script(ws: Path, bb: Path, scenario: str, *, wait: bool = True,
-               **env: str) -> subprocess.Popen[bytes]:
+def run_script(
+    ws: Path, bb: Path, scenario: str, *, wait: bool = True, **env: str
+) -> subprocess.Popen[bytes]:
     environ = dict(os.environ, FAKE_KANIKO_SCENARIO=scenario, **env)
-    environ["PATH"] = os.pathsep.join([str(bb), str(Path(sys.executable).parent),
-                                       environ["PATH"]])
-    proc = subprocess.Popen([str(bb / "sh"), ".ci-report/kaniko-run.sh"], cwd=str(ws),
-                            env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    environ["PATH"] = os.pathsep.join([str(bb), str(Path(sys.executable).parent), environ["PATH"]])
+    proc = subprocess.Popen(
+        [str(bb / "sh"), ".ci-report/kaniko-run.sh"],
+        cwd=str(ws),
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     if wait:
         proc.wait(60)
     return proc
@@ -140,8 +164,9 @@ def test_every_log_code(ws: Path, busybox_bin: Path, capsys: pytest.CaptureFixtu
     assert failures == []
 
 
-def test_success_then_history(ws: Path, busybox_bin: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_success_then_history(
+    ws: Path, busybox_bin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert plan(capsys)[0] == 0
     assert run_script(ws, busybox_bin, "success", FAKE_KANIKO_PUSH_SECONDS="1.5").returncode == 0
     rc, rep, err = diagnose(ws, capsys)
@@ -150,8 +175,9 @@ def test_success_then_history(ws: Path, busybox_bin: Path,
     assert (ws / "history.json").exists()
 
 
-def test_busybox_timeout_during_push_is_push_timeout(ws: Path, busybox_bin: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_busybox_timeout_during_push_is_push_timeout(
+    ws: Path, busybox_bin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert plan(capsys, timeout="3")[0] == 0
     proc = run_script(ws, busybox_bin, "push-hang")
     assert proc.returncode == 143  # busybox timeout: 143, not GNU's 124
@@ -163,14 +189,16 @@ def test_busybox_timeout_during_push_is_push_timeout(ws: Path, busybox_bin: Path
 
 
 def test_busybox_timeout_during_build_is_build_timeout(
-        ws: Path, busybox_bin: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws: Path, busybox_bin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert plan(capsys, timeout="2")[0] == 0
     assert run_script(ws, busybox_bin, "build-hang").returncode == 143
     assert diagnose(ws, capsys)[1]["diagnosis"]["code"] == "build-timeout"
 
 
-def test_jenkins_abort_is_terminated(ws: Path, busybox_bin: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_jenkins_abort_is_terminated(
+    ws: Path, busybox_bin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert plan(capsys, timeout="120")[0] == 0
     proc = run_script(ws, busybox_bin, "push-hang", wait=False)
     log = ws / ".ci-report" / "kaniko.log"
@@ -185,8 +213,9 @@ def test_jenkins_abort_is_terminated(ws: Path, busybox_bin: Path,
     assert rc != 0
 
 
-def test_executor_missing_in_the_kaniko_container(ws: Path, busybox_bin: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_executor_missing_in_the_kaniko_container(
+    ws: Path, busybox_bin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert plan(capsys, executor="/kaniko/executor-not-here")[0] == 0
     assert run_script(ws, busybox_bin, "success").returncode == 127
     rc, rep, _ = diagnose(ws, capsys)

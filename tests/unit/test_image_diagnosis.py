@@ -27,8 +27,16 @@ def facts(lines, **kw) -> RunFacts:
 
 def test_push_timeout_names_the_timeout_that_fits() -> None:
     # 200 MB at 0.5 MB/s = 400 s of push; the push started at 120 s
-    d = diagnose(facts(PUSHING, elapsed=420.0, timeout=420.0, deadline_hit=True,
-                       estimate={"totalBytes": 200_000_000}, bandwidth_bps=500_000.0))
+    d = diagnose(
+        facts(
+            PUSHING,
+            elapsed=420.0,
+            timeout=420.0,
+            deadline_hit=True,
+            estimate={"totalBytes": 200_000_000},
+            bandwidth_bps=500_000.0,
+        )
+    )
     assert (d.outcome, d.code) == ("timed-out", "push-timeout")
     assert fitting_timeout(120, 400) == 900  # 1.5 x 520 + 120 = 900
     assert d.fixes[0].startswith("--timeout 900 would have fitted")
@@ -37,8 +45,15 @@ def test_push_timeout_names_the_timeout_that_fits() -> None:
 
 
 def test_push_slower_than_assumed_says_so() -> None:
-    d = diagnose(facts(PUSHING, elapsed=1800.0, deadline_hit=True,
-                       estimate={"totalBytes": 200_000_000}, bandwidth_bps=1_000_000.0))
+    d = diagnose(
+        facts(
+            PUSHING,
+            elapsed=1800.0,
+            deadline_hit=True,
+            estimate={"totalBytes": 200_000_000},
+            bandwidth_bps=1_000_000.0,
+        )
+    )
     assert d.code == "push-timeout"
     assert "less than 0.12 MB/s" in d.fixes[0] and "assumed 1.00 MB/s" in d.fixes[0]
 
@@ -74,31 +89,42 @@ def test_137_after_snapshot_is_oom() -> None:
 
 
 def test_killed_run_ignores_errors_before_the_last_marker() -> None:
-    lines = [*BUILD[:2], "npm ERR! network connection reset by peer",
-             "\x1b[36mINFO\x1b[0m[0030] Taking snapshot of full filesystem..."]
+    lines = [
+        *BUILD[:2],
+        "npm ERR! network connection reset by peer",
+        "\x1b[36mINFO\x1b[0m[0030] Taking snapshot of full filesystem...",
+    ]
     assert diagnose(facts(lines, exit_code=137)).code == "oom-killed"
 
 
 def test_run_step_failed_shows_the_run_output() -> None:
-    lines = [*BUILD, "\x1b[36mINFO\x1b[0m[0031] Running: [/bin/sh -c ./mvnw package]",
-             "[ERROR] COMPILATION ERROR", "[ERROR] App.java:[12,8] cannot find symbol",
-             "error building image: error building stage: failed to execute command: waiting "
-             "for process to exit: exit status 1"]
+    lines = [
+        *BUILD,
+        "\x1b[36mINFO\x1b[0m[0031] Running: [/bin/sh -c ./mvnw package]",
+        "[ERROR] COMPILATION ERROR",
+        "[ERROR] App.java:[12,8] cannot find symbol",
+        "error building image: error building stage: failed to execute command: waiting "
+        "for process to exit: exit status 1",
+    ]
     d = diagnose(facts(lines, exit_code=1, elapsed=60.0))
     assert d.code == "run-step-failed" and "exit status 1" in d.summary
     assert "[ERROR] App.java:[12,8] cannot find symbol" in d.evidence
 
 
 def test_run_step_killed_inside_the_build_hints_memory() -> None:
-    lines = ["error building image: error building stage: failed to execute command: waiting "
-             "for process to exit: exit status 137"]
+    lines = [
+        "error building image: error building stage: failed to execute command: waiting "
+        "for process to exit: exit status 137"
+    ]
     d = diagnose(facts(lines, exit_code=137, elapsed=60.0))
     assert d.code == "run-step-failed" and any("memory" in f for f in d.fixes)
 
 
 def test_exit_zero_is_pushed() -> None:
-    lines = [*PUSHING, "\x1b[36mINFO\x1b[0m[0130] Pushed registry.example.com/team/app@sha256:"
-             + "a" * 64]
+    lines = [
+        *PUSHING,
+        "\x1b[36mINFO\x1b[0m[0130] Pushed registry.example.com/team/app@sha256:" + "a" * 64,
+    ]
     d = diagnose(facts(lines, exit_code=0, elapsed=130.0))
     assert (d.outcome, d.code, d.to_dict()) == ("pushed", None, None)
 

@@ -101,7 +101,8 @@ def test_build_seconds_exclude_the_base_image_pull() -> None:
     state.feed_all(
         [
             'time="2026-11-23T18:13:21Z" level=info msg="Retrieving image manifest alpine:3"',
-            'time="2026-11-23T18:13:22Z" level=info msg="Unpacking rootfs as cmd RUN x requires it."',
+            'time="2026-11-23T18:13:22Z" level=info '
+            'msg="Unpacking rootfs as cmd RUN x requires it."',
             'time="2026-11-23T18:14:01Z" level=info msg="RUN make"',
             'time="2026-11-23T18:14:15Z" level=info msg="Taking snapshot of full filesystem..."',
             f'time="2026-11-23T18:14:21Z" level=info msg="Pushing image to {DEST}"',

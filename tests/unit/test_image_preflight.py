@@ -20,18 +20,23 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent), prepend=":")
     (tmp_path / "ctx" / "target").mkdir(parents=True)
     (tmp_path / "ctx" / "target" / "app.jar").write_bytes(b"x" * 100)
-    (tmp_path / "ctx" / "Dockerfile").write_text(
-        "FROM scratch\nCOPY target/app.jar /app/app.jar\n")
+    (tmp_path / "ctx" / "Dockerfile").write_text("FROM scratch\nCOPY target/app.jar /app/app.jar\n")
     auth = base64.b64encode(b"ci:secret").decode()
     (tmp_path / "dc").mkdir()
     (tmp_path / "dc" / "config.json").write_text(
-        json.dumps({"auths": {"127.0.0.1:5999": {"auth": auth}}}))
+        json.dumps({"auths": {"127.0.0.1:5999": {"auth": auth}}})
+    )
     return tmp_path
 
 
 def check(ws: Path, **kw):
-    args = dict(context=str(ws / "ctx"), dockerfile=None, destinations=[DEST],
-                executor=str(FAKE), docker_config=str(ws / "dc"))
+    args = dict(
+        context=str(ws / "ctx"),
+        dockerfile=None,
+        destinations=[DEST],
+        executor=str(FAKE),
+        docker_config=str(ws / "dc"),
+    )
     args.update(kw)
     return run_preflight(**args)
 
@@ -74,8 +79,9 @@ def test_destination_must_name_a_registry(ws: Path) -> None:
 
 def test_credentials_missing_or_broken(ws: Path) -> None:
     assert codes(check(ws, destinations=["127.0.0.1:6000/team/app:1"])) == ["registry-auth"]
-    (ws / "dc" / "config.json").write_text(json.dumps(
-        {"auths": {"127.0.0.1:5999": {"auth": base64.b64encode(b"nocolon").decode()}}}))
+    (ws / "dc" / "config.json").write_text(
+        json.dumps({"auths": {"127.0.0.1:5999": {"auth": base64.b64encode(b"nocolon").decode()}}})
+    )
     pf = check(ws)
     assert codes(pf) == ["registry-auth"] and "user:password" in pf.problems[0].message
 

@@ -9,8 +9,12 @@ from ci_report.image.split import PLAN_SCHEMA, load_plan, read_run, render_scrip
 
 
 def test_script_shape() -> None:
-    text = render_script(executor="/kaniko/executor", args=["--context=/w s", "--push-retry=3"],
-                         timeout=900, kill_grace=30)
+    text = render_script(
+        executor="/kaniko/executor",
+        args=["--context=/w s", "--push-retry=3"],
+        timeout=900,
+        kill_grace=30,
+    )
     assert "set -o pipefail" in text
     assert "timeout -s TERM -k 30 900 /kaniko/executor" in text
     assert "'--context=/w s'" in text
@@ -19,9 +23,14 @@ def test_script_shape() -> None:
 
 
 def _plan(tmp: Path, timeout: int = 60) -> tuple[dict, str]:
-    plan = {"schema": PLAN_SCHEMA, "timeoutSeconds": timeout, "logFile": "x/kaniko.log",
-            "rcFile": "x/kaniko.rc", "timesFile": "x/kaniko.times",
-            "versionFile": "x/kaniko.version"}
+    plan = {
+        "schema": PLAN_SCHEMA,
+        "timeoutSeconds": timeout,
+        "logFile": "x/kaniko.log",
+        "rcFile": "x/kaniko.rc",
+        "timesFile": "x/kaniko.times",
+        "versionFile": "x/kaniko.version",
+    }
     path = tmp / "image-plan.json"
     path.write_text(json.dumps(plan))
     return plan, str(path)
@@ -33,7 +42,8 @@ def test_read_run_timeout_kill(tmp_path: Path) -> None:
     (tmp_path / "kaniko.rc").write_text("143\n")
     (tmp_path / "kaniko.version").write_text("Kaniko version :  v1.24.0\n")
     (tmp_path / "kaniko.log").write_text(
-        'time="1970-01-01T00:17:00Z" level=info msg="Pushing image to r.example/a:1"\n')
+        'time="1970-01-01T00:17:00Z" level=info msg="Pushing image to r.example/a:1"\n'
+    )
     run = read_run(load_plan(path), path)
     assert (run.exit_code, run.elapsed, run.deadline_hit) == (143, 60.0, True)
     assert run.log.phase == "push" and run.log.push_started_at == 20.0

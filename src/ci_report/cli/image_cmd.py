@@ -15,26 +15,67 @@ _SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--context", default=None, metavar="DIR",
-                     help="Build context directory (default: .)."),
-        click.option("--dockerfile", default=None, metavar="PATH",
-                     help="Dockerfile, as given or relative to the context (default: Dockerfile)."),
-        click.option("--destination", "destinations", multiple=True, metavar="REF",
-                     help="Fully qualified image reference to push (repeatable)."),
-        click.option("--timeout", default=None, metavar="auto|SECONDS",
-                     help="'auto' (default): sized from the estimate and measured bandwidth."),
-        click.option("--bandwidth", type=float, default=None, metavar="MBPS",
-                     help="Push bandwidth in MB/s when there is no push history yet."),
-        click.option("--report", default=None, metavar="FILE",
-                     help="Write the ci-report/image-push/v1 report JSON here."),
-        click.option("--executor", default=None, metavar="PATH",
-                     help="Kaniko executor (default /kaniko/executor); the image in docker mode."),
-        click.option("--skip-if-no-dockerfile", is_flag=True, default=None,
-                     help="No Dockerfile: report 'skipped' and exit 0 instead of failing."),
-        click.option("--kill-grace", type=float, default=None, metavar="SECONDS",
-                     help="After our SIGTERM, SIGKILL the executor this much later (30)."),
-        click.option("--heartbeat", type=float, default=None, metavar="SECONDS",
-                     help="Progress line after this long without output (30)."),
+        click.option(
+            "--context", default=None, metavar="DIR", help="Build context directory (default: .)."
+        ),
+        click.option(
+            "--dockerfile",
+            default=None,
+            metavar="PATH",
+            help="Dockerfile, as given or relative to the context (default: Dockerfile).",
+        ),
+        click.option(
+            "--destination",
+            "destinations",
+            multiple=True,
+            metavar="REF",
+            help="Fully qualified image reference to push (repeatable).",
+        ),
+        click.option(
+            "--timeout",
+            default=None,
+            metavar="auto|SECONDS",
+            help="'auto' (default): sized from the estimate and measured bandwidth.",
+        ),
+        click.option(
+            "--bandwidth",
+            type=float,
+            default=None,
+            metavar="MBPS",
+            help="Push bandwidth in MB/s when there is no push history yet.",
+        ),
+        click.option(
+            "--report",
+            default=None,
+            metavar="FILE",
+            help="Write the ci-report/image-push/v1 report JSON here.",
+        ),
+        click.option(
+            "--executor",
+            default=None,
+            metavar="PATH",
+            help="Kaniko executor (default /kaniko/executor); the image in docker mode.",
+        ),
+        click.option(
+            "--skip-if-no-dockerfile",
+            is_flag=True,
+            default=None,
+            help="No Dockerfile: report 'skipped' and exit 0 instead of failing.",
+        ),
+        click.option(
+            "--kill-grace",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="After our SIGTERM, SIGKILL the executor this much later (30).",
+        ),
+        click.option(
+            "--heartbeat",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="Progress line after this long without output (30).",
+        ),
         click.argument("executor_flags", nargs=-1, type=click.UNPROCESSED),
     ]
     for option in reversed(options):
@@ -78,8 +119,13 @@ Flags after -- go to the executor; --log-format=text and --push-retry=3 are adde
 Exit code: the executor's own; 0 pushed or skipped; 1 when preflight stops the run.""",
 )
 @_run_options
-@click.option("--mode", type=click.Choice(["direct", "docker"]), default="direct",
-              show_default=True, help="Run the executor here, or its image via Docker.")
+@click.option(
+    "--mode",
+    type=click.Choice(["direct", "docker"]),
+    default="direct",
+    show_default=True,
+    help="Run the executor here, or its image via Docker.",
+)
 @global_options
 @click.pass_context
 def image_push(ctx: click.Context, mode: str, **kw: Any) -> None:
@@ -106,8 +152,13 @@ Writes <workdir>/kaniko-run.sh (busybox sh, set -o pipefail, busybox timeout, lo
 files) and <workdir>/image-plan.json; --json prints exactly the plan JSON on stdout.""",
 )
 @_run_options
-@click.option("--workdir", default=".ci-report", show_default=True, metavar="DIR",
-              help="Where the script, plan, log, rc and times files go.")
+@click.option(
+    "--workdir",
+    default=".ci-report",
+    show_default=True,
+    metavar="DIR",
+    help="Where the script, plan, log, rc and times files go.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan JSON on stdout.")
 @global_options
 @click.pass_context
@@ -135,10 +186,16 @@ Examples:
 \b
 Exit code: the executor's (from the rc file); 0 when pushed or skipped.""",
 )
-@click.option("--plan", "plan_path", required=True, metavar="FILE",
-              help="The image-plan.json written by image-plan.")
-@click.option("--report", default=None, metavar="FILE",
-              help="Report JSON (default: the plan's report path).")
+@click.option(
+    "--plan",
+    "plan_path",
+    required=True,
+    metavar="FILE",
+    help="The image-plan.json written by image-plan.",
+)
+@click.option(
+    "--report", default=None, metavar="FILE", help="Report JSON (default: the plan's report path)."
+)
 @global_options
 @click.pass_context
 def image_diagnose(ctx: click.Context, plan_path: str, report: Optional[str]) -> None:

@@ -27,11 +27,27 @@ __all__ = [
 ]
 
 CODES = (
-    "push-timeout", "build-timeout", "terminated", "oom-killed", "run-step-failed",
-    "registry-auth", "registry-denied", "registry-network", "registry-tls",
-    "base-image-not-found", "rate-limited", "dockerfile-missing", "copy-source-missing",
-    "disk-full", "snapshot-timeout", "push-connection-dropped", "request-too-large",
-    "immutable-tag", "name-unknown", "executor-missing", "unknown",
+    "push-timeout",
+    "build-timeout",
+    "terminated",
+    "oom-killed",
+    "run-step-failed",
+    "registry-auth",
+    "registry-denied",
+    "registry-network",
+    "registry-tls",
+    "base-image-not-found",
+    "rate-limited",
+    "dockerfile-missing",
+    "copy-source-missing",
+    "disk-full",
+    "snapshot-timeout",
+    "push-connection-dropped",
+    "request-too-large",
+    "immutable-tag",
+    "name-unknown",
+    "executor-missing",
+    "unknown",
 )
 OUTCOMES = ("pushed", "failed", "timed-out", "terminated", "skipped")
 PUSH_PHASES = ("push", "pushed")
@@ -122,8 +138,12 @@ class Diagnosis:
     def to_dict(self) -> Optional[dict[str, Any]]:
         if self.code is None:
             return None
-        return {"code": self.code, "summary": self.summary, "evidence": self.evidence,
-                "fixes": self.fixes}
+        return {
+            "code": self.code,
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "fixes": self.fixes,
+        }
 
 
 def _marker_index(lines: Sequence[str]) -> int:
@@ -146,8 +166,13 @@ def _phase(facts: RunFacts) -> str:
 
 def _phase_evidence(facts: RunFacts) -> list[str]:
     marker = facts.log.last_marker if facts.log else None
-    return [marker] if marker else ["(no phase marker in the log: Kaniko never got past its "
-                                    "start-up push-permission check)"]
+    return (
+        [marker]
+        if marker
+        else [
+            "(no phase marker in the log: Kaniko never got past its start-up push-permission check)"
+        ]
+    )
 
 
 # -- timeouts ----------------------------------------------------------------------------
@@ -156,8 +181,9 @@ def _phase_evidence(facts: RunFacts) -> list[str]:
 def _push_timeout(facts: RunFacts) -> Diagnosis:
     log = facts.log or LogState()
     push_at = log.push_started_at
-    pre_push = push_at if push_at is not None else max(0.0, facts.elapsed - (
-        facts.expected_push_s or 0))
+    pre_push = (
+        push_at if push_at is not None else max(0.0, facts.elapsed - (facts.expected_push_s or 0))
+    )
     push_ran = max(1.0, facts.elapsed - pre_push)
     size = facts.push_bytes
     bw = facts.bandwidth_bps
@@ -227,8 +253,8 @@ def _push_timeout(facts: RunFacts) -> Diagnosis:
     cause = (
         "ci-report's own deadline fired while the last phase marker was 'Pushing image to' "
         "(Kaniko logs nothing while it uploads)"
-        if facts.mode != "split" else
-        f"the script's timeout killed the executor (exit {facts.exit_code}) at "
+        if facts.mode != "split"
+        else f"the script's timeout killed the executor (exit {facts.exit_code}) at "
         f"{fmt_duration(facts.elapsed)} of {int(facts.timeout or 0)} s, during the push"
     )
     return Diagnosis("timed-out", "push-timeout", summary, evidence, fixes, cause)
@@ -236,42 +262,49 @@ def _push_timeout(facts: RunFacts) -> Diagnosis:
 
 _BUILD_PHASE_FIXES = {
     "start": "the start-up push-permission check hung: check egress to the registry "
-             "(NetworkPolicy, proxy)",
+    "(NetworkPolicy, proxy)",
     "resolve": "pulling the base image is slow: a registry mirror close to the cluster "
-               "(--registry-mirror / --registry-map) or a smaller base image",
+    "(--registry-mirror / --registry-map) or a smaller base image",
     "manifest": "pulling the base image is slow: a registry mirror close to the cluster "
-                "(--registry-mirror / --registry-map) or a smaller base image",
+    "(--registry-mirror / --registry-map) or a smaller base image",
     "pull": "pulling the base image is slow: a registry mirror close to the cluster "
-            "(--registry-mirror / --registry-map) or a smaller base image",
+    "(--registry-mirror / --registry-map) or a smaller base image",
     "unpack": "unpacking the base image is slow: a smaller base image, fewer stages",
     "snapshot": "snapshots are slow: --snapshot-mode=redo, or --use-new-run",
     "instruction": "a RUN step is slow: move compilation out of the Dockerfile (build the "
-                   "artifact before the image step) or use --cache=true with a nearby "
-                   "--cache-repo",
+    "artifact before the image step) or use --cache=true with a nearby "
+    "--cache-repo",
     "cache-lookup": "cache lookups are slow: point --cache-repo at a registry near the cluster",
     "cache-push": "cache pushes upload every RUN layer a second time: --cache=false or a "
-                  "nearby --cache-repo",
+    "nearby --cache-repo",
 }
 
 
 def _build_timeout(facts: RunFacts) -> Diagnosis:
     phase = _phase(facts)
-    need = fitting_timeout(facts.elapsed * 2 + (facts.expected_push_s or 0), 0,
-                           facts.timeout_floor)
+    need = fitting_timeout(facts.elapsed * 2 + (facts.expected_push_s or 0), 0, facts.timeout_floor)
     fixes = [
         f"--timeout {need} if the build was half done ({fmt_duration(facts.elapsed)} spent "
-        f"before the push started" + (
+        f"before the push started"
+        + (
             f", plus {fmt_duration(facts.expected_push_s)} expected for the push)"
-            if facts.expected_push_s else ")")
+            if facts.expected_push_s
+            else ")"
+        )
     ]
     hint = _BUILD_PHASE_FIXES.get(phase, _BUILD_PHASE_FIXES["instruction"])
     fixes.append(hint)
     evidence = _phase_evidence(facts) + [
-        x for x in _last_lines(facts.lines, 2) if x not in _phase_evidence(facts)]
-    summary = (f"the build did not reach the push within the {int(facts.timeout or 0)} s "
-               f"timeout; it was in phase '{phase}' after {fmt_duration(facts.elapsed)}")
-    cause = ("the deadline fired before any 'Pushing image to' marker, so the time went into "
-             "pulling and building")
+        x for x in _last_lines(facts.lines, 2) if x not in _phase_evidence(facts)
+    ]
+    summary = (
+        f"the build did not reach the push within the {int(facts.timeout or 0)} s "
+        f"timeout; it was in phase '{phase}' after {fmt_duration(facts.elapsed)}"
+    )
+    cause = (
+        "the deadline fired before any 'Pushing image to' marker, so the time went into "
+        "pulling and building"
+    )
     return Diagnosis("timed-out", "build-timeout", summary, evidence, fixes, cause)
 
 
@@ -287,24 +320,32 @@ def _terminated(facts: RunFacts, who: str) -> Diagnosis:
         "describe pod: Evicted, Killing) and the ephemeral-storage/memory requests",
     ]
     if phase in PUSH_PHASES:
-        fixes.insert(0, "it stopped during the push: the push may simply be slow; see the "
-                        "estimate and --timeout auto")
+        fixes.insert(
+            0,
+            "it stopped during the push: the push may simply be slow; see the "
+            "estimate and --timeout auto",
+        )
     summary = f"{who} during phase '{phase}' after {fmt_duration(facts.elapsed)}"
     if facts.timeout:
         summary += f" (ci-report's own timeout was {int(facts.timeout)} s)"
     evidence = _phase_evidence(facts) + [
-        x for x in _last_lines(facts.lines, 1) if x not in _phase_evidence(facts)]
-    cause = (f"exit {facts.exit_code} with the deadline not reached: the signal came from "
-             "outside (Jenkins abort or timeout(), pod deletion)")
+        x for x in _last_lines(facts.lines, 1) if x not in _phase_evidence(facts)
+    ]
+    cause = (
+        f"exit {facts.exit_code} with the deadline not reached: the signal came from "
+        "outside (Jenkins abort or timeout(), pod deletion)"
+    )
     return Diagnosis("terminated", "terminated", summary, evidence, fixes, cause)
 
 
 def _oom(facts: RunFacts) -> Diagnosis:
     phase = _phase(facts)
     likely = "right after a snapshot marker, " if phase in ("snapshot", "unpack") else ""
-    summary = (f"the executor was SIGKILLed (exit {facts.exit_code}) with no error line, "
-               f"{likely}in phase '{phase}' after {fmt_duration(facts.elapsed)}: most likely "
-               f"the container's memory limit (OOM kill)")
+    summary = (
+        f"the executor was SIGKILLed (exit {facts.exit_code}) with no error line, "
+        f"{likely}in phase '{phase}' after {fmt_duration(facts.elapsed)}: most likely "
+        f"the container's memory limit (OOM kill)"
+    )
     fixes = [
         "--compressed-caching=false (Kaniko keeps compressed layers in memory by default)",
         "raise the kaniko container's resources.limits.memory",
@@ -312,8 +353,10 @@ def _oom(facts: RunFacts) -> Diagnosis:
         "confirm with kubectl describe pod (Last State: OOMKilled) or the node's dmesg",
     ]
     evidence = _phase_evidence(facts)
-    cause = ("exit 137 is SIGKILL; neither ci-report's deadline nor a signal to ci-report "
-             "explains it, and Kaniko printed no error")
+    cause = (
+        "exit 137 is SIGKILL; neither ci-report's deadline nor a signal to ci-report "
+        "explains it, and Kaniko printed no error"
+    )
     return Diagnosis("failed", "oom-killed", summary, evidence, fixes, cause)
 
 
@@ -329,12 +372,14 @@ def _from_catalogue(facts: RunFacts, match: CatalogueMatch) -> Diagnosis:
     if item.code == "run-step-failed":
         # the RUN output just above the error line says what failed
         start = max(_marker_index(lines[: match.index]) + 1, match.index - 4)
-        evidence = [parse_line(x).raw for x in lines[start: match.index] if x.strip()]
+        evidence = [parse_line(x).raw for x in lines[start : match.index] if x.strip()]
         m = item.regex.search(parse_line(match.line).msg)
         status = m.group(1) if m else None
         if status == "137" or (m and m.group(2) == "killed"):
-            summary += ("; the RUN process was killed (exit 137 inside the build is usually its "
-                        "own memory use)")
+            summary += (
+                "; the RUN process was killed (exit 137 inside the build is usually its "
+                "own memory use)"
+            )
             fixes.append("lower the JVM/tool heap in that RUN, or raise the memory limit")
         elif status:
             summary += f" with exit status {status}"
@@ -344,8 +389,14 @@ def _from_catalogue(facts: RunFacts, match: CatalogueMatch) -> Diagnosis:
     marker = facts.log.last_marker if facts.log else None
     if marker and marker not in evidence:
         evidence.insert(0, marker)
-    return Diagnosis("failed", item.code, summary, evidence, fixes,
-                     f"Kaniko's error line matches catalogue entry {item.id}")
+    return Diagnosis(
+        "failed",
+        item.code,
+        summary,
+        evidence,
+        fixes,
+        f"Kaniko's error line matches catalogue entry {item.id}",
+    )
 
 
 # -- the decision ------------------------------------------------------------------------
@@ -359,16 +410,21 @@ def diagnose(facts: RunFacts) -> Diagnosis:
     if facts.deadline_hit:
         return _push_timeout(facts) if phase in PUSH_PHASES else _build_timeout(facts)
     if facts.signals:
-        who = "ci-report received " + " and ".join(dict.fromkeys(facts.signals)) + \
-              " and forwarded it to the executor"
+        who = (
+            "ci-report received "
+            + " and ".join(dict.fromkeys(facts.signals))
+            + " and forwarded it to the executor"
+        )
         return _terminated(facts, who)
     if facts.exit_code == 0:
         digest = facts.log.digest
         summary = "pushed" + (f" {digest}" if digest else "")
         return Diagnosis("pushed", None, summary)
     if facts.exit_code is None:
-        return _terminated(facts, "the run never finished (no exit code recorded: the "
-                                  "container or the shell was killed)")
+        return _terminated(
+            facts,
+            "the run never finished (no exit code recorded: the container or the shell was killed)",
+        )
     lines = list(facts.lines)
     # After a kill, only the lines after the last phase marker can be Kaniko's final error.
     killed = signal_name(facts.exit_code) in ("SIGTERM", "SIGKILL", "SIGINT")
@@ -382,11 +438,14 @@ def diagnose(facts: RunFacts) -> Diagnosis:
     if sig in ("SIGTERM", "SIGINT") or facts.exit_code == 124:
         src = "busybox timeout or " if facts.mode == "split" else ""
         return _terminated(
-            facts, f"the executor was killed by {sig or 'timeout'} from outside ci-report "
-                   f"({src}Jenkins or the pod), not by ci-report's deadline")
+            facts,
+            f"the executor was killed by {sig or 'timeout'} from outside ci-report "
+            f"({src}Jenkins or the pod), not by ci-report's deadline",
+        )
     if facts.exit_code in (126, 127):
         return Diagnosis(
-            "failed", "executor-missing",
+            "failed",
+            "executor-missing",
             f"the executor could not be started (exit {facts.exit_code}: not found or not "
             "executable)",
             _last_lines(lines, 2),
@@ -394,14 +453,18 @@ def diagnose(facts: RunFacts) -> Diagnosis:
             "exit 126/127 is the shell's 'cannot execute' / 'not found'",
         )
     evidence = _phase_evidence(facts) + [
-        x for x in _last_lines(lines, 3) if x not in _phase_evidence(facts)]
+        x for x in _last_lines(lines, 3) if x not in _phase_evidence(facts)
+    ]
     return Diagnosis(
-        "failed", "unknown",
+        "failed",
+        "unknown",
         f"the executor exited {facts.exit_code} in phase '{phase}' after "
         f"{fmt_duration(facts.elapsed)} with no line ci-report recognises",
         evidence,
-        ["read the last lines of the Kaniko log above; rerun with --verbosity=debug in the "
-         "executor flags",
-         "report the error line to the ci-report team so the catalogue learns it"],
+        [
+            "read the last lines of the Kaniko log above; rerun with --verbosity=debug in the "
+            "executor flags",
+            "report the error line to the ci-report team so the catalogue learns it",
+        ],
         "no catalogue entry matched",
     )

@@ -26,8 +26,15 @@ CONFIG_DIR = "/kaniko/.docker"
 OUTSIDE_DOCKERFILE = "/ci-report/Dockerfile"
 
 
-def container_spec(*, image: str, context: Path, dockerfile: Path, destinations: Sequence[str],
-                   extra_args: Sequence[str], docker_config: Optional[Path]) -> dict[str, Any]:
+def container_spec(
+    *,
+    image: str,
+    context: Path,
+    dockerfile: Path,
+    destinations: Sequence[str],
+    extra_args: Sequence[str],
+    docker_config: Optional[Path],
+) -> dict[str, Any]:
     """Keyword arguments for ``client.containers.create``."""
     context = Path(context).absolute()
     dockerfile = Path(dockerfile).absolute()
@@ -42,8 +49,9 @@ def container_spec(*, image: str, context: Path, dockerfile: Path, destinations:
         cfg_dir = cfg.parent if cfg.suffix == ".json" else cfg
         if cfg_dir.is_dir():
             volumes[str(cfg_dir.absolute())] = {"bind": CONFIG_DIR, "mode": "ro"}
-    command = executor_args(context=WORKSPACE, dockerfile=in_ctx, destinations=destinations,
-                            extra=extra_args)
+    command = executor_args(
+        context=WORKSPACE, dockerfile=in_ctx, destinations=destinations, extra=extra_args
+    )
     return {
         "image": image,
         "command": command,
@@ -111,12 +119,25 @@ class DockerHandle(Handle):
 class DockerRun:
     """``start()`` creates and starts the container; the supervisor does the rest."""
 
-    def __init__(self, *, image: str, context: Path, dockerfile: Path,
-                 destinations: Sequence[str], extra_args: Sequence[str],
-                 docker_config: Optional[Path], stop_grace: float = 30.0) -> None:
-        self.spec = container_spec(image=image, context=context, dockerfile=dockerfile,
-                                   destinations=destinations, extra_args=extra_args,
-                                   docker_config=docker_config)
+    def __init__(
+        self,
+        *,
+        image: str,
+        context: Path,
+        dockerfile: Path,
+        destinations: Sequence[str],
+        extra_args: Sequence[str],
+        docker_config: Optional[Path],
+        stop_grace: float = 30.0,
+    ) -> None:
+        self.spec = container_spec(
+            image=image,
+            context=context,
+            dockerfile=dockerfile,
+            destinations=destinations,
+            extra_args=extra_args,
+            docker_config=docker_config,
+        )
         self.stop_grace = stop_grace
 
     def start(self) -> DockerHandle:
@@ -124,8 +145,9 @@ class DockerRun:
             import docker
             from docker.errors import DockerException, ImageNotFound
         except ImportError as exc:
-            raise OSError("docker mode needs the docker package: pip install "
-                          "'ci-report[docker]'") from exc
+            raise OSError(
+                "docker mode needs the docker package: pip install 'ci-report[docker]'"
+            ) from exc
         try:
             client = docker.from_env()
             try:

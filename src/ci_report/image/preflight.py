@@ -68,8 +68,9 @@ def _version_tuple(text: str) -> Optional[tuple[int, ...]]:
 def executor_version(executor: str, timeout: float = 10.0) -> tuple[Optional[str], str]:
     """(version, output) of ``<executor> version``; version None when it cannot be read."""
     try:
-        proc = subprocess.run([executor, "version"], capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        proc = subprocess.run(
+            [executor, "version"], capture_output=True, text=True, timeout=timeout, check=False
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return None, str(exc)
     out = (proc.stdout + proc.stderr).strip()
@@ -77,15 +78,20 @@ def executor_version(executor: str, timeout: float = 10.0) -> tuple[Optional[str
     return (m.group(1) if m else None), out
 
 
-def unmaintained_warning(version: Optional[str] = None, image: Optional[str] = None) -> \
-        Optional[str]:
+def unmaintained_warning(
+    version: Optional[str] = None, image: Optional[str] = None
+) -> Optional[str]:
     if image and image.startswith(GOOGLE_IMAGES):
-        return (f"{image} is Google's Kaniko, archived on 2025-06-03 and no longer maintained: "
-                "consider ghcr.io/osscontainertools/kaniko (active fork) or chainguard's fork")
+        return (
+            f"{image} is Google's Kaniko, archived on 2025-06-03 and no longer maintained: "
+            "consider ghcr.io/osscontainertools/kaniko (active fork) or chainguard's fork"
+        )
     parsed = _version_tuple(version or "")
     if parsed and parsed <= _LAST_GOOGLE:
-        return (f"Kaniko {version} is a Google release (gcr.io/kaniko-project images, archived "
-                "on 2025-06-03, unmaintained): consider ghcr.io/osscontainertools/kaniko")
+        return (
+            f"Kaniko {version} is a Google release (gcr.io/kaniko-project images, archived "
+            "on 2025-06-03, unmaintained): consider ghcr.io/osscontainertools/kaniko"
+        )
     return None
 
 
@@ -98,71 +104,98 @@ def _check_executor(pf: Preflight, executor: str, mode: str) -> None:
         return
     path = shutil.which(executor) if os.sep not in executor else executor
     if not path or not os.path.isfile(path) or not os.access(path, os.X_OK):
-        pf.problems.append(Problem(
-            "executor-missing",
-            f"the Kaniko executor {executor} is not there (or not executable)",
-            "run ci-report in an image that has /kaniko/executor, pass --executor=<path>, or "
-            "use split mode (ci-report image-plan) with the kaniko container",
-        ))
+        pf.problems.append(
+            Problem(
+                "executor-missing",
+                f"the Kaniko executor {executor} is not there (or not executable)",
+                "run ci-report in an image that has /kaniko/executor, pass --executor=<path>, or "
+                "use split mode (ci-report image-plan) with the kaniko container",
+            )
+        )
         return
     version, output = executor_version(path)
     pf.executor_version = version
     pf.facts.append(("executor", f"{executor} ({version or 'version unknown'})"))
     if version is None:
-        pf.warnings.append(f"'{executor} version' did not print a Kaniko version: "
-                           f"{output.splitlines()[-1] if output else 'no output'}")
+        pf.warnings.append(
+            f"'{executor} version' did not print a Kaniko version: "
+            f"{output.splitlines()[-1] if output else 'no output'}"
+        )
     warning = unmaintained_warning(version=version)
     if warning:
         pf.warnings.append(warning)
 
 
-def _check_destinations(pf: Preflight, destinations: Sequence[str], docker_config: Any,
-                        insecure: Sequence[str], needs_push: bool) -> None:
+def _check_destinations(
+    pf: Preflight,
+    destinations: Sequence[str],
+    docker_config: Any,
+    insecure: Sequence[str],
+    needs_push: bool,
+) -> None:
     from ..errors import CiReportError
     from .registry import parse_reference
 
     if not destinations and needs_push:
-        pf.problems.append(Problem("name-unknown", "no --destination given",
-                                   "pass --destination host/namespace/repo:tag (repeatable)"))
+        pf.problems.append(
+            Problem(
+                "name-unknown",
+                "no --destination given",
+                "pass --destination host/namespace/repo:tag (repeatable)",
+            )
+        )
     for dest in destinations:
         try:
             ref = parse_reference(dest, insecure_registries=insecure)
         except CiReportError as err:
-            pf.problems.append(Problem("name-unknown", f"destination {dest!r}: {err.message}",
-                                       err.fix or "use host/namespace/repo:tag"))
+            pf.problems.append(
+                Problem(
+                    "name-unknown",
+                    f"destination {dest!r}: {err.message}",
+                    err.fix or "use host/namespace/repo:tag",
+                )
+            )
             continue
         if not ref.explicit_registry:
-            pf.problems.append(Problem(
-                "name-unknown",
-                f"destination {dest!r} names no registry host (Kaniko would push to Docker Hub "
-                "and its token endpoint refuses most such names)",
-                f"fully qualify it: registry.example.com/{dest}",
-            ))
+            pf.problems.append(
+                Problem(
+                    "name-unknown",
+                    f"destination {dest!r} names no registry host (Kaniko would push to Docker Hub "
+                    "and its token endpoint refuses most such names)",
+                    f"fully qualify it: registry.example.com/{dest}",
+                )
+            )
             continue
         if not needs_push:
             continue
         problems = docker_config.problems_for(ref.registry)
         if problems:
-            pf.problems.append(Problem("registry-auth", problems[0],
-                                       "re-create the secret from a working docker login"))
+            pf.problems.append(
+                Problem(
+                    "registry-auth", problems[0], "re-create the secret from a working docker login"
+                )
+            )
         elif not docker_config.has_credentials(ref.registry):
             where = docker_config.path or "config.json"
             state = "has no entry for it" if docker_config.exists else "does not exist"
-            pf.problems.append(Problem(
-                "registry-auth",
-                f"no credentials for {ref.registry} (destination {dest}): {where} {state}",
-                f'add "auths": {{"{ref.registry}": {{"auth": "<base64 user:password>"}}}} '
-                "(or a credHelpers entry) and mount it at /kaniko/.docker/config.json; "
-                "DOCKER_CONFIG names its directory",
-            ))
+            pf.problems.append(
+                Problem(
+                    "registry-auth",
+                    f"no credentials for {ref.registry} (destination {dest}): {where} {state}",
+                    f'add "auths": {{"{ref.registry}": {{"auth": "<base64 user:password>"}}}} '
+                    "(or a credHelpers entry) and mount it at /kaniko/.docker/config.json; "
+                    "DOCKER_CONFIG names its directory",
+                )
+            )
         else:
             creds = docker_config.credentials_for(ref.registry)
             source = creds.source if creds else f"helper {docker_config.helper_for(ref.registry)}"
             pf.facts.append((f"credentials {ref.registry}", source))
 
 
-def _check_dockerfile(pf: Preflight, build_args: dict[str, str], target: Optional[str],
-                      docker_config: Any) -> None:
+def _check_dockerfile(
+    pf: Preflight, build_args: dict[str, str], target: Optional[str], docker_config: Any
+) -> None:
     from ..errors import CiReportError
     from .dockerfile import copy_sources, load_dockerignore, parse_dockerfile
 
@@ -171,14 +204,17 @@ def _check_dockerfile(pf: Preflight, build_args: dict[str, str], target: Optiona
         text = pf.dockerfile.read_text(encoding="utf-8", errors="replace")
         stages = parse_dockerfile(text, build_args)
     except (CiReportError, OSError, ValueError) as exc:
-        pf.warnings.append(f"could not read {pf.dockerfile} ({getattr(exc, 'message', exc)}): "
-                           "COPY sources not checked")
+        pf.warnings.append(
+            f"could not read {pf.dockerfile} ({getattr(exc, 'message', exc)}): "
+            "COPY sources not checked"
+        )
         return
     pf.stages = list(stages)
     ignore = load_dockerignore(pf.context, pf.dockerfile)
     try:
-        sources = copy_sources(stages, pf.context, ignore, build_args=build_args,
-                               target=target, all_used_stages=True)
+        sources = copy_sources(
+            stages, pf.context, ignore, build_args=build_args, target=target, all_used_stages=True
+        )
     except TypeError:  # an older copy_sources without all_used_stages
         sources = copy_sources(stages, pf.context, ignore, build_args=build_args)
     lines = text.splitlines()
@@ -187,21 +223,28 @@ def _check_dockerfile(pf: Preflight, build_args: dict[str, str], target: Optiona
             continue
         shown = lines[src.line - 1].strip() if 0 < src.line <= len(lines) else src.pattern
         excluded = getattr(src, "excluded", 0)
-        why = (f"{excluded} matching file(s) are excluded by .dockerignore" if excluded
-               else "nothing in the context matches it")
-        pf.problems.append(Problem(
-            "copy-source-missing",
-            f"{getattr(src, 'cmd', 'COPY')} source {src.pattern!r} is not in the build context "
-            f"{pf.context}: {why}",
-            "build the artifact before the image step, check --context, or fix .dockerignore",
-            [f"{pf.dockerfile.name}:{src.line}: {shown}"],
-        ))
-    hub_bases = [s.base for s in stages
-                 if getattr(s, "is_external", False) and not _has_registry(s.base)]
+        why = (
+            f"{excluded} matching file(s) are excluded by .dockerignore"
+            if excluded
+            else "nothing in the context matches it"
+        )
+        pf.problems.append(
+            Problem(
+                "copy-source-missing",
+                f"{getattr(src, 'cmd', 'COPY')} source {src.pattern!r} is not in the build context "
+                f"{pf.context}: {why}",
+                "build the artifact before the image step, check --context, or fix .dockerignore",
+                [f"{pf.dockerfile.name}:{src.line}: {shown}"],
+            )
+        )
+    hub_bases = [
+        s.base for s in stages if getattr(s, "is_external", False) and not _has_registry(s.base)
+    ]
     if hub_bases and docker_config is not None and not docker_config.has_credentials("docker.io"):
         pf.warnings.append(
             f"base image {hub_bases[0]} comes from Docker Hub and config.json has no docker.io "
-            "credentials: anonymous pulls are rate-limited (TOOMANYREQUESTS)")
+            "credentials: anonymous pulls are rate-limited (TOOMANYREQUESTS)"
+        )
 
 
 def _has_registry(image: str) -> bool:
@@ -231,20 +274,24 @@ def run_preflight(
             pf.skipped = True
             pf.facts.append(("dockerfile", f"{df} (missing: skipped as asked)"))
             return pf
-        pf.problems.append(Problem(
-            "dockerfile-missing",
-            f"Dockerfile {df} does not exist",
-            "pass --dockerfile relative to the workspace or the context, or "
-            "--skip-if-no-dockerfile for modules without an image",
-        ))
+        pf.problems.append(
+            Problem(
+                "dockerfile-missing",
+                f"Dockerfile {df} does not exist",
+                "pass --dockerfile relative to the workspace or the context, or "
+                "--skip-if-no-dockerfile for modules without an image",
+            )
+        )
         return pf
     pf.dockerfile = df
     if not ctx.is_dir():
-        pf.problems.append(Problem(
-            "copy-source-missing",
-            f"the build context {ctx} is not a directory",
-            "pass --context with the directory that holds the COPY/ADD sources",
-        ))
+        pf.problems.append(
+            Problem(
+                "copy-source-missing",
+                f"the build context {ctx} is not a directory",
+                "pass --context with the directory that holds the COPY/ADD sources",
+            )
+        )
         return pf
     pf.facts.append(("dockerfile", str(df)))
     pf.facts.append(("context", str(ctx)))
@@ -252,9 +299,13 @@ def run_preflight(
     try:
         config = load_docker_config(docker_config)
     except Exception as exc:  # a broken config.json is a finding, not a crash
-        pf.problems.append(Problem("registry-auth", f"cannot read the docker config: "
-                                   f"{getattr(exc, 'message', exc)}",
-                                   getattr(exc, "fix", None) or "fix config.json"))
+        pf.problems.append(
+            Problem(
+                "registry-auth",
+                f"cannot read the docker config: {getattr(exc, 'message', exc)}",
+                getattr(exc, "fix", None) or "fix config.json",
+            )
+        )
         return pf
     pf.docker_config = config
     _check_dockerfile(pf, build_args_of(extra_args), first_value(extra_args, "--target"), config)

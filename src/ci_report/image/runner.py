@@ -76,12 +76,18 @@ def _exit_code(returncode: int) -> int:
 class ProcessHandle(Handle):
     """A local executor process in its own process group (so RUN children die with it)."""
 
-    def __init__(self, argv: Sequence[str], env: Optional[dict[str, str]] = None,
-                 cwd: Optional[str] = None) -> None:
+    def __init__(
+        self, argv: Sequence[str], env: Optional[dict[str, str]] = None, cwd: Optional[str] = None
+    ) -> None:
         self.lines = queue.Queue()
         self.proc = subprocess.Popen(
-            list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=cwd, start_new_session=True,
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True, name="executor-output")
         self._reader.start()
@@ -139,8 +145,11 @@ class Supervisor:
 
     def _heartbeat(self, state: LogState, elapsed: float, silent: float) -> None:
         phase = state.phase
-        parts = [f"still in phase {phase}", f"elapsed {fmt_duration(elapsed)}",
-                 f"no output for {fmt_duration(silent)}"]
+        parts = [
+            f"still in phase {phase}",
+            f"elapsed {fmt_duration(elapsed)}",
+            f"no output for {fmt_duration(silent)}",
+        ]
         if phase in ("push", "pushed") and state.push_started_at is not None:
             ran = elapsed - state.push_started_at
             text = f"pushing for {fmt_duration(ran)}"
@@ -150,8 +159,10 @@ class Supervisor:
         elif self.expect.build_s:
             parts.append(f"~{fmt_duration(self.expect.build_s)} expected for pull and build")
         if self.timeout:
-            parts.append(f"{fmt_duration(max(0.0, self.timeout - elapsed))} left before the "
-                         f"{fmt_duration(self.timeout)} timeout")
+            parts.append(
+                f"{fmt_duration(max(0.0, self.timeout - elapsed))} left before the "
+                f"{fmt_duration(self.timeout)} timeout"
+            )
         self.console.info(", ".join(parts), phase=phase, elapsed=round(elapsed, 1))
 
     # -- the loop ------------------------------------------------------------------------
@@ -173,8 +184,7 @@ class Supervisor:
             try:
                 handle = start()
             except OSError as exc:
-                return RunResult(127, 0.0, False, [], state, [str(exc)], started_at,
-                                 error=str(exc))
+                return RunResult(127, 0.0, False, [], state, [str(exc)], started_at, error=str(exc))
             try:
                 return self._loop(handle, state, lines, received, started_at, t0)
             finally:
@@ -183,8 +193,15 @@ class Supervisor:
             for signum, old in previous.items():
                 signal.signal(signum, old)
 
-    def _loop(self, handle: Handle, state: LogState, lines: list[str], received: list[int],
-              started_at: float, t0: float) -> RunResult:
+    def _loop(
+        self,
+        handle: Handle,
+        state: LogState,
+        lines: list[str],
+        received: list[int],
+        started_at: float,
+        t0: float,
+    ) -> RunResult:
         deadline_hit = killed = eof = False
         forwarded = 0
         kill_at: Optional[float] = None
@@ -210,8 +227,10 @@ class Supervisor:
                 mark = state.feed(item, at=elapsed)
                 if mark is not None and STAGES.get(mark.phase) != stage:
                     stage = STAGES.get(mark.phase)
-                    self.console.info(f"phase: {stage} ({mark.phase}) at "
-                                      f"{fmt_duration(elapsed)}", phase=mark.phase)
+                    self.console.info(
+                        f"phase: {stage} ({mark.phase}) at {fmt_duration(elapsed)}",
+                        phase=mark.phase,
+                    )
             if rc is None:
                 rc = handle.poll()
                 if rc is not None:
@@ -224,14 +243,17 @@ class Supervisor:
                     self.console.warn(
                         f"timeout: {fmt_duration(self.timeout)} reached in phase {state.phase}; "
                         f"sending SIGTERM to the executor (SIGKILL in "
-                        f"{fmt_duration(self.kill_grace)})")
+                        f"{fmt_duration(self.kill_grace)})"
+                    )
                     handle.send(signal.SIGTERM)
                     kill_at = now + self.kill_grace
                 if len(received) > forwarded:
                     names = [signal.Signals(s).name for s in received[forwarded:]]
                     forwarded = len(received)
-                    self.console.warn(f"received {', '.join(names)}: forwarding SIGTERM to the "
-                                      f"executor (phase {state.phase}, {fmt_duration(elapsed)})")
+                    self.console.warn(
+                        f"received {', '.join(names)}: forwarding SIGTERM to the "
+                        f"executor (phase {state.phase}, {fmt_duration(elapsed)})"
+                    )
                     handle.send(signal.SIGTERM)
                     soon = now + (0.0 if len(received) > 1 else self.term_grace)
                     kill_at = soon if kill_at is None else min(kill_at, soon)
@@ -245,5 +267,13 @@ class Supervisor:
                     last_beat = now
                     self._heartbeat(state, elapsed, silent)
         elapsed = (exited_at or time.monotonic()) - t0
-        return RunResult(rc, elapsed, deadline_hit, [signal.Signals(s).name for s in received],
-                         state, lines, started_at, killed)
+        return RunResult(
+            rc,
+            elapsed,
+            deadline_hit,
+            [signal.Signals(s).name for s in received],
+            state,
+            lines,
+            started_at,
+            killed,
+        )
