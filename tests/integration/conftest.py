@@ -2,172 +2,51 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import os
 import socketserver
 import ssl
 import subprocess
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 import pytest
-from fault_server import FaultServer
+from fault_server import (  # re-exported: other integration tests import these from conftest
+    API_KEY,
+    AUTH_ENV,
+    CALLBACK_DATA,
+    FAST_ENV,
+    JWT_SECRET,
+    REPO,
+    SAMPLE_COUNTS,
+    SAMPLE_REPORT,
+    WHSEC,
+    Cli,
+    CliResult,
+    FaultServer,
+    applied,
+    outbox_entries,
+    outbox_leftovers,
+    receiver_requests_by_id,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-CALLBACK_DATA = REPO / "tests" / "data" / "callback"
-SAMPLE_REPORT = CALLBACK_DATA / "TEST-sample.xml"
-# what SAMPLE_REPORT holds
-SAMPLE_COUNTS = {"passed": 2, "failed": 2, "skipped": 1, "total": 5}
-
-# receiver-side secrets (the client gets the same values unless a test says otherwise)
-API_KEY = "it-api-key-6f1d0c3a9b7e4d21a8c5"
-JWT_SECRET = "it-jwt-secret-0123456789abcdef0123456789abcdef"
-WHSEC = "whsec_" + base64.b64encode(b"integration-hmac-key-32-bytes!!!").decode()
-AUTH_ENV = {
-    "JENKINS_API_KEY": API_KEY,
-    "JENKINS_JWT_SECRET": JWT_SECRET,
-    "JENKINS_SIGNATURE_SECRET": WHSEC,
-}
-
-# delivery knobs small enough for a fast suite
-FAST_ENV = {
-    "CI_REPORT_MAX_ATTEMPTS": "3",
-    "CI_REPORT_DEADLINE": "20",
-    "CI_REPORT_READ_TIMEOUT": "1",
-    "CI_REPORT_CONNECT_TIMEOUT": "1",
-    "CI_REPORT_FLUSH_BUDGET": "3",
-}
-
-_DROPPED_ENV_PREFIXES = ("CI_REPORT_", "JENKINS_", "API_CALLBACK_", "GIT_")
-_DROPPED_ENV = {
-    "RUN_ID",
-    "BUILD_NUMBER",
-    "BUILD_URL",
-    "BUILD_TAG",
-    "JOB_NAME",
-    "NODE_NAME",
-    "WORKSPACE",
-    "CHANGE_ID",
-    "BRANCH_NAME",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "NO_COLOR",
-}
-
-
-@dataclass
-class CliResult:
-    returncode: int
-    stdout: str
-    stderr: str
-    args: Sequence[str]
-
-    def __str__(self) -> str:
-        return (
-            f"ci-report {' '.join(self.args)} -> {self.returncode}\n"
-            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
-        )
-
-
-class Cli:
-    """Runs ``python -m ci_report`` with a clean environment rooted in ``tmp``."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.workspace = tmp / "ws"
-        self.workspace.mkdir(parents=True, exist_ok=True)
-        self.outbox = tmp / "outbox"
-        self.result_file = self.workspace / "ci-report" / "callback.json"
-        base = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(_DROPPED_ENV_PREFIXES)
-            and k not in _DROPPED_ENV
-            and "proxy" not in k.lower()
-        }
-        base.update(
-            {
-                "NO_PROXY": "*",
-                "no_proxy": "*",
-                "XDG_CACHE_HOME": str(tmp / "cache"),
-                "WORKSPACE": str(self.workspace),
-                "CI_REPORT_OUTBOX": str(self.outbox),
-                "CI_REPORT_JUNIT": str(SAMPLE_REPORT),
-                "JOB_NAME": "team/ci-report-it",
-                "BUILD_NUMBER": "1",
-                "JENKINS_URL": "http://jenkins.example.invalid/",
-                "RUN_ID": "64",
-                "PYTHONUNBUFFERED": "1",
-                **FAST_ENV,
-            }
-        )
-        self.base_env = base
-
-    def env(self, *, auth: bool = True, **overrides: Optional[str]) -> dict[str, str]:
-        env = dict(self.base_env)
-        if auth:
-            env.update(AUTH_ENV)
-        for key, value in overrides.items():
-            if value is None:
-                env.pop(key, None)
-            else:
-                env[key] = value
-        return env
-
-    def argv(self, args: Sequence[str]) -> list[str]:
-        return [sys.executable, "-m", "ci_report", *args]
-
-    def run(
-        self,
-        args: Sequence[str],
-        env: Optional[dict[str, str]] = None,
-        timeout: float = 60,
-    ) -> CliResult:
-        proc = subprocess.run(
-            self.argv(args),
-            env=self.env() if env is None else env,
-            cwd=str(self.workspace),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        return CliResult(proc.returncode, proc.stdout, proc.stderr, list(args))
-
-    def popen(self, args: Sequence[str], env: Optional[dict[str, str]] = None) -> Any:
-        return subprocess.Popen(
-            self.argv(args),
-            env=self.env() if env is None else env,
-            cwd=str(self.workspace),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    # -- what the command left behind ------------------------------------------------
-    def outbox_entries(self, outbox: Optional[Path] = None) -> list[dict[str, Any]]:
-        return outbox_entries(outbox or self.outbox)
-
-    def result(self, path: Optional[Path] = None) -> dict[str, Any]:
-        return json.loads((path or self.result_file).read_text(encoding="utf-8"))
-
-
-def outbox_entries(outbox: Path) -> list[dict[str, Any]]:
-    """Pending entries (``msg_*.json`` at the top level, not claimed, not dead)."""
-    if not outbox.is_dir():
-        return []
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(outbox.glob("msg_*.json"))]
-
-
-def outbox_leftovers(outbox: Path) -> list[str]:
-    """Every file in the outbox tree (claims, temp files, dead entries included)."""
-    if not outbox.exists():
-        return []
-    return sorted(str(p.relative_to(outbox)) for p in outbox.rglob("*") if p.is_file())
+__all__ = [
+    "API_KEY",
+    "AUTH_ENV",
+    "CALLBACK_DATA",
+    "FAST_ENV",
+    "JWT_SECRET",
+    "REPO",
+    "SAMPLE_COUNTS",
+    "SAMPLE_REPORT",
+    "WHSEC",
+    "Cli",
+    "CliResult",
+    "applied",
+    "outbox_entries",
+    "outbox_leftovers",
+    "receiver_requests_by_id",
+]
 
 
 @pytest.fixture
@@ -215,20 +94,6 @@ def fault_servers() -> Iterator[Any]:
     finally:
         for server in started:
             server.stop()
-
-
-def applied(receiver: Any) -> dict[str, dict[str, Any]]:
-    """Executions by ``run_id`` (or key)."""
-    return {str(e["run_id"] or e["key"]): e for e in receiver.executions()}
-
-
-def receiver_requests_by_id(receiver: Any, status: Optional[int] = None) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for r in receiver.requests():
-        if status is not None and r["status"] != status:
-            continue
-        counts[r["webhook_id"]] = counts.get(r["webhook_id"], 0) + 1
-    return counts
 
 
 @dataclass

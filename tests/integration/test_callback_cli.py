@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SAMPLE_COUNTS, Cli, CliResult
+from fault_server import SAMPLE_COUNTS, Cli, CliResult
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from conftest import Cli, applied, outbox_leftovers, receiver_requests_by_id
+from fault_server import Cli, applied, outbox_leftovers, receiver_requests_by_id
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import (
+from fault_server import (
     API_KEY,
     AUTH_ENV,
     JWT_SECRET,

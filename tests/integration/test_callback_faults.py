@@ -13,8 +13,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from conftest import API_KEY, FAST_ENV, Cli, CliResult, applied, receiver_requests_by_id
-from fault_server import FaultServer, closed_port
+from fault_server import (
+    API_KEY,
+    FAST_ENV,
+    Cli,
+    CliResult,
+    FaultServer,
+    applied,
+    closed_port,
+    receiver_requests_by_id,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +72,7 @@ def _start(tmp: Path, name: str, url: str, server: Optional[FaultServer], **env:
 def module_receiver(tmp_path_factory: pytest.TempPathFactory):
     import threading
 
-    from conftest import JWT_SECRET, WHSEC
+    from fault_server import JWT_SECRET, WHSEC
 
     from ci_report.receiver import start_receiver
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import pytest
-from conftest import Cli, CliResult
-from fault_server import FaultServer, closed_port
+from fault_server import Cli, CliResult, FaultServer, closed_port
 
 pytestmark = pytest.mark.integration
 

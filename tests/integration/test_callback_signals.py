@@ -6,7 +6,7 @@ import signal
 import time
 
 import pytest
-from conftest import applied, outbox_leftovers
+from fault_server import applied, outbox_leftovers
 
 pytestmark = pytest.mark.integration
 
