@@ -226,6 +226,10 @@ def test_debug_internal_error_traceback_is_redacted(cli, fault_servers):
 def _userinfo_run(cli, fault_servers):
     server = fault_servers(None, default="503")
     url = f"http://ci:{CANARY}@127.0.0.1:{server.port}/api/jenkins/callback"
+    return _userinfo_run_at(cli, server, url)
+
+
+def _userinfo_run_at(cli, server, url):
     res = cli.run(
         ["callback", "--strict", "--debug"],
         env=cli.env(CI_REPORT_URL=url, CI_REPORT_MAX_ATTEMPTS="1"),
@@ -245,13 +249,17 @@ def test_url_password_not_in_output_or_result_file(cli, fault_servers):
     assert cli.result()["url"].startswith("http://127.0.0.1:")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: the outbox keeps the URL verbatim (flush needs it to resend), so a "
-    "user:password@ URL puts a secret in the outbox, against DESIGN section 5",
-)
-def test_url_password_not_in_outbox(cli, fault_servers):
-    _userinfo_run(cli, fault_servers)
+def test_url_password_not_in_outbox_and_flush_takes_it_from_config(cli, fault_servers):
+    """The outbox keeps the URL without user:password@; a flush with the same endpoint
+    configured sends the credentials again (Basic auth), without them ever being stored."""
+    server = fault_servers(None, default="503")
+    url = f"http://ci:{CANARY}@127.0.0.1:{server.port}/api/jenkins/callback"
+    _userinfo_run_at(cli, server, url)
     texts = [p.read_text() for p in cli.outbox.rglob("*.json")]
     assert texts
     assert [t for t in texts if leaks(t)] == []
+    before = len(server.requests)
+    res = cli.run(["flush"], env=cli.env(CI_REPORT_URL=url, CI_REPORT_MAX_ATTEMPTS="1"))
+    assert len(server.requests) == before + 1, res
+    assert server.requests[-1].headers["authorization"].startswith("Basic ")
+    assert leaks(res.stdout + res.stderr) == []

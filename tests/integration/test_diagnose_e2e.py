@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from conftest import API_KEY, AUTH_ENV, Cli
+from fault_server import API_KEY, AUTH_ENV, Cli
 
 pytestmark = pytest.mark.integration
 WRONG_WHSEC = "whsec_d3JvbmctaG1hYy1rZXktb2YtMzItYnl0ZXMhISEh"

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import AUTH_ENV, FAST_ENV, Cli, applied
 from fake_jenkins import FakeJenkins
+from fault_server import AUTH_ENV, FAST_ENV, Cli, applied
 
 from ci_report.callback.delivery import deliver
 from ci_report.callback.payload import canonical_body, make_delivery_id

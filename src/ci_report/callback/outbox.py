@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+from ..jenkins_env import strip_credentials
+
 ENTRY_SCHEMA = "ci-report/outbox/v1"
 STALE_CLAIM_S = 15 * 60
 _HOST = socket.gethostname().replace("-", "_")
@@ -42,7 +44,9 @@ class OutboxEntry:
             "schema": ENTRY_SCHEMA,
             "deliveryId": self.delivery_id,
             "kind": self.kind,
-            "url": self.url,
+            # never a secret: user:password@ is dropped; flush takes it back from the
+            # configured URL when that is the same endpoint (see service.flush_outbox)
+            "url": strip_credentials(self.url),
             "createdAt": self.created_at,
             "createdAtIso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created_at)),
             "attempts": self.attempts,

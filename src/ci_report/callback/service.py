@@ -386,7 +386,7 @@ def flush_outbox(
                     deliveryId=entry.delivery_id,
                 )
                 continue
-            url = url_override or entry.url
+            url = url_override or _resend_url(entry.url, settings.callback_url)
             left = None if budget_s is None else budget_s - (time.monotonic() - start)
             if not url or (auto and entry.rejected) or (left is not None and left <= 0.5):
                 outbox.release(claimed, entry)
@@ -434,6 +434,16 @@ def flush_outbox(
     finally:
         session.close()
     return summary
+
+
+def _resend_url(stored: Optional[str], configured: Optional[str]) -> Optional[str]:
+    """The outbox keeps URLs without ``user:password@``; when the configured URL is the same
+    endpoint, use it, credentials included."""
+    from ..jenkins_env import strip_credentials
+
+    if stored and configured and strip_credentials(configured) == stored:
+        return configured
+    return stored
 
 
 def deliver_or_queue(
