@@ -7,8 +7,8 @@ from typing import Any, Optional
 import click
 
 from ..console import Console
-from ..errors import EXIT_OK, CiReportError, Interrupted
-from .common import global_options, global_options_of, run
+from ..errors import EXIT_OK
+from .common import StrictSwitch, global_options, global_options_of, run_lenient
 
 CALLBACK_EPILOG = """\b
 Examples:
@@ -85,28 +85,17 @@ def callback(
     not be delivered in the outbox. Writes ci-report/callback.json for the build's artifacts.
     """
     flags = dict(opts, junit=list(junit))
-    strict_flag = bool(opts.get("strict"))
+    strict = StrictSwitch(opts.get("strict"))
 
     def action(console: Console) -> int:
         from ..callback.service import run_callback
 
         settings = _settings(ctx, flags)
-        nonlocal strict_flag
-        strict_flag = settings.strict
+        strict.on = settings.strict
         outcome = run_callback(settings, dry_run=dry_run, output=output, console=console)
         return outcome.exit_code if settings.strict else EXIT_OK
 
-    def error_code(err: CiReportError) -> int:
-        if isinstance(err, Interrupted):
-            return err.exit_code
-        return err.exit_code if strict_flag else EXIT_OK
-
-    run(
-        ctx,
-        action,
-        internal_error_code=lambda: 70 if strict_flag else EXIT_OK,
-        error_code=error_code,
-    )
+    run_lenient(ctx, action, strict)
 
 
 @click.command(
@@ -131,15 +120,14 @@ def flush(
     **opts: Any,
 ) -> None:
     """Resend callbacks kept in the outbox, each under its original delivery id."""
-    strict_flag = bool(opts.get("strict"))
+    strict = StrictSwitch(opts.get("strict"))
 
     def action(console: Console) -> int:
         from ..callback.outbox import Outbox
         from ..callback.service import flush_outbox
 
         settings = _settings(ctx, opts)
-        nonlocal strict_flag
-        strict_flag = settings.strict
+        strict.on = settings.strict
         outbox = Outbox(settings.outbox_path)
         if list_only:
             paths = outbox.pending()
@@ -176,14 +164,4 @@ def flush(
             console.outcome(line)
         return 75 if (settings.strict and summary.remaining) else EXIT_OK
 
-    def error_code(err: CiReportError) -> int:
-        if isinstance(err, Interrupted):
-            return err.exit_code
-        return err.exit_code if strict_flag else EXIT_OK
-
-    run(
-        ctx,
-        action,
-        internal_error_code=lambda: 70 if strict_flag else EXIT_OK,
-        error_code=error_code,
-    )
+    run_lenient(ctx, action, strict)

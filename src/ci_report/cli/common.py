@@ -152,3 +152,27 @@ def run(
         code = internal_error_code() if callable(internal_error_code) else internal_error_code
     sys.stdout.flush()
     ctx.exit(code)
+
+
+class StrictSwitch:
+    """Whether ``--strict`` is in force; known only once settings are resolved."""
+
+    def __init__(self, flag: Optional[bool]) -> None:
+        self.on = bool(flag)
+
+
+def run_lenient(ctx: click.Context, action: Callable[[Console], int], strict: StrictSwitch) -> None:
+    """:func:`run` for commands that run in ``post { always }`` (callback, flush): errors exit
+    0 so they never fail a build, unless ``--strict``; signals always exit 143/130."""
+
+    def error_code(err: CiReportError) -> int:
+        if isinstance(err, Interrupted) or strict.on:
+            return err.exit_code
+        return 0
+
+    run(
+        ctx,
+        action,
+        internal_error_code=lambda: EXIT_SOFTWARE if strict.on else 0,
+        error_code=error_code,
+    )

@@ -129,33 +129,23 @@ def _preflight_diagnosis(pf: Preflight) -> Diagnosis:
 def _finish_early(req: PushRequest, pf: Preflight, console: Any) -> int:
     if pf.skipped:
         diag = Diagnosis("skipped", None, "no Dockerfile: skipped (--skip-if-no-dockerfile)")
-        report = build_report(
-            diagnosis=diag,
-            exit_code=0,
-            phase="preflight",
-            elapsed=0.0,
-            timeout=None,
-            estimate=None,
-            destinations=req.destinations,
-            mode=req.mode,
-        )
-        print_summary(console, report, diag)
-        console.detail("dockerfile", str(resolve_missing(req, pf)))
         code = 0
     else:
         diag = _preflight_diagnosis(pf)
-        report = build_report(
-            diagnosis=diag,
-            exit_code=1,
-            phase="preflight",
-            elapsed=0.0,
-            timeout=None,
-            estimate=None,
-            destinations=req.destinations,
-            mode=req.mode,
-        )
-        print_summary(console, report, diag)
         code = 1
+    report = build_report(
+        diagnosis=diag,
+        exit_code=code,
+        phase="preflight",
+        elapsed=0.0,
+        timeout=None,
+        estimate=None,
+        destinations=req.destinations,
+        mode=req.mode,
+    )
+    print_summary(console, report, diag)
+    if pf.skipped:
+        console.detail("dockerfile", str(resolve_missing(req, pf)))
     if req.report:
         write_report(req.report, report)
     return code
