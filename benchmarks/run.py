@@ -646,7 +646,7 @@ def tables(doc: dict[str, Any], markdown: bool) -> str:
     def row(cells: list[str]) -> str:
         if markdown:
             return "| " + " | ".join(cells) + " |"
-        widths = [28, 12, 8, 11, 8]
+        widths = [28, 12, 8, 11, 11, 8]
         return "  ".join(
             c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
         )
@@ -660,9 +660,9 @@ def tables(doc: dict[str, Any], markdown: bool) -> str:
         lines.append(f"### {title}" if markdown else title)
         if markdown:
             lines.append("")
-        lines.append(row(["variant", "median wall", "x ref", "median RSS", "x ref"]))
+        lines.append(row(["variant", "median wall", "x ref", "median CPU", "median RSS", "x ref"]))
         if markdown:
-            lines.append("|---|---:|---:|---:|---:|")
+            lines.append("|---|---:|---:|---:|---:|---:|")
         for vname, v in comp["variants"].items():
             lines.append(
                 row(
@@ -670,12 +670,15 @@ def tables(doc: dict[str, Any], markdown: bool) -> str:
                         vname,
                         f"{v['wall_s']:.3f} s",
                         f"{v['wall_ratio']:.2f}",
+                        f"{v['cpu_s']:.3f} s",
                         f"{v['rss_mb']:.1f} MB",
                         f"{v['rss_ratio']:.2f}",
                     ]
                 )
             )
         if name.startswith("parse-"):
+            if markdown:
+                lines.append("")
             lines.append(
                 ("" if markdown else "  ")
                 + f"ref = floor: time of {comp['floor']['wall_from']}, RSS of the smaller floor"
@@ -768,10 +771,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     else:
         sizes = list(QUICK_SIZES if args.quick else FULL_SIZES)
     runs = {
-        "parse": args.runs or (3 if args.quick else 5),
-        "startup": args.runs or (10 if args.quick else 20),
-        "e2e": args.runs or (3 if args.quick else 7),
-        "flush": args.runs or (2 if args.quick else 3),
+        "parse": args.runs or (3 if args.quick else 7),
+        "startup": args.runs or (10 if args.quick else 30),
+        "e2e": args.runs or (3 if args.quick else 11),
+        "flush": args.runs or (2 if args.quick else 5),
     }
     if not Path(CI_REPORT).exists():
         log(f"ci-report not found next to {PYTHON}: run this with the project's venv python")
@@ -826,7 +829,25 @@ def main(argv: Optional[list[str]] = None) -> int:
     write(args.json, doc)
     if args.publish:
         write(HERE / "latest-results.json", doc)
+        update_readme(HERE / "README.md", HERE / "latest-results.md")
     return 0
+
+
+README_START = "<!-- latest-results:start -->"
+README_END = "<!-- latest-results:end -->"
+
+
+def update_readme(readme: Path, results_md: Path) -> None:
+    """Put the published tables into the README between the two markers."""
+    if not readme.exists():
+        return
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return
+    body = results_md.read_text().split("\n", 2)[2].strip()  # without the "# ..." title
+    head, rest = text.split(README_START, 1)
+    _old, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{body}\n{README_END}{tail}")
 
 
 def write(json_path: Path, doc: dict[str, Any]) -> None:
