@@ -51,6 +51,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -438,6 +439,23 @@ class _Collector:
         return run
 
 
+def _import_junitparser_on_stdlib_etree() -> None:
+    """Import junitparser so that it works on ``xml.etree``, the elements we hand it.
+
+    junitparser picks lxml whenever lxml is installed. We never give it lxml elements (our
+    parser builds stdlib ones, and mixing them breaks its ``tostring``-based methods), and
+    importing lxml costs ~15 ms and ~5 MB in every build's post step. Unless lxml is already
+    loaded by the host program, it is hidden for the duration of this one import.
+    """
+    if "junitparser" in sys.modules or "lxml" in sys.modules:
+        return
+    sys.modules["lxml"] = None  # type: ignore[assignment]  # makes `import lxml` fail
+    try:
+        import junitparser  # noqa: F401
+    finally:
+        del sys.modules["lxml"]
+
+
 @dataclass
 class _Suite:
     name: Optional[str]
@@ -448,6 +466,7 @@ class _Semantics:
     """Turns one complete ``<testcase>`` element into a CaseResult (via junitparser)."""
 
     def __init__(self, max_message: int, case_map: Optional[Mapping[str, CaseId]]):
+        _import_junitparser_on_stdlib_etree()
         from junitparser import Error, Failure, Skipped
         from junitparser.xunit2 import (
             FlakyError,

@@ -165,7 +165,7 @@ def test_bury_moves_to_dead(box: Outbox) -> None:
 
 def test_stale_claim_of_dead_pid_taken_back(box: Outbox) -> None:
     path = box.save(entry())
-    orphan = path.with_name(f"{path.name}.claim-{outbox_module._HOST}-{dead_pid()}-deadbeef")
+    orphan = path.with_name(f"{path.name}.claim-{outbox_module._host()}-{dead_pid()}-deadbeef")
     os.rename(path, orphan)
     assert box.pending() == [path]
     assert not orphan.exists()
@@ -191,7 +191,7 @@ def test_old_claim_of_other_host_taken_back(box: Outbox) -> None:
 
 def test_stale_claim_does_not_overwrite_newer_entry(box: Outbox) -> None:
     path = box.save(entry(attempts=1))
-    orphan = path.with_name(f"{path.name}.claim-{outbox_module._HOST}-{dead_pid()}-0badf00d")
+    orphan = path.with_name(f"{path.name}.claim-{outbox_module._host()}-{dead_pid()}-0badf00d")
     os.rename(path, orphan)
     box.save(entry(attempts=7))
     assert box.pending() == [path]

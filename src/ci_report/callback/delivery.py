@@ -8,7 +8,6 @@ doubles to 60 s, with jitter in [d/2, d]. This module never writes the outbox: t
 
 from __future__ import annotations
 
-import email.utils
 import random
 import re
 import time
@@ -69,6 +68,8 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     if value.isascii() and value.isdigit():
         return float(value)
     try:
+        import email.utils
+
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
@@ -119,6 +120,8 @@ def _skew_hint(response: requests.Response) -> Optional[str]:
     if not date:
         return None
     try:
+        import email.utils
+
         server = email.utils.parsedate_to_datetime(date).timestamp()
     except (TypeError, ValueError, IndexError):
         return None

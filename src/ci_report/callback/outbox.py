@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,7 +21,6 @@ from ..jenkins_env import strip_credentials
 
 ENTRY_SCHEMA = "ci-report/outbox/v1"
 STALE_CLAIM_S = 15 * 60
-_HOST = socket.gethostname().replace("-", "_")
 
 
 @dataclass
@@ -118,7 +116,9 @@ class Outbox:
 
     def claim(self, path: Path) -> Optional[Path]:
         """Take ``path`` for this process; None if another process took it first."""
-        claimed = path.with_name(f"{path.name}.claim-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        claimed = path.with_name(
+            f"{path.name}.claim-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        )
         try:
             os.rename(path, claimed)
         except FileNotFoundError:
@@ -172,13 +172,25 @@ class Outbox:
             host_pid = claim.name.split(".claim-", 1)[1].rsplit("-", 1)[0]
             host, _, pid_text = host_pid.rpartition("-")
             alive = True
-            if host == _HOST and pid_text.isdigit():
+            if host == _host() and pid_text.isdigit():
                 alive = _pid_alive(int(pid_text))
             if not alive or now - _mtime(claim) > STALE_CLAIM_S:
                 original = claim.with_name(claim.name.split(".claim-", 1)[0])
                 if not original.exists():
                     with contextlib.suppress(OSError):
                         os.rename(claim, original)
+
+
+_host_cache: list[str] = []
+
+
+def _host() -> str:
+    """This machine's name as used in claim file names (no ``-``: it separates fields)."""
+    if not _host_cache:
+        import socket
+
+        _host_cache.append(socket.gethostname().replace("-", "_"))
+    return _host_cache[0]
 
 
 def _mtime(path: Path) -> float:
