@@ -34,7 +34,7 @@ def receiver(
     """Serve the reference receiver: verifies, dedupes and stores callbacks in SQLite."""
 
     def action(console: Console) -> int:
-        from ..errors import ConfigError
+        from ..errors import ConfigError, Interrupted
         from ..receiver import start_receiver
 
         keys = {
@@ -61,6 +61,8 @@ def receiver(
         console.outcome(f"receiver listening on {handle.url} (database {db}); Ctrl-C stops it")
         try:
             handle.serve_forever()
+        except Interrupted as stop:  # Ctrl-C / SIGTERM is how a foreground server ends
+            console.outcome(f"receiver stopped ({stop.message})")
         finally:
             handle.server.server_close()
         return 0

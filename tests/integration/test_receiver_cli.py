@@ -1,0 +1,102 @@
+"""``ci-report receiver`` as a real process: serves, verifies, stores, and stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+API_KEY = "receiver-cli-test-key-0123456789"
+
+
+def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JENKINS_", "CI_REPORT_"))}
+    env["JENKINS_API_KEY"] = API_KEY
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ci_report",
+            "receiver",
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "r.db"),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    match = re.search(r"listening on (http://127\.0\.0\.1:\d+)/api/jenkins/callback", line)
+    assert match, line
+    return proc, match.group(1)
+
+
+def test_receiver_serves_callbacks_and_stops_on_signals(tmp_path: Path) -> None:
+    proc, base = _start(tmp_path)
+    try:
+        (tmp_path / "TEST-a.xml").write_text(
+            '<testsuite name="s"><testcase name="a" classname="C"/>'
+            '<testcase name="b" classname="C"><failure message="no"/></testcase></testsuite>'
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JENKINS_", "CI_REPORT_"))}
+        env.update(
+            JENKINS_API_KEY=API_KEY,
+            CI_REPORT_URL=base + "/api/jenkins/callback",
+            CI_REPORT_OUTBOX=str(tmp_path / "outbox"),
+            RUN_ID="77",
+            WORKSPACE=str(tmp_path),
+        )
+        sent = subprocess.run(
+            [sys.executable, "-m", "ci_report", "callback", "--strict"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert sent.returncode == 0, sent.stderr
+        with urllib.request.urlopen(base + "/api/executions/77", timeout=10) as resp:
+            row = json.load(resp)
+        assert (row["status"], row["passed"], row["failed"], row["total"]) == ("failed", 1, 1, 2)
+        assert row["modes"] == "api-key"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 5
+        rc = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    assert rc == 0
+    rest = proc.stderr.read() if proc.stderr else ""
+    assert "receiver stopped" in rest and "Traceback" not in rest
+
+
+def test_receiver_refuses_to_start_without_secrets(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JENKINS_", "CI_REPORT_"))}
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ci_report",
+            "receiver",
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "r.db"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert res.returncode == 78
+    assert "needs at least one secret" in res.stderr and "Traceback" not in res.stderr
