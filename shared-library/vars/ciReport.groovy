@@ -99,24 +99,39 @@ def imagePushDirect(Map c) {
 
 /** Internal: split mode, image-plan (python) -> generated script (kaniko) -> image-diagnose (python). */
 def imagePushSplit(Map c) {
-  String planText = null
+  String planFile = Commands.planFile(c)
+  int planRc = 0
   container(c.pythonContainer.toString()) {
-    planText = sh(label: 'ci-report: image plan', script: Commands.image('image-plan', c), returnStdout: true)
+    // returnStatus, not returnStdout: when preflight stops the run, image-plan exits 1 with an empty stdout
+    // and writes only the report, whose diagnosis is the error message. On success it writes planFile.
+    planRc = sh(label: 'ci-report: image plan', script: Commands.image('image-plan', c), returnStatus: true)
   }
-  Map plan = Reports.parsePlan(planText)
+  if (planRc != 0) {
+    archiveReport(c, c.report.toString())
+    failWithDiagnosis(planRc, c.report.toString())
+  }
+  Map plan = Reports.parsePlan(fileExists(planFile) ? readFile(planFile) : null)
   if (plan.error) {
-    error(plan.error.toString())
+    error("${plan.error} (${planFile})".toString())
   }
   String report = (plan.report ?: c.report).toString()
-  // timeout(time:) is an int parameter of the step
-  int limit = ((plan.timeoutSeconds as long) + (c.timeoutMarginSeconds as long)) as int
+  if (plan.skipped) {
+    // image-plan already wrote the 'skipped' report; there is nothing to build.
+    echo("ci-report: no Dockerfile, image push skipped (see ${report})")
+    archiveReport(c, report)
+    return 0
+  }
+  // The script runs the executor under `timeout -k killGrace timeoutSeconds`: the Jenkins timeout leaves
+  // room for both, plus the margin. timeout(time:) is an int parameter of the step.
+  int limit = ((plan.timeoutSeconds as long) + (plan.killGraceSeconds as long) + (c.timeoutMarginSeconds as long)) as int
   echo("ci-report: running ${plan.script} in container '${c.kanikoContainer}' " +
     "(planned timeout ${plan.timeoutSeconds} s, Jenkins timeout ${limit} s)")
   InterruptedException interruption = null
   int kanikoRc = -1
   try {
     timeout(time: limit, unit: 'SECONDS') {
-      container(c.kanikoContainer.toString()) {
+      // The Kaniko debug image has its shell only under /busybox (as in the kubernetes plugin's Kaniko examples).
+      container(name: c.kanikoContainer.toString(), shell: Commands.KANIKO_SHELL) {
         kanikoRc = sh(label: 'ci-report: kaniko', script: Commands.kanikoRun(plan.script.toString()),
                       returnStatus: true)
       }
@@ -127,7 +142,8 @@ def imagePushSplit(Map c) {
   }
   int rc = 0
   container(c.pythonContainer.toString()) {
-    rc = sh(label: 'ci-report: image diagnose', script: Commands.imageDiagnose(c, report), returnStatus: true)
+    rc = sh(label: 'ci-report: image diagnose', script: Commands.imageDiagnose(c, (plan.plan ?: planFile).toString(), report),
+            returnStatus: true)
   }
   archiveReport(c, report)
   if (interruption != null) {

@@ -124,7 +124,9 @@ class PipelineHarness {
       }
     }
     step('timeout') { Map a, Closure body -> body.call() }
-    step('container') { String n, Closure body ->
+    // container('name') or container(name: 'name', shell: '/busybox/sh') (kubernetes plugin)
+    step('container') { Object a, Closure body ->
+      String n = a instanceof Map ? a.name.toString() : a.toString()
       containers << n
       try {
         body.call()

@@ -98,10 +98,15 @@ chmod +x "$venv/bin/python"
   @Test
   void planParsingKeepsOnlyPlainValues() {
     Map plan = Reports.parsePlan('{"schema":"ci-report/image-plan/v1","script":"s.sh","timeoutSeconds":300,"report":"r.json","x":{"y":1}}')
-    assertEquals([schema: 'ci-report/image-plan/v1', script: 's.sh', logFile: null, rcFile: null, timesFile: null,
-                  report: 'r.json', timeoutSeconds: 300L], plan)
-    assertTrue(Reports.parsePlan('').error.contains('did not print a JSON plan'))
-    assertTrue(Reports.parsePlan('[1]').error.contains('not print a JSON object'))
+    assertEquals([schema: 'ci-report/image-plan/v1', script: 's.sh', plan: null, logFile: null, rcFile: null, timesFile: null,
+                  report: 'r.json', timeoutSeconds: 300L, killGraceSeconds: 0L, skipped: false], plan)
+    Map full = Reports.parsePlan('{"schema":"ci-report/image-plan/v1","script":"s.sh","plan":"w/image-plan.json",' +
+      '"timeoutSeconds":600,"killGraceSeconds":30,"skipped":true}')
+    assertEquals(['w/image-plan.json', 600L, 30L, true], [full.plan, full.timeoutSeconds, full.killGraceSeconds, full.skipped])
+    assertTrue(Reports.parsePlan('').error.contains('did not write a JSON plan'))
+    assertTrue(Reports.parsePlan('[1]').error.contains('not write a JSON object'))
+    assertTrue(Reports.parsePlan('{"schema":"ci-report/image-plan/v1","script":"s","timeoutSeconds":9,"killGraceSeconds":"x"}')
+      .error.contains('killGraceSeconds'))
     assertTrue(Reports.parsePlan('{"schema":"ci-report/image-plan/v1","script":"s","timeoutSeconds":"9"}').error.contains('timeoutSeconds'))
     assertTrue(Reports.parsePlan('{"schema":"ci-report/image-plan/v1","timeoutSeconds":9}').error.contains('without a script'))
   }

@@ -13,14 +13,31 @@ class ImagePushTest extends StepTestBase {
 
   static final List<String> DESTS = ['registry.example/team/app:1.0', 'registry.example/team/app:latest']
 
+  static final String PLAN_FILE = '.ci-report/image-plan.json'
+
+  // What `ci-report image-plan` 0.1.0 writes to <workdir>/image-plan.json (keys the library reads, plus a few).
   static final String PLAN = '{"schema":"ci-report/image-plan/v1","script":".ci-report/kaniko-run.sh",' +
-    '"timeoutSeconds":720,"logFile":".ci-report/kaniko.log","rcFile":".ci-report/kaniko.rc",' +
-    '"timesFile":".ci-report/kaniko.times","report":"ci-report/image-push.json"}\n'
+    '"plan":".ci-report/image-plan.json","timeoutSeconds":720,"killGraceSeconds":30,' +
+    '"logFile":".ci-report/kaniko.log","rcFile":".ci-report/kaniko.rc","timesFile":".ci-report/kaniko.times",' +
+    '"versionFile":".ci-report/kaniko.version","report":"ci-report/image-push.json","skipped":false,' +
+    '"executorArgs":["--context=/ws","--dockerfile=/ws/Dockerfile"]}\n'
+
+  static final String SKIPPED_REPORT = '{"schema":"ci-report/image-push/v1","outcome":"skipped","exitCode":0,' +
+    '"phase":"preflight","diagnosis":null}'
+
+  static final String PREFLIGHT_REPORT = '{"schema":"ci-report/image-push/v1","outcome":"failed","exitCode":1,' +
+    '"phase":"preflight","diagnosis":{"code":"registry-auth","summary":"no credentials for registry.example",' +
+    '"evidence":[],"fixes":["mount the docker config"]}}'
 
   static final String FAILED_REPORT = '{"schema":"ci-report/image-push/v1","outcome":"timed-out","exitCode":143,' +
     '"phase":"push","diagnosis":{"code":"push-timeout","summary":"Push to registry.example timed out after 600 s ' +
     '(1.2 GB at 0.8 MB/s)","evidence":["Pushing image to registry.example/team/app:1.0"],' +
     '"fixes":["raise timeout","push fewer bytes"]}}'
+
+  /** image-plan succeeds and writes this plan where the CLI writes it (stdout stays empty: no --json). */
+  private void planned(String planText = PLAN, String path = PLAN_FILE) {
+    h.onSh('ci-report image-plan', 0, '') { s -> h.files[path] = planText }
+  }
 
   @Test
   void directModeRunsImagePushWithTheExactCommand() {
@@ -69,7 +86,7 @@ class ImagePushTest extends StepTestBase {
 
   @Test
   void kubernetesModeRunsPlanKanikoAndDiagnoseInOrder() {
-    h.onSh('ci-report image-plan', 0, PLAN)
+    planned()
     int rc = ciReport.imagePush(destinations: DESTS, extraArgs: ['--cache=true'])
     assertEquals(0, rc)
     List steps = h.calls.findAll { c -> c.name in ['container', 'timeout', 'sh', 'archiveArtifacts'] }
@@ -77,11 +94,12 @@ class ImagePushTest extends StepTestBase {
     List sh = h.shCalls()
     assertEquals('ci-report image-plan --context . --dockerfile Dockerfile --destination registry.example/team/app:1.0 ' +
       '--destination registry.example/team/app:latest --timeout auto --report ci-report/image-push.json ' +
-      '--workdir .ci-report --json -- --cache=true', sh[0].script)
+      '--workdir .ci-report -- --cache=true', sh[0].script)
     assertEquals('python', sh[0].container)
-    assertEquals(true, sh[0].options.returnStdout)
+    assertEquals(true, sh[0].options.returnStatus)
     assertEquals('/busybox/sh .ci-report/kaniko-run.sh', sh[1].script)
     assertEquals('kaniko', sh[1].container)
+    assertEquals([name: 'kaniko', shell: '/busybox/sh'], h.callsTo('container')[1].args[0])
     assertEquals(true, sh[1].options.returnStatus)
     assertEquals('ci-report image-diagnose --plan .ci-report/image-plan.json --report ci-report/image-push.json', sh[2].script)
     assertEquals('python', sh[2].container)
@@ -90,24 +108,31 @@ class ImagePushTest extends StepTestBase {
 
   @Test
   void jenkinsTimeoutIsThePlannedTimeoutPlusTheMargin() {
-    h.onSh('ci-report image-plan', 0, PLAN)
+    planned()
     ciReport.imagePush(destinations: DESTS)
-    assertEquals([time: 840, unit: 'SECONDS'], h.callsTo('timeout')[0].args[0])
+    // planned 720 s + the script's kill grace 30 s + the default margin 120 s
+    assertEquals([time: 870, unit: 'SECONDS'], h.callsTo('timeout')[0].args[0])
     setUpHarness()
-    h.onSh('ci-report image-plan', 0, PLAN.replace('720', '60'))
+    planned(PLAN.replace('720', '60'))
     ciReport.imagePush(destinations: DESTS, timeoutMarginSeconds: 30)
-    assertEquals([time: 90, unit: 'SECONDS'], h.callsTo('timeout')[0].args[0])
+    assertEquals([time: 120, unit: 'SECONDS'], h.callsTo('timeout')[0].args[0])
+    setUpHarness()
+    planned(PLAN.replace('"killGraceSeconds":30,', ''))
+    ciReport.imagePush(destinations: DESTS)
+    assertEquals('a plan without killGraceSeconds adds none', [time: 840, unit: 'SECONDS'], h.callsTo('timeout')[0].args[0])
   }
 
   @Test
   void kubernetesModeUsesTheConfiguredContainersAndThePlannedPaths() {
-    String plan = PLAN.replace('.ci-report/kaniko-run.sh', 'build/ci/kaniko run.sh').replace('ci-report/image-push.json', 'build/ci/push.json')
-    h.onSh('ci-report image-plan', 0, plan)
+    String plan = PLAN.replace('.ci-report/kaniko-run.sh', 'build/ci/kaniko run.sh')
+      .replace('ci-report/image-push.json', 'build/ci/push.json')
+      .replace('.ci-report/image-plan.json', 'build/ci/image-plan.json')
+    planned(plan, 'build/ci/image-plan.json')
     ciReport.imagePush(destinations: DESTS, pythonContainer: 'tools', kanikoContainer: 'builder', workdir: 'build/ci/',
                        report: 'build/ci/push.json')
     List sh = h.shCalls()
     assertEquals(['tools', 'builder', 'tools'], sh*.container)
-    assertTrue(sh[0].script.contains('--workdir build/ci/ --json'))
+    assertTrue(sh[0].script.endsWith('--workdir build/ci/'))
     assertEquals("/busybox/sh 'build/ci/kaniko run.sh'", sh[1].script)
     assertEquals('ci-report image-diagnose --plan build/ci/image-plan.json --report build/ci/push.json', sh[2].script)
     assertEquals('build/ci/push.json', h.callsTo('archiveArtifacts')[0].args[0].artifacts)
@@ -115,7 +140,7 @@ class ImagePushTest extends StepTestBase {
 
   @Test
   void kubernetesModeFailureFailsWithTheDiagnosisSummary() {
-    h.onSh('ci-report image-plan', 0, PLAN)
+    planned()
     h.onSh('/busybox/sh', 143)
     h.onSh('ci-report image-diagnose', 143, '') { s -> h.files['ci-report/image-push.json'] = FAILED_REPORT }
     String message = expectError { ciReport.imagePush(destinations: DESTS) }
@@ -125,7 +150,7 @@ class ImagePushTest extends StepTestBase {
 
   @Test
   void diagnoseDecidesNotTheKanikoScriptExitCode() {
-    h.onSh('ci-report image-plan', 0, PLAN)
+    planned()
     h.onSh('/busybox/sh', 1)
     assertEquals(0, ciReport.imagePush(destinations: DESTS, skipIfNoDockerfile: true))
     assertNull(h.currentBuild.result)
@@ -133,7 +158,7 @@ class ImagePushTest extends StepTestBase {
 
   @Test
   void interruptedKanikoStepIsStillDiagnosedThenRethrown() {
-    h.onSh('ci-report image-plan', 0, PLAN)
+    planned()
     h.onSh('/busybox/sh', 0, '') { s -> throw new FlowInterruptedException('Timeout has been exceeded') }
     try {
       ciReport.imagePush(destinations: DESTS)
@@ -148,10 +173,14 @@ class ImagePushTest extends StepTestBase {
 
   @Test
   void unusablePlanOutputIsAClearError() {
-    h.onSh('ci-report image-plan', 0, 'not json')
-    assertTrue(expectError { ciReport.imagePush(destinations: DESTS) }.startsWith('ci-report image-plan did not print a JSON plan'))
+    planned('not json')
+    String message = expectError { ciReport.imagePush(destinations: DESTS) }
+    assertTrue(message.startsWith('ci-report image-plan did not write a JSON plan'))
     setUpHarness()
-    h.onSh('ci-report image-plan', 0, PLAN.replace('image-plan/v1', 'image-plan/v9'))
+    h.onSh('ci-report image-plan', 0)
+    assertTrue(expectError { ciReport.imagePush(destinations: DESTS) }.endsWith('(.ci-report/image-plan.json)'))
+    setUpHarness()
+    planned(PLAN.replace('image-plan/v1', 'image-plan/v9'))
     assertTrue(expectError { ciReport.imagePush(destinations: DESTS) }.contains("expected 'ci-report/image-plan/v1'"))
     assertEquals(1, h.shCalls().size())
   }
@@ -169,10 +198,42 @@ class ImagePushTest extends StepTestBase {
 
   @Test
   void imagePushNeedsNoCredentials() {
-    h.onSh('ci-report image-plan', 0, PLAN)
+    planned()
     ciReport.imagePush(destinations: DESTS)
     assertEquals([], h.callsTo('withCredentials'))
     assertSame(null, h.currentBuild.result)
+  }
+
+  @Test
+  void preflightFailureOfImagePlanFailsWithTheReportDiagnosis() {
+    // image-plan exits 1 with an empty stdout and writes only the report (e.g. no registry credentials).
+    h.onSh('ci-report image-plan', 1, '') { s -> h.files['ci-report/image-push.json'] = PREFLIGHT_REPORT }
+    String message = expectError { ciReport.imagePush(destinations: DESTS) }
+    assertEquals('no credentials for registry.example', message)
+    assertEquals(1, h.shCalls().size())
+    assertTrue(h.log[0].contains('registry-auth'))
+    assertEquals(['  fix: mount the docker config'], h.log[1..1])
+    assertEquals(1, h.callsTo('archiveArtifacts').size())
+    assertEquals([], h.callsTo('timeout'))
+  }
+
+  @Test
+  void skippedPlanRunsNeitherKanikoNorDiagnose() {
+    planned(PLAN.replace('"skipped":false', '"skipped":true'))
+    h.files['ci-report/image-push.json'] = SKIPPED_REPORT
+    assertEquals(0, ciReport.imagePush(destinations: DESTS, skipIfNoDockerfile: true))
+    assertEquals(1, h.shCalls().size())
+    assertEquals([], h.callsTo('timeout'))
+    assertEquals([[artifacts: 'ci-report/image-push.json', allowEmptyArchive: true]], h.callsTo('archiveArtifacts')*.args*.get(0))
+    assertNull(h.currentBuild.result)
+  }
+
+  @Test
+  void diagnoseUsesThePlanPathTheCliWrote() {
+    planned(PLAN.replace('"plan":".ci-report/image-plan.json"', '"plan":".ci-report/./image-plan.json"'))
+    ciReport.imagePush(destinations: DESTS)
+    assertEquals('ci-report image-diagnose --plan .ci-report/./image-plan.json --report ci-report/image-push.json',
+                 h.shCalls()[2].script)
   }
 
 }

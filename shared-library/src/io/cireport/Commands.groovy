@@ -42,7 +42,14 @@ class Commands implements Serializable {
     return Shell.join(w)
   }
 
-  /** `ci-report image-push ...` (direct mode) or `ci-report image-plan ... --json` (split mode). */
+  /** The Kaniko debug image's shell: the `container` step's shell and the one that runs the generated script. */
+  static final String KANIKO_SHELL = '/busybox/sh'
+
+  /**
+   * `ci-report image-push ...` (direct mode) or `ci-report image-plan ... --workdir <dir>` (split mode; the
+   * step reads the plan from <workdir>/image-plan.json, not from `--json` stdout, so that a preflight failure,
+   * exit 1 with an empty stdout, still ends with the report's diagnosis).
+   */
   @NonCPS
   static String image(String subcommand, Map c) {
     List<String> w = [c.cliPath.toString(), subcommand,
@@ -59,7 +66,7 @@ class Commands implements Serializable {
       w << '--skip-if-no-dockerfile'
     }
     if (subcommand == 'image-plan') {
-      w.addAll(['--workdir', c.workdir.toString(), '--json'])
+      w.addAll(['--workdir', c.workdir.toString()])
     }
     List<String> extra = StepOptions.stringList(c.extraArgs)
     if (extra) {
@@ -75,16 +82,16 @@ class Commands implements Serializable {
     return "${c.workdir.toString().replaceAll('/+$', '')}/image-plan.json".toString()
   }
 
-  /** `ci-report image-diagnose --plan <workdir>/image-plan.json --report <report>`. */
+  /** `ci-report image-diagnose --plan <plan> --report <report>` (plan: the `plan` path image-plan wrote). */
   @NonCPS
-  static String imageDiagnose(Map c, String report) {
-    return Shell.join([c.cliPath.toString(), 'image-diagnose', '--plan', planFile(c), '--report', report])
+  static String imageDiagnose(Map c, String plan, String report) {
+    return Shell.join([c.cliPath.toString(), 'image-diagnose', '--plan', plan, '--report', report])
   }
 
   /** The Kaniko-side command: the generated script run by busybox sh (the debug image has no other shell). */
   @NonCPS
   static String kanikoRun(String script) {
-    return Shell.join(['/busybox/sh', script])
+    return Shell.join([KANIKO_SHELL, script])
   }
 
   /** Prints the installed version, or nothing (install step; values come from withEnv). */

@@ -40,8 +40,9 @@ class Reports implements Serializable {
   }
 
   /**
-   * Parses the stdout of `ci-report image-plan --json`. Returns the plan as a plain map, or a map
-   * with a single key `error` describing why the text is not a usable plan.
+   * Parses the plan JSON that `ci-report image-plan` writes to <workdir>/image-plan.json (the same JSON that
+   * `--json` prints). Returns the plan as a plain map, or a map with a single key `error` describing why the
+   * text is not a usable plan.
    */
   @NonCPS
   static Map parsePlan(String text) {
@@ -49,28 +50,33 @@ class Reports implements Serializable {
     try {
       parsed = new JsonSlurperClassic().parseText((text ?: '').trim() ?: 'null')
     } catch (IllegalArgumentException e) {
-      return [error: "ci-report image-plan did not print a JSON plan: ${e.message}".toString()]
+      return [error: "ci-report image-plan did not write a JSON plan: ${e.message}".toString()]
     } catch (groovy.json.JsonException e) {
-      return [error: "ci-report image-plan did not print a JSON plan: ${e.message}".toString()]
+      return [error: "ci-report image-plan did not write a JSON plan: ${e.message}".toString()]
     }
     if (!(parsed instanceof Map)) {
-      return [error: 'ci-report image-plan did not print a JSON object']
+      return [error: 'ci-report image-plan did not write a JSON object']
     }
     Map p = (Map) parsed
     if (p.schema != PLAN_SCHEMA) {
-      return [error: "ci-report image-plan printed schema '${p.schema}', expected '${PLAN_SCHEMA}'".toString()]
+      return [error: "ci-report image-plan wrote schema '${p.schema}', expected '${PLAN_SCHEMA}'".toString()]
     }
     if (!p.script) {
-      return [error: 'ci-report image-plan printed a plan without a script']
+      return [error: 'ci-report image-plan wrote a plan without a script']
     }
     if (!(p.timeoutSeconds instanceof Number) || p.timeoutSeconds <= 0) {
-      return [error: "ci-report image-plan printed an invalid timeoutSeconds '${p.timeoutSeconds}'".toString()]
+      return [error: "ci-report image-plan wrote an invalid timeoutSeconds '${p.timeoutSeconds}'".toString()]
+    }
+    if (p.killGraceSeconds != null && (!(p.killGraceSeconds instanceof Number) || p.killGraceSeconds < 0)) {
+      return [error: "ci-report image-plan wrote an invalid killGraceSeconds '${p.killGraceSeconds}'".toString()]
     }
     Map plan = [:]
-    ['schema', 'script', 'logFile', 'rcFile', 'timesFile', 'report'].each { k ->
+    ['schema', 'script', 'plan', 'logFile', 'rcFile', 'timesFile', 'report'].each { k ->
       plan[k] = p[k] == null ? null : p[k].toString()
     }
     plan.timeoutSeconds = ((Number) p.timeoutSeconds).longValue()
+    plan.killGraceSeconds = p.killGraceSeconds == null ? 0L : ((Number) p.killGraceSeconds).longValue()
+    plan.skipped = p.skipped == true
     return plan
   }
 
