@@ -306,3 +306,24 @@ def test_sigterm_to_ci_report_is_forwarded(ws: Path) -> None:
     assert signals.read_text().split() == ["SIGTERM"]  # the executor got it from us
     pid = int(pid_file.read_text())
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+@pytest.mark.parametrize(
+    "flags, says",
+    [
+        (("--bandwidth", "-1"), "--bandwidth -1 must be a positive number of MB/s"),
+        (("--heartbeat", "-1"), "--heartbeat -1 must be 0 (off) or more seconds"),
+        (("--kill-grace", "-5"), "--kill-grace -5 must be 0 or more seconds"),
+    ],
+)
+def test_bad_flag_values_stop_with_exit_1(
+    ws: Path, capsys: pytest.CaptureFixture[str], flags: tuple[str, ...], says: str
+) -> None:
+    # DESIGN section 3: image-push exits 1 when it stops before the executor (not 78)
+    args_file = ws / "args.json"
+    rc, _, err = push(ws, capsys, *flags, FAKE_KANIKO_ARGS_FILE=str(args_file))
+    assert rc == 1 and says in err, err
+    assert not args_file.exists()
+    rc, _, err = push(ws, capsys, timeout="abc")
+    assert rc == 1 and "neither 'auto' nor seconds" in err
+    assert "preflight passed" not in err  # checked before preflight and the estimate

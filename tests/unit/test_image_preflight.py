@@ -74,7 +74,35 @@ def test_copy_source_excluded_by_dockerignore(ws: Path) -> None:
 
 
 def test_destination_must_name_a_registry(ws: Path) -> None:
-    assert codes(check(ws, destinations=["team/app:1"])) == ["name-unknown"]
+    # a bare name would go to docker.io/library/..., where nobody can push
+    assert codes(check(ws, destinations=["app:1"])) == ["name-unknown"]
+
+
+def test_docker_hub_short_name_is_a_docker_hub_push(ws: Path) -> None:
+    # user/app is a valid Docker Hub destination: it needs docker.io credentials, not a stop
+    pf = check(ws, destinations=["team/app:1"])
+    assert codes(pf) == ["registry-auth"]
+    assert "no credentials for docker.io" in pf.problems[0].message
+    assert '"https://index.docker.io/v1/"' in pf.problems[0].fix
+    assert any("Kaniko pushes it to Docker Hub" in w for w in pf.warnings)
+    auth = base64.b64encode(b"ci:secret").decode()
+    (ws / "dc" / "config.json").write_text(
+        json.dumps({"auths": {"https://index.docker.io/v1/": {"auth": auth}}})
+    )
+    pf = check(ws, destinations=["team/app:1"])
+    assert pf.ok, pf.problems
+
+
+def test_missing_context_is_named(ws: Path) -> None:
+    pf = check(ws, context=str(ws / "nope"))
+    assert codes(pf) == ["dockerfile-missing"]
+    assert "build context" in pf.problems[0].message and "--context" in pf.problems[0].fix
+
+
+def test_dockerfile_that_is_a_directory(ws: Path) -> None:
+    (ws / "ctx" / "Dockerfile.d").mkdir()
+    pf = check(ws, dockerfile="Dockerfile.d")
+    assert "is a directory, not a file" in pf.problems[0].message
 
 
 def test_credentials_missing_or_broken(ws: Path) -> None:

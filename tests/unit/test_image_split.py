@@ -58,3 +58,15 @@ def test_read_run_external_sigterm_and_missing_rc(tmp_path: Path) -> None:
     (tmp_path / "kaniko.times").write_text("start 1000\n")
     run = read_run(load_plan(path), path)
     assert run.exit_code is None and any("kaniko.log" in w for w in run.warnings)
+
+
+def test_read_run_negative_rc_is_mapped_like_a_shell(tmp_path: Path) -> None:
+    # a wrapper that stored Popen's return code: -15 is SIGTERM, i.e. 143 (never exit -15)
+    _, path = _plan(tmp_path)
+    (tmp_path / "kaniko.times").write_text("start 1000\nend 1060 rc -15\n")
+    (tmp_path / "kaniko.rc").write_text("-15\n")
+    run = read_run(load_plan(path), path)
+    assert (run.exit_code, run.deadline_hit) == (143, True)
+    (tmp_path / "kaniko.rc").unlink()
+    (tmp_path / "kaniko.times").write_text("start 1000\nend 1010 rc -9\n")
+    assert read_run(load_plan(path), path).exit_code == 137

@@ -119,3 +119,41 @@ def test_show_plan_goes_through_console():
     assert out[0] == "[ci-report] timeout: 60 s (explicit)"
     assert out[1].startswith("[ci-report]   push 412 MB at 0.50 MB/s")
     assert plan.to_dict()["seconds"] == 60
+
+
+def test_ignored_bandwidth_flag_is_explained(tmp_path: Path):
+    # history > --bandwidth > default: the console must say why --bandwidth did not count
+    h = PushHistory(tmp_path / "h.json")
+    h.record("r.io", 10_000_000, 10.0)
+    plan = plan_timeout(_est(), registry_host="r.io", history=h, bandwidth_mbps=0.2)
+    assert plan.source == "history"
+    note = [line for line in plan.reasoning if line.startswith("--bandwidth")]
+    assert note == [
+        "--bandwidth 0.2 MB/s not used: the measured bandwidth of 1 earlier push to r.io "
+        "comes first (history, then --bandwidth, then the default)"
+    ]
+    plan = plan_timeout(_est(), registry_host="r.io", history=None, bandwidth_mbps=0.2)
+    assert not [line for line in plan.reasoning if "not used" in line]
+
+
+def test_headline_says_what_decided_the_timeout(tmp_path: Path):
+    def head(plan) -> str:
+        stream = io.StringIO()
+        show_plan(plan, Console(stream=stream, color="never"))
+        return stream.getvalue().splitlines()[0]
+
+    h = PushHistory(tmp_path / "h.json")
+    assert head(plan_timeout(_est(), registry_host="r.io", history=h)) == (
+        "[ci-report] timeout: 1536 s (auto, default bandwidth)"
+    )
+    h.record("r.io", 10_000_000, 10.0)
+    assert head(plan_timeout(_est(), registry_host="r.io", history=h)).endswith(
+        "(auto, bandwidth from the push history)"
+    )
+    assert head(plan_timeout(_est(), registry_host="x.io", history=h, bandwidth_mbps=1)).endswith(
+        "(auto, bandwidth from --bandwidth)"
+    )
+    # no estimate: the cap decided, not the history
+    assert head(plan_timeout(None, registry_host="r.io", history=h, cap=7200)) == (
+        "[ci-report] timeout: 7200 s (auto: the cap, no estimate)"
+    )

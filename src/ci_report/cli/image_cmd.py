@@ -7,7 +7,7 @@ from typing import Any, Callable, Optional
 
 import click
 
-from ..errors import EXIT_FAILURE
+from ..errors import EXIT_FAILURE, CiReportError, Interrupted
 from .common import global_options, global_options_of, run
 
 _SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -83,6 +83,12 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _error_code(err: CiReportError) -> int:
+    """DESIGN section 3: image commands exit 1 when they stop before the executor runs (a bad
+    flag, an unreadable plan); 143/130 after SIGTERM/SIGINT."""
+    return err.exit_code if isinstance(err, Interrupted) else EXIT_FAILURE
+
+
 def _request(ctx: click.Context, kw: dict[str, Any], mode: str) -> Any:
     from ..config import load_settings
     from ..image.service import PushRequest
@@ -136,7 +142,7 @@ def image_push(ctx: click.Context, mode: str, **kw: Any) -> None:
 
         return push(_request(ctx, kw, mode), console)
 
-    run(ctx, action, internal_error_code=EXIT_FAILURE)
+    run(ctx, action, internal_error_code=EXIT_FAILURE, error_code=_error_code)
 
 
 @click.command(
@@ -173,7 +179,7 @@ def image_plan(ctx: click.Context, workdir: str, as_json: bool, **kw: Any) -> No
             click.echo(json.dumps(data, indent=2))
         return code
 
-    run(ctx, action, internal_error_code=EXIT_FAILURE)
+    run(ctx, action, internal_error_code=EXIT_FAILURE, error_code=_error_code)
 
 
 @click.command(
@@ -206,4 +212,4 @@ def image_diagnose(ctx: click.Context, plan_path: str, report: Optional[str]) ->
 
         return diagnose(plan_path, console, report)
 
-    run(ctx, action, internal_error_code=EXIT_FAILURE)
+    run(ctx, action, internal_error_code=EXIT_FAILURE, error_code=_error_code)

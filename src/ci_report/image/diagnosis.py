@@ -23,6 +23,7 @@ __all__ = [
     "fitting_timeout",
     "fmt_bytes",
     "fmt_duration",
+    "shell_exit_code",
     "signal_name",
 ]
 
@@ -78,6 +79,14 @@ def fmt_bytes(n: Optional[float]) -> str:
 
 def fmt_rate(bps: Optional[float]) -> str:
     return "?" if not bps else f"{bps / 1e6:.2f} MB/s"
+
+
+def shell_exit_code(returncode: Optional[int]) -> Optional[int]:
+    """A return code as a shell reports it: Popen's -15 (killed by SIGTERM) -> 143, -9 -> 137.
+    Negative codes also come from wrappers that store Popen's value; never exit with them."""
+    if returncode is None:
+        return None
+    return 128 - returncode if returncode < 0 else returncode
 
 
 def signal_name(exit_code: Optional[int]) -> Optional[str]:

@@ -156,16 +156,23 @@ def _check_destinations(
                 )
             )
             continue
-        if not ref.explicit_registry:
+        if not ref.explicit_registry and ref.repository.startswith("library/"):
             pf.problems.append(
                 Problem(
                     "name-unknown",
-                    f"destination {dest!r} names no registry host (Kaniko would push to Docker Hub "
-                    "and its token endpoint refuses most such names)",
-                    f"fully qualify it: registry.example.com/{dest}",
+                    f"destination {dest!r} names no registry host and no namespace: Kaniko would "
+                    f"push to Docker Hub's official images (docker.io/{ref.repository}), which "
+                    "nobody can push to",
+                    f"fully qualify it: registry.example.com/team/{dest}",
                 )
             )
             continue
+        if not ref.explicit_registry:
+            pf.warnings.append(
+                f"destination {dest!r} names no registry host: Kaniko pushes it to Docker Hub "
+                f"(docker.io/{ref.repository}); write registry.example.com/{dest} if it is "
+                "meant for your own registry"
+            )
         if not needs_push:
             continue
         problems = docker_config.problems_for(ref.registry)
@@ -177,12 +184,13 @@ def _check_destinations(
             )
         elif not docker_config.has_credentials(ref.registry):
             where = docker_config.path or "config.json"
+            key = "https://index.docker.io/v1/" if ref.registry == "docker.io" else ref.registry
             state = "has no entry for it" if docker_config.exists else "does not exist"
             pf.problems.append(
                 Problem(
                     "registry-auth",
                     f"no credentials for {ref.registry} (destination {dest}): {where} {state}",
-                    f'add "auths": {{"{ref.registry}": {{"auth": "<base64 user:password>"}}}} '
+                    f'add "auths": {{"{key}": {{"auth": "<base64 user:password>"}}}} '
                     "(or a credHelpers entry) and mount it at /kaniko/.docker/config.json; "
                     "DOCKER_CONFIG names its directory",
                 )
@@ -274,12 +282,20 @@ def run_preflight(
             pf.skipped = True
             pf.facts.append(("dockerfile", f"{df} (missing: skipped as asked)"))
             return pf
+        what = (
+            f"Dockerfile {df} is a directory, not a file"
+            if df.is_dir()
+            else (f"Dockerfile {df} does not exist")
+        )
+        if not ctx.is_dir():
+            what += f" (and the build context {ctx} is not a directory either)"
         pf.problems.append(
             Problem(
                 "dockerfile-missing",
-                f"Dockerfile {df} does not exist",
+                what,
                 "pass --dockerfile relative to the workspace or the context, or "
-                "--skip-if-no-dockerfile for modules without an image",
+                "--skip-if-no-dockerfile for modules without an image"
+                + ("; check --context" if not ctx.is_dir() else ""),
             )
         )
         return pf

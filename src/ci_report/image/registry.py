@@ -361,10 +361,14 @@ class RegistryClient:
         kwargs.setdefault("timeout", self.timeout)
         kwargs.setdefault("verify", self.verify)
         kwargs.setdefault("allow_redirects", True)
+        from .interrupt import check as interrupted
+
+        interrupted()  # a SIGTERM during the estimate: no more registry calls
         self.requests_made += 1
         try:
             return self.session.request(method, url, **kwargs)
         except requests.exceptions.SSLError as exc:
+            interrupted()  # urllib3 wraps the signal's exception: it is not a TLS error
             text = str(exc)
             hint = None
             if "WRONG_VERSION_NUMBER" in text.upper() or "wrong version number" in text:
@@ -379,6 +383,7 @@ class RegistryClient:
                 "or, for a test registry only, skip TLS verification",
             ) from None
         except requests.exceptions.Timeout as exc:
+            interrupted()
             raise RegistryError(
                 "network",
                 f"{self.host} did not answer in time",
@@ -387,6 +392,7 @@ class RegistryClient:
                 fix="check the network path (proxy, firewall) from the build agent",
             ) from None
         except requests.exceptions.RequestException as exc:
+            interrupted()
             raise RegistryError(
                 "network",
                 f"cannot connect to {urllib.parse.urlsplit(url).netloc}",

@@ -23,12 +23,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
-from .diagnosis import fmt_duration
+from .diagnosis import fmt_bytes, fmt_duration, shell_exit_code
 from .kaniko_log import STAGES, LogState
 
 __all__ = ["Expectations", "Handle", "ProcessHandle", "RunResult", "Supervisor"]
 
 EOF = object()
+# the coarse stages only move forward on the console: Kaniko's own order goes pull -> build ->
+# pull again ("Retrieving image manifest" after "Built cross stage deps") -> build
+_STAGE_ORDER = {"pull": 0, "build": 1, "push": 2, "done": 3}
 
 
 @dataclass
@@ -70,7 +73,7 @@ class Handle:
 
 def _exit_code(returncode: int) -> int:
     """Popen's -15 -> 143, as a shell would report it."""
-    return 128 - returncode if returncode < 0 else returncode
+    return shell_exit_code(returncode) or 0
 
 
 class ProcessHandle(Handle):
@@ -153,8 +156,16 @@ class Supervisor:
         if phase in ("push", "pushed") and state.push_started_at is not None:
             ran = elapsed - state.push_started_at
             text = f"pushing for {fmt_duration(ran)}"
-            if self.expect.push_s:
-                text += f" of ~{fmt_duration(self.expect.push_s)} expected"
+            expected = self.expect.push_s
+            if expected:
+                text += (
+                    f" of ~{fmt_duration(expected)} expected"
+                    if ran <= expected
+                    else f", longer than the ~{fmt_duration(expected)} expected"
+                )
+                if self.expect.push_bytes:
+                    rate = self.expect.push_bytes / max(expected, 1e-9)
+                    text += f" ({fmt_bytes(self.expect.push_bytes)} at {rate / 1e6:.2f} MB/s)"
             parts.append(text)
         elif self.expect.build_s:
             parts.append(f"~{fmt_duration(self.expect.build_s)} expected for pull and build")
@@ -225,8 +236,11 @@ class Supervisor:
                 if len(lines) > self.tail:
                     del lines[: len(lines) - self.tail]
                 mark = state.feed(item, at=elapsed)
-                if mark is not None and STAGES.get(mark.phase) != stage:
-                    stage = STAGES.get(mark.phase)
+                new = STAGES.get(mark.phase) if mark is not None else None
+                if mark is not None and _STAGE_ORDER.get(new or "", -1) > _STAGE_ORDER.get(
+                    stage or "", -1
+                ):
+                    stage = new
                     self.console.info(
                         f"phase: {stage} ({mark.phase}) at {fmt_duration(elapsed)}",
                         phase=mark.phase,

@@ -62,6 +62,24 @@ class PushRequest:
             skip_if_no_dockerfile=settings.skip_if_no_dockerfile,
         )
 
+    def validate(self) -> None:
+        """Flag values that make no sense stop the run before anything else happens."""
+        from ..errors import ConfigError
+
+        _ = self.explicit_timeout
+        if self.bandwidth is not None and not self.bandwidth > 0:
+            raise ConfigError(
+                f"--bandwidth {self.bandwidth:g} must be a positive number of MB/s",
+                fix="--bandwidth 0.5, or leave it out (the push history or 0.5 MB/s is used)",
+            )
+        if not self.kill_grace >= 0:
+            raise ConfigError(f"--kill-grace {self.kill_grace:g} must be 0 or more seconds")
+        if not self.heartbeat >= 0:
+            raise ConfigError(
+                f"--heartbeat {self.heartbeat:g} must be 0 (off) or more seconds",
+                fix="--heartbeat 30",
+            )
+
     @property
     def explicit_timeout(self) -> Optional[int]:
         text = str(self.timeout).strip().lower()
@@ -151,12 +169,60 @@ def _finish_early(req: PushRequest, pf: Preflight, console: Any) -> int:
     return code
 
 
+def _finish_interrupted(req: PushRequest, err: Any, console: Any) -> int:
+    """A SIGTERM/SIGINT before the executor started: nothing was built, exit 143/130."""
+    import signal as _signal
+
+    name = _signal.Signals(err.signum).name
+    diag = Diagnosis(
+        "terminated",
+        "terminated",
+        f"ci-report received {name} during preflight and the size estimate, before the "
+        "executor started: nothing was built or pushed",
+        [],
+        [
+            "if a Jenkins timeout() wraps this step, give it room for the estimate as well "
+            "(registry calls time out after a few seconds each)",
+            "a pod deletion or eviction also sends SIGTERM: check the pod events",
+        ],
+        f"ci-report itself received {name}",
+    )
+    report = build_report(
+        diagnosis=diag,
+        exit_code=err.exit_code,
+        phase="preflight",
+        elapsed=0.0,
+        timeout=None,
+        estimate=None,
+        destinations=req.destinations,
+        mode=req.mode,
+        signals=[name],
+    )
+    print_summary(console, report, diag)
+    if req.report:
+        write_report(req.report, report)
+    return int(err.exit_code)
+
+
+def _prepare_guarded(req: PushRequest, console: Any) -> Any:
+    """:func:`prepare` under a signal guard: a Prepared, or the exit code after a signal."""
+    from ..errors import Interrupted
+    from .interrupt import guard
+
+    try:
+        with guard():
+            return prepare(req, console)
+    except Interrupted as err:
+        return _finish_interrupted(req, err, console)
+
+
 def resolve_missing(req: PushRequest, pf: Preflight) -> str:
     return next((v for k, v in pf.facts if k == "dockerfile"), req.dockerfile or "Dockerfile")
 
 
 def prepare(req: PushRequest, console: Any) -> Prepared:
     """Preflight, then (if it passed) the estimate and the timeout plan, all shown."""
+    req.validate()
     pf = run_preflight(
         context=req.context,
         dockerfile=req.dockerfile,
@@ -167,6 +233,9 @@ def prepare(req: PushRequest, console: Any) -> Prepared:
         mode=req.mode,
         skip_if_no_dockerfile=req.skip_if_no_dockerfile,
     )
+    from .interrupt import check as interrupted
+
+    interrupted()
     prepared = Prepared(pf, preflight_destinations=list(req.destinations))
     for warning in pf.warnings:
         console.warn(warning)
@@ -204,6 +273,9 @@ def _estimate(req: PushRequest, pf: Preflight, console: Any) -> Any:
             console=console,
         )
     except Exception as exc:  # the estimate informs the timeout; it never stops a build
+        from .interrupt import check as interrupted
+
+        interrupted()  # ... but a SIGTERM does
         console.warn(
             f"push estimate failed ({getattr(exc, 'message', exc)}): the timeout "
             "falls back to the defaults"
@@ -229,6 +301,9 @@ def _plan(req: PushRequest, prepared: Prepared, explicit: Optional[int], console
             cap=req.timeout_cap,
         )
     except Exception as exc:
+        from .interrupt import check as interrupted
+
+        interrupted()
         console.warn(f"timeout planning failed ({getattr(exc, 'message', exc)})")
         return None
     show_plan(plan, console)
@@ -306,12 +381,22 @@ def _record_history(req: PushRequest, prepared: Prepared, facts: RunFacts, conso
             "guess, so bytes/seconds would not be the bandwidth"
         )
         return
+    if (facts.estimate or {}).get("reachable") is False:
+        # base layers that could not be HEAD-checked count as missing: an upper bound, which
+        # would overstate the bandwidth and shorten the next timeouts
+        console.info(
+            f"push history not updated: the registry could not be asked during the estimate, "
+            f"so {fmt_bytes(size)} is an upper bound, not the bytes that were sent"
+        )
+        return
     rate = PushHistory(req.history_path).record(
         prepared.registry_host, size, seconds, build_seconds=log.build_seconds()
     )
     text = f"push history: {prepared.registry_host} {fmt_bytes(size)} in {fmt_duration(seconds)}"
     if rate:
         text += f", bandwidth now {rate / 1e6:.2f} MB/s"
+    else:
+        text += " (too small or too quick to measure bandwidth; kept for the build time)"
     console.info(text)
 
 
@@ -322,7 +407,9 @@ def image_push(req: PushRequest, console: Any) -> int:
     """Preflight, estimate, timeout, then run the executor (direct or docker) and diagnose."""
     from .runner import Expectations, ProcessHandle, Supervisor
 
-    prepared = prepare(req, console)
+    prepared = _prepare_guarded(req, console)
+    if isinstance(prepared, int):
+        return prepared
     pf = prepared.preflight
     if not pf.ok:
         return _finish_early(req, pf, console)
@@ -392,7 +479,9 @@ def image_plan(req: PushRequest, workdir: str, console: Any) -> tuple[int, dict[
     from .split import write_plan
 
     req.mode = "split"
-    prepared = prepare(req, console)
+    prepared = _prepare_guarded(req, console)
+    if isinstance(prepared, int):
+        return prepared, {}
     pf = prepared.preflight
     if not pf.ok and not pf.skipped:
         return _finish_early(req, pf, console), {}

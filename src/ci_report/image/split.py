@@ -168,6 +168,9 @@ def read_run(plan: dict[str, Any], plan_path: str) -> SplitRun:
         exit_code = int(rc_path.read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
         exit_code = rc_from_times
+    from .diagnosis import shell_exit_code
+
+    exit_code = shell_exit_code(exit_code)  # a wrapper that wrote Popen's -15: 143
     log_path = _locate(plan, plan_path, "logFile")
     try:
         text = log_path.read_text(encoding="utf-8", errors="replace")

@@ -70,9 +70,27 @@ class TimeoutPlan:
         return asdict(self)
 
 
+_BANDWIDTH_FROM = {
+    "history": "bandwidth from the push history",
+    "bandwidth-flag": "bandwidth from --bandwidth",
+    "default": "default bandwidth",
+}
+
+
+def headline(plan: TimeoutPlan) -> str:
+    """``timeout: 868 s (auto, bandwidth from the push history)``: what decided the number."""
+    if plan.source == "explicit":
+        how = "explicit"
+    elif not plan.push_bytes and plan.seconds == plan.cap:
+        how = "auto: the cap, no estimate"
+    else:
+        how = f"auto, {_BANDWIDTH_FROM.get(plan.source, plan.source)}"
+    return f"timeout: {plan.seconds} s ({how})"
+
+
 def show_plan(plan: TimeoutPlan, console: Optional[Console] = None) -> None:
     console = console or get_console()
-    console.info(f"timeout: {plan.seconds} s ({plan.source})")
+    console.info(headline(plan))
     for line in plan.reasoning:
         console.detail("", line)
     for line in plan.warnings:
@@ -110,7 +128,7 @@ def plan_timeout(
         bps, samples = measured
         bw_source = "history"
         bw_text = f"EWMA of {samples} push{'es' if samples != 1 else ''} to {registry_host}"
-    elif bandwidth_mbps:
+    elif bandwidth_mbps and bandwidth_mbps > 0:
         bps = float(bandwidth_mbps) * 1e6
         bw_source = "bandwidth-flag"
         bw_text = "from --bandwidth"
@@ -131,6 +149,14 @@ def plan_timeout(
         reasoning.append(line)
     else:
         reasoning.append(f"push size unknown (no estimate); bandwidth {_mbps(bps)} ({bw_text})")
+
+    if measured and bandwidth_mbps:
+        # history > --bandwidth > default: say so, or the flag looks silently ignored
+        reasoning.append(
+            f"--bandwidth {float(bandwidth_mbps):g} MB/s not used: the measured bandwidth of "
+            f"{samples} earlier push{'es' if samples != 1 else ''} to {registry_host} comes "
+            "first (history, then --bandwidth, then the default)"
+        )
 
     # -- pull ------------------------------------------------------------------------------
     pull_bps = pull_bandwidth_bps or max(bps, DEFAULT_PULL_BPS)
