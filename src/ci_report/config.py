@@ -72,7 +72,10 @@ class Settings:
     build_result: Optional[str] = field(
         default=None, metadata=_meta("CI_REPORT_BUILD_RESULT", help="Jenkins result")
     )
-    status_style: str = field(default="default", metadata=_meta("CI_REPORT_STATUS_STYLE"))
+    status_style: str = field(
+        default="default",
+        metadata={**_meta("CI_REPORT_STATUS_STYLE"), "choices": ("default", "extended")},
+    )
     duration_ms: Optional[int] = field(default=None, metadata=_meta("CI_REPORT_DURATION_MS"))
     since: Optional[int] = field(default=None, metadata=_meta("CI_REPORT_SINCE"))
     case_map: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_CASE_MAP"))
@@ -252,15 +255,23 @@ def _convert(f: dataclasses.Field[Any], value: Any, origin: str) -> Any:
             if isinstance(value, str):
                 return [p.strip() for p in value.replace("\n", ",").split(",") if p.strip()]
             return [str(v) for v in value]
-        if isinstance(value, str):
-            return value.strip() if f.metadata.get("secret") else value
-        return str(value)
+        text = value if isinstance(value, str) else str(value)
+        if f.metadata.get("secret"):
+            return text.strip()
+        choices = f.metadata.get("choices")
+        if choices:
+            text = text.strip().lower()
+            if text not in choices:
+                raise ValueError(f"expected one of {', '.join(choices)}")
+        return text
     except ValueError as exc:
         shown = "(secret)" if f.metadata.get("secret") else repr(value)
+        wanted = {"int": "a whole number", "float": "a number", "bool": "true or false"}
+        choices = f.metadata.get("choices")
         raise ConfigError(
             f"invalid value {shown} for {f.name} from {origin}",
             cause=str(exc) if not f.metadata.get("secret") else None,
-            fix=f"set {f.name} to a valid {kind}",
+            fix="use " + (" or ".join(choices) if choices else wanted.get(kind, f"a valid {kind}")),
         ) from None
 
 
@@ -326,7 +337,14 @@ def load_settings(
         if name not in SETTING_NAMES:
             raise ConfigError(
                 f"unknown key {key!r} in {path}",
-                fix="valid keys: " + ", ".join(sorted(n.replace("_", "-") for n in SETTING_NAMES)),
+                fix="valid keys: "
+                + ", ".join(
+                    sorted(
+                        n.replace("_", "-")
+                        for n in SETTING_NAMES
+                        if not _FIELDS[n].metadata.get("secret")
+                    )
+                ),
             )
         meta = _FIELDS[name].metadata
         if meta.get("secret"):

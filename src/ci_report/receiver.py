@@ -229,6 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
         except CallbackVerificationError as exc:
             # generic answer for the client, detailed reason in the request log
             self.server.store.log_request(webhook_id, path, 401, exc.reason)
+            self._rejected(401, webhook_id, path, exc.reason)
             self._send(401, {"error": "unauthorized", "mode": exc.mode, "reason": exc.reason})
             return
         if path == TEST_PATH:
@@ -239,7 +240,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.store.log_request(webhook_id, path, status, response.get("error", "ok"))
         if self.server.on_apply and status == 200 and not response.get("duplicate"):
             self.server.on_apply(verified)
+        if status >= 300:
+            self._rejected(status, webhook_id, path, str(response.get("error", "")))
         self._send(status, response)
+
+    def _rejected(self, status: int, webhook_id: Optional[str], path: str, reason: str) -> None:
+        if self.server.on_reject:
+            self.server.on_reject(status, webhook_id, path, reason)
 
 
 class _ReceiverServer(ThreadingHTTPServer):
@@ -253,12 +260,14 @@ class _ReceiverServer(ThreadingHTTPServer):
         store: Store,
         on_log: Optional[Callable[[str], None]] = None,
         on_apply: Optional[Callable[[Any], None]] = None,
+        on_reject: Optional[Callable[[int, Optional[str], str, str], None]] = None,
     ) -> None:
         super().__init__(address, _Handler)
         self.verifier = verifier
         self.store = store
         self.on_log = on_log
         self.on_apply = on_apply
+        self.on_reject = on_reject
 
 
 @dataclass
@@ -305,8 +314,10 @@ def start_receiver(
     background: bool = True,
     on_log: Optional[Callable[[str], None]] = None,
     on_apply: Optional[Callable[[Any], None]] = None,
+    on_reject: Optional[Callable[[int, Optional[str], str, str], None]] = None,
 ) -> ReceiverHandle:
-    """Start the receiver (in a daemon thread unless ``background=False``)."""
+    """Start the receiver (in a daemon thread unless ``background=False``). ``on_reject``
+    gets (status, webhook-id, path, reason) of every refused POST."""
     verifier = CallbackVerifier(
         signature_secrets=signature_secrets,
         jwt_secrets=jwt_secrets,
@@ -314,7 +325,9 @@ def start_receiver(
         jwt_audience=jwt_audience,
     )
     store = Store(str(db_path))
-    server = _ReceiverServer((host, port), verifier, store, on_log=on_log, on_apply=on_apply)
+    server = _ReceiverServer(
+        (host, port), verifier, store, on_log=on_log, on_apply=on_apply, on_reject=on_reject
+    )
     thread = None
     if background:
         thread = threading.Thread(target=server.serve_forever, name="ci-report-receiver")

@@ -179,3 +179,32 @@ def test_json_logs_on_failures_and_dry_run(cli, receiver):
     assert crash.stdout == ""
     records = _json_lines(crash.stderr)
     assert any("internal error" in r["message"] for r in records), records
+
+
+def test_strict_from_env_applies_to_config_errors(cli):
+    """Regression: CI_REPORT_STRICT=1 and a broken setting exited 0 (only --strict gave 78)."""
+    env = cli.env(CI_REPORT_STRICT="1", CI_REPORT_MAX_RESULTS="lots")
+    res = cli.run(["callback"], env=env)
+    assert res.returncode == 78, res
+    assert "CI_REPORT_MAX_RESULTS" in res.stderr
+
+
+def test_output_without_dry_run_is_written(cli, receiver):
+    """Regression: --output without --dry-run was silently ignored."""
+    out = cli.tmp / "payload.json"
+    res = cli.run(
+        ["callback", "--strict", "--output", str(out)], env=cli.env(CI_REPORT_URL=receiver.url)
+    )
+    assert res.returncode == 0, res
+    assert json.loads(out.read_text())["totalCases"] == SAMPLE_COUNTS["total"]
+    assert res.stderr.startswith("[ci-report] callback delivered"), res
+
+
+def test_no_url_and_no_auth_reported_together(cli):
+    env = cli.env(auth=False, CI_REPORT_URL=None)
+    res = cli.run(["callback", "--strict"], env=env)
+    assert res.returncode == 78, res
+    first = res.stderr.splitlines()[0]
+    assert first.startswith("[ci-report] callback NOT sent (no callback URL configured)"), res
+    assert "no authentication configured" in res.stderr
+    assert "JENKINS_SIGNATURE_SECRET" in res.stderr

@@ -100,3 +100,29 @@ def test_receiver_refuses_to_start_without_secrets(tmp_path: Path) -> None:
     )
     assert res.returncode == 78
     assert "needs at least one secret" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_receiver_says_what_it_refused(tmp_path: Path) -> None:
+    """Regression: a refused callback (wrong key) left no line in the receiver's console, so
+    a platform team saw nothing arrive; applied ones showed modes as a Python list."""
+    proc, base = _start(tmp_path)
+    try:
+        req = urllib.request.Request(
+            base + "/api/jenkins/callback",
+            data=b"{}",
+            method="POST",
+            headers={
+                "X-Api-Key": "not-the-key",
+                "webhook-id": "msg_wrongkey",
+                "webhook-timestamp": str(int(time.time())),
+            },
+        )
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(req, timeout=10)
+        assert info.value.code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=10)
+    assert "refused msg_wrongkey on /api/jenkins/callback: HTTP 401 (X-Api-Key does not match)" in (
+        err
+    ), err

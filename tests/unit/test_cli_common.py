@@ -162,3 +162,22 @@ def test_callback_config_error_exit(callback_env, strict, expected) -> None:
     assert "no callback URL configured" in result.stderr
     assert "Traceback" not in result.output
     assert list((callback_env / "outbox").glob("msg_*.json"))  # the payload is kept
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "on"),
+    [
+        (None, "1", True),
+        (None, "true", True),
+        (None, "", False),
+        (None, "0", False),
+        (True, "", True),
+    ],
+)
+def test_strict_switch_reads_env_before_settings(flag, env, on, monkeypatch) -> None:
+    """Regression: CI_REPORT_STRICT=1 with a broken config exited 0 instead of 78 (strictness
+    was only known once the settings had loaded)."""
+    from ci_report.cli.common import StrictSwitch
+
+    monkeypatch.setenv("CI_REPORT_STRICT", env)
+    assert StrictSwitch.from_flag_or_env(flag).on is on

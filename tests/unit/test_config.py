@@ -219,3 +219,20 @@ def test_derived_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.outbox_path == tmp_path / "cache" / "ci-report" / "outbox"
     s = load(tmp_path, env={"CI_REPORT_OUTBOX": str(tmp_path / "ob")})
     assert s.outbox_path == tmp_path / "ob"
+
+
+def test_status_style_is_checked(tmp_path: Path) -> None:
+    """Regression: CI_REPORT_STATUS_STYLE=extnded was silently the default style."""
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, env={"CI_REPORT_STATUS_STYLE": "extnded"})
+    assert "status_style" in info.value.message and "extended" in (info.value.fix or "")
+    assert load(tmp_path, env={"CI_REPORT_STATUS_STYLE": "Extended"}).status_style == "extended"
+
+
+def test_unknown_key_fix_does_not_offer_secret_keys(tmp_path: Path) -> None:
+    (tmp_path / ".ci-report.toml").write_text("bogus-key = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, env={})
+    assert "max-attempts" in (info.value.fix or "")
+    for secret in ("api-key", "jwt-secret", "signature-secret", "jenkins-token"):
+        assert secret not in (info.value.fix or "").split(", ")

@@ -502,3 +502,34 @@ def test_run_callback_truncated_results_all_in_result_file(requests_mock, job, c
     assert len(data["payload"]["results"]) == 1
     assert data["payload"]["totalCases"] == 3
     assert sorted(r["caseName"] for r in data["allResults"]) == ["test_bad", "test_ok", "test_skip"]
+
+
+def test_proxy_failure_names_the_proxy_without_credentials(
+    requests_mock, settings, captured_console, monkeypatch
+) -> None:
+    """Regression: a dead proxy showed urllib3's 'HTTPConnectionPool(...) Max retries
+    exceeded ... ProxyError(...)' text twice and no fix."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://bob:pr0xy-pass@proxy.corp:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    requests_mock.post(
+        URL,
+        exc=requests.exceptions.ProxyError(
+            "HTTPSConnectionPool(host='platform.example.com', port=443): Max retries exceeded "
+            "(Caused by ProxyError('Unable to connect to proxy', "
+            "NewConnectionError('Failed to establish a new connection: [Errno 111] "
+            "Connection refused')))"
+        ),
+    )
+    result, _ = run(settings, max_attempts=1)
+    assert result.outcome == "queued"
+    assert result.error == "cannot reach the proxy http://proxy.corp:3128: connection refused"
+    assert any("NO_PROXY" in h for h in result.hints)
+    assert result.notes == ["gave up after 1 attempt (--max-attempts)"]
+
+
+def test_407_from_a_proxy_has_a_fix(requests_mock, settings, captured_console) -> None:
+    requests_mock.post(URL, status_code=407)
+    result, _ = run(settings)
+    assert result.outcome == "rejected"
+    assert any("proxy" in h and "credentials" in h for h in result.hints)

@@ -413,3 +413,103 @@ def test_run_callback_flushes_earlier_entries_first(
     assert ids == [entry(1).delivery_id, outcome.delivery_id]
     assert Outbox(flush_settings.outbox_path).pending() == []
     assert "resent 1 earlier callback" in captured_console.text
+
+
+def _callback_in(tmp_path: Path, settings, report: str = "r.xml") -> None:
+    (tmp_path / report).write_text('<testsuite><testcase name="a" time="1"/></testsuite>')
+    settings.url = URL
+    settings.workspace = str(tmp_path)
+    settings.junit = [report]
+
+
+def test_run_callback_outcome_first_then_backlog(
+    requests_mock, flush_settings, tmp_path: Path, captured_console
+) -> None:
+    """Regression: the auto-flush summary was printed before the callback's own outcome."""
+    from ci_report.callback.service import run_callback
+    from ci_report.jenkins_env import BuildContext
+
+    _callback_in(tmp_path, flush_settings)
+    flush_settings.run_id = "64"
+    captured_console.debug_enabled = False
+    queue(flush_settings, 1)
+    requests_mock.post(URL, status_code=200)
+    run_callback(flush_settings, BuildContext(), console=captured_console)
+    lines = captured_console.lines
+    assert lines[0].startswith("[ci-report] callback delivered"), lines
+    assert "outbox backlog: resent 1 earlier callback(s)" in captured_console.text
+
+
+def test_run_callback_does_not_resend_its_own_queued_copy(
+    requests_mock, flush_settings, tmp_path: Path, captured_console
+) -> None:
+    """Regression: a re-run of a build whose callback was queued sent it twice (once as an
+    'earlier callback', then again: 'the receiver already had it'), and a delivered callback
+    left its queued copy in the outbox for a later flush."""
+    from ci_report.callback.service import run_callback
+    from ci_report.jenkins_env import BuildContext
+
+    _callback_in(tmp_path, flush_settings)
+    requests_mock.post(URL, status_code=503)
+    first = run_callback(flush_settings, BuildContext(), console=captured_console)
+    assert first.outcome == "queued"
+    box = Outbox(flush_settings.outbox_path)
+    assert len(box.pending()) == 1
+    requests_mock.reset_mock()
+    requests_mock.post(URL, status_code=200)
+    again = run_callback(flush_settings, BuildContext(), console=captured_console)
+    assert again.outcome == "delivered" and again.delivery_id == first.delivery_id
+    assert requests_mock.call_count == 1
+    assert box.pending() == []
+
+
+def test_run_callback_bad_case_map_still_delivers(
+    requests_mock, flush_settings, tmp_path: Path, captured_console
+) -> None:
+    """Regression: a missing or broken --case-map was an 'internal error': no callback at all."""
+    from ci_report.callback.service import run_callback
+    from ci_report.jenkins_env import BuildContext
+
+    _callback_in(tmp_path, flush_settings)
+    requests_mock.post(URL, status_code=200)
+    (tmp_path / "bad.json").write_text("{bad")
+    for case_map in (tmp_path / "missing.json", tmp_path / "bad.json"):
+        flush_settings.case_map = str(case_map)
+        outcome = run_callback(flush_settings, BuildContext(), console=captured_console)
+        assert outcome.outcome == "delivered"
+        assert f"cannot use the case map {case_map}" in captured_console.text
+
+
+@pytest.mark.parametrize("value", ["null", "bogus"])
+def test_run_callback_unusable_build_result_still_delivers(
+    value, requests_mock, flush_settings, tmp_path: Path, captured_console
+) -> None:
+    """Regression: --build-result "${currentBuild.result}" (null) sent no callback."""
+    import json
+
+    from ci_report.callback.service import run_callback
+    from ci_report.jenkins_env import BuildContext
+
+    _callback_in(tmp_path, flush_settings)
+    flush_settings.build_result = value
+    requests_mock.post(URL, status_code=200)
+    outcome = run_callback(flush_settings, BuildContext(), console=captured_console)
+    assert outcome.outcome == "delivered"
+    assert json.loads(outcome.payload_bytes)["status"] == "success"
+    assert "ignored, the status follows the test results" in captured_console.text
+
+
+def test_run_callback_since_skipping_everything_says_so(
+    flush_settings, tmp_path: Path, captured_console
+) -> None:
+    """Regression: reports all older than --since were reported as 'not found, pass --junit'."""
+    from ci_report.callback.service import run_callback
+    from ci_report.jenkins_env import BuildContext
+
+    _callback_in(tmp_path, flush_settings)
+    flush_settings.junit = ["*.xml"]
+    flush_settings.since = int((time.time() + 3600) * 1000)
+    run_callback(flush_settings, BuildContext(), dry_run=True, console=captured_console)
+    text = captured_console.text
+    assert "older than this build (--since" in text
+    assert "--junit GLOB" not in text

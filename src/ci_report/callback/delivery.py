@@ -143,6 +143,8 @@ _STATUS_FIXES = {
     404: "nothing answers at this path: the callback path is /api/jenkins/callback (set "
     "API_CALLBACK_URL to the platform base URL, or CI_REPORT_URL to the full URL)",
     405: "the URL does not accept POST: check CI_REPORT_URL / API_CALLBACK_URL",
+    407: "the proxy from HTTP_PROXY/HTTPS_PROXY wants credentials: put them in the proxy "
+    "URL (http://user:password@proxy:port) or add the platform's host to NO_PROXY",
     413: "the payload is too large for the receiver: lower --max-results",
     422: "the receiver refused this payload (a different body under the same delivery id "
     "means the results changed for the same build)",
@@ -217,6 +219,16 @@ def deliver(
                     cause="it contains a newline or another character not allowed in headers",
                     fix="re-create the Jenkins credential without trailing newlines",
                 ) from None
+            except requests.exceptions.ProxyError as exc:
+                result.status_code = None
+                proxy = _proxy_for(url)
+                result.error = f"cannot reach the proxy {proxy or ''}: {_proxy_reason(exc)}"
+                hint = (
+                    "the proxy comes from HTTP_PROXY/HTTPS_PROXY on this agent: check it, or "
+                    "add the platform's host to NO_PROXY if it is reachable directly"
+                )
+                if hint not in result.hints:
+                    result.hints.append(hint)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 result.status_code = None
                 result.error = _describe_transport_error(exc)
@@ -255,7 +267,8 @@ def deliver(
             # a retryable failure: wait, unless attempts or the deadline are spent
             elapsed = time.monotonic() - start
             if attempt >= max_attempts:
-                result.notes.append(f"gave up after {attempt} attempts (--max-attempts)")
+                plural = "s" if attempt != 1 else ""
+                result.notes.append(f"gave up after {attempt} attempt{plural} (--max-attempts)")
                 break
             delay = backoff_delay(attempt)
             if retry_after is not None:
@@ -282,6 +295,32 @@ def deliver(
 def _short(exc: BaseException, limit: int = 240) -> str:
     text = str(exc)
     return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def _proxy_for(url: str) -> Optional[str]:
+    """The proxy requests takes from the environment for ``url`` (credentials stripped)."""
+    from requests.utils import get_environ_proxies, select_proxy
+
+    from ..jenkins_env import strip_credentials
+
+    try:
+        proxy = select_proxy(url, get_environ_proxies(url))
+    except Exception:  # never a reason to fail a report
+        return None
+    return strip_credentials(proxy) if proxy else None
+
+
+def _proxy_reason(exc: BaseException) -> str:
+    lowered = str(exc).lower()
+    if "refused" in lowered:
+        return "connection refused"
+    if "timed out" in lowered or "timeout" in lowered:
+        return "timed out"
+    if "name or service not known" in lowered or "failed to resolve" in lowered:
+        return "unknown host name"
+    if "407" in lowered:
+        return "HTTP 407: the proxy wants credentials"
+    return _short(exc)
 
 
 def _describe_transport_error(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from ..jenkins_env import strip_credentials
 
@@ -151,10 +151,24 @@ class Outbox:
         os.replace(claimed, target)
         return target
 
-    def iter_claimed(self) -> Iterator[tuple[Path, OutboxEntry]]:
+    def discard(self, delivery_id: str) -> bool:
+        """Remove the pending (unclaimed) entry of ``delivery_id``: it was delivered."""
+        try:
+            (self.path / f"{delivery_id}.json").unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def iter_claimed(
+        self, skip_ids: Optional[Iterable[str]] = None
+    ) -> Iterator[tuple[Path, OutboxEntry]]:
         """Claim pending entries one at a time (oldest first); unreadable files are skipped
-        and moved aside to ``dead/`` so they never block the queue."""
+        and moved aside to ``dead/`` so they never block the queue. Entries of ``skip_ids``
+        are left alone."""
+        skip = {f"{i}.json" for i in skip_ids or ()}
         for path in self.pending():
+            if path.name in skip:
+                continue
             claimed = self.claim(path)
             if claimed is None:
                 continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..console import Console, get_console
 from ..errors import (
@@ -70,24 +70,26 @@ class FlushSummary:
 def _counts(run: TestRun) -> str:
     parts = [f"{run.passed} passed", f"{run.failed + run.errored} failed"]
     if run.errored:
-        parts[-1] += f" ({run.errored} errors)"
+        parts[-1] += f" ({run.errored} error{'s' if run.errored != 1 else ''})"
     parts.append(f"{run.skipped} skipped")
     return ", ".join(parts)
 
 
 def collect(settings: Settings, console: Console, spill: Optional[ResultSpill]) -> TestRun:
     """Find and parse the reports, telling the console what was found and what was not."""
-    from ..junit import discover_reports, load_case_map, parse_reports
+    from ..junit import discover_reports, parse_reports
 
     discovery = discover_reports(settings.junit or None, settings.workspace_path, settings.since)
-    for pattern in discovery.unmatched_patterns:
-        console.warn(f"no report matches {pattern!r}")
-    if discovery.skipped_old:
+    if discovery.files:
+        # some reports found: say which patterns found nothing (when none did, one line below)
+        for pattern in discovery.unmatched_patterns:
+            console.warn(f"no report matches {pattern!r}")
+    if discovery.skipped_old and discovery.files:
         console.info(
             f"skipped {len(discovery.skipped_old)} report(s) older than this build "
             f"(--since), e.g. {discovery.skipped_old[0]}"
         )
-    case_map = load_case_map(Path(settings.case_map)) if settings.case_map else None
+    case_map = _load_case_map(settings, console)
     from .payload import case_entry
 
     on_case = (lambda case: spill.add(case_entry(case))) if spill is not None else None
@@ -108,14 +110,52 @@ def collect(settings: Settings, console: Console, spill: Optional[ResultSpill]) 
             "give repeated tests distinct names if they are different tests"
         )
     if not run.files:
-        where = ", ".join(settings.junit) if settings.junit else "the default locations"
-        fix = (
-            "pass --build-result (Jenkins: currentBuild.currentResult) so the status is right"
-            if not settings.build_result
-            else "pass --junit GLOB if your reports are elsewhere"
-        )
-        console.warn(f"no JUnit report found in {where} under {settings.workspace_path}; {fix}")
+        _warn_no_reports(settings, console, discovery.skipped_old)
     return run
+
+
+def _warn_no_reports(settings: Settings, console: Console, skipped_old: list[Path]) -> None:
+    """One line that says why no report was read and what to do about it."""
+    root = settings.workspace_path
+    status_fix = (
+        "; pass --build-result (Jenkins: currentBuild.currentResult) so the status is right"
+        if not settings.build_result
+        else ""
+    )
+    if skipped_old:
+        console.warn(
+            f"no JUnit report found: all {len(skipped_old)} report(s) found under {root} are "
+            f"older than this build (--since {settings.since}), e.g. {skipped_old[0]}; the "
+            "tests did not write reports in this build, or --since is not "
+            f"currentBuild.startTimeInMillis{status_fix}"
+        )
+    elif settings.junit:
+        where = ", ".join(repr(p) for p in settings.junit)
+        console.warn(
+            f"no JUnit report found: no report matches {where} under {root} (relative patterns "
+            f"start at WORKSPACE); check the path and that the tests ran{status_fix}"
+        )
+    else:
+        fix = status_fix[2:] if status_fix else "pass --junit GLOB if your reports are elsewhere"
+        console.warn(f"no JUnit report found in the default locations under {root}; {fix}")
+
+
+def _load_case_map(settings: Settings, console: Console) -> Optional[dict[str, Any]]:
+    """The --case-map file; one that cannot be read costs the caseIds, never the callback."""
+    if not settings.case_map:
+        return None
+    from ..junit import load_case_map
+
+    path = Path(settings.case_map)
+    try:
+        return dict(load_case_map(path))
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        console.warn(
+            f"cannot use the case map {path}: {reason}; caseIds not in the reports are null "
+            '(fix: a JSON object {"classname.name": caseId} or CSV lines key,caseId)'
+        )
+        return None
 
 
 def run_callback(
@@ -129,7 +169,7 @@ def run_callback(
     """Parse the reports, build the payload and deliver it (or queue it in the outbox)."""
     console = console or get_console()
     context = context or BuildContext.from_env()
-    build_result = normalize_build_result(settings.build_result)
+    build_result = _build_result(settings.build_result, console)
     if settings.run_id is None:
         console.warn("no run id: set RUN_ID or pass --run-id (runId will be null)")
     spill = None if dry_run else ResultSpill(settings.max_results)
@@ -145,22 +185,54 @@ def run_callback(
         )
         body = canonical_body(payload)
         delivery_id = settings.delivery_id or make_delivery_id(context, body)
+        run_label = "(no id)" if payload["runId"] is None else payload["runId"]
+        unreadable = f", {len(run.parse_errors)} unreadable" if run.parse_errors else ""
         summary = (
-            f"run {payload['runId']} {payload['status']}: {_counts(run)} "
-            f"from {len(run.files)} report file(s)"
+            f"run {run_label} {payload['status']}: {_counts(run)} "
+            f"from {len(run.files)} report file(s){unreadable}"
         )
+        facts = {"runId": payload["runId"], "status": payload["status"]}
+        _write_output(output, body)
         if dry_run:
-            _write_output(output, body)
             console.outcome(
                 f"dry run: {summary}; nothing sent",
                 outcome="dry-run",
                 deliveryId=delivery_id,
+                **facts,
             )
             return CallbackOutcome("dry-run", delivery_id, body)
-        return _deliver_and_record(settings, context, console, body, delivery_id, summary, spill)
+        outcome = _deliver_and_record(
+            settings, context, console, body, delivery_id, summary, spill, facts
+        )
+        if run.results_truncated:
+            console.detail(
+                "results",
+                f"{len(payload['results'])} of {payload['totalCases']} cases in the payload "
+                f"(--max-results {settings.max_results}, failures first); every case is under "
+                f"allResults in {outcome.result_file}",
+            )
+        return outcome
     finally:
         if spill is not None:
             spill.close()
+
+
+def _build_result(value: Optional[str], console: Console) -> Optional[str]:
+    """The Jenkins build result; one that cannot be used is reported, never a lost callback."""
+    from ..errors import ConfigError
+
+    if value is not None and str(value).strip().lower() in ("null", "none"):
+        console.warn(
+            f"--build-result is {value!r}: ignored, the status follows the test results "
+            "(currentBuild.result is null while a build is still successful: pass "
+            "currentBuild.currentResult)"
+        )
+        return None
+    try:
+        return normalize_build_result(value)
+    except ConfigError as err:
+        console.warn(f"{err.message}: ignored, the status follows the test results; {err.fix}")
+        return None
 
 
 def _write_output(output: Optional[str], body: bytes) -> None:
@@ -199,6 +271,7 @@ def _deliver_and_record(
     delivery_id: str,
     summary: str,
     spill: Optional[ResultSpill],
+    facts: Optional[dict[str, Any]] = None,
 ) -> CallbackOutcome:
     url = settings.callback_url
     outbox = Outbox(settings.outbox_path)
@@ -226,19 +299,34 @@ def _deliver_and_record(
 
     # configuration first: a broken one keeps the payload, so nothing is lost
     try:
+        auth_error: Optional[ConfigError] = None
+        try:
+            for warning in check_auth_settings(settings):
+                console.warn(warning)
+        except ConfigError as err:
+            auth_error = err
         if not url:
+            also = [f"also: {auth_error.message}"] if auth_error else []
             raise ConfigError(
                 "no callback URL configured",
                 fix="set API_CALLBACK_URL (the platform base URL) or CI_REPORT_URL (full URL), "
-                "or pass --url",
+                "or pass --url"
+                + (
+                    "; and bind at least one of JENKINS_API_KEY, JENKINS_JWT_SECRET, "
+                    "JENKINS_SIGNATURE_SECRET with withCredentials"
+                    if auth_error and not settings.auth_modes
+                    else ""
+                ),
+                evidence=also,
             )
-        for warning in check_auth_settings(settings):
-            console.warn(warning)
+        if auth_error is not None:
+            raise auth_error
     except ConfigError as err:
         entry.last_error = err.message
         outbox_file = outbox.save(entry)
         record("queued", None, err.message)
         err.evidence.append(f"payload kept in the outbox: {outbox_file}")
+        err.message = f"callback NOT sent ({err.message}): {summary}"
         raise
 
     if url.startswith("http://") and settings.api_key and not _is_loopback(url):
@@ -248,9 +336,10 @@ def _deliver_and_record(
         )
 
     delivery: Optional[DeliveryResult] = None
+    backlog: Optional[FlushSummary] = None
     try:
         # inside the try: a signal during the auto-flush must not lose this build's payload
-        _auto_flush(settings, console, outbox)
+        backlog = _auto_flush(settings, console, outbox, skip_id=delivery_id)
         delivery = deliver(body, delivery_id, url, settings, console=console, subject=entry.subject)
     except Interrupted:
         entry.last_error = "interrupted during delivery"
@@ -272,8 +361,25 @@ def _deliver_and_record(
         entry.last_status = delivery.status_code
         entry.rejected = delivery.outcome == "rejected"
         outbox_file = outbox.save(entry)
+    else:
+        # an earlier run of this build left this very callback in the outbox: it has arrived
+        outbox.discard(delivery_id)
     record(delivery.outcome, delivery, delivery.error)
-    _report(console, delivery, summary, url, delivery_id, outbox_file, result_path)
+    _report(console, delivery, summary, url, delivery_id, outbox_file, result_path, facts or {})
+    if backlog is not None and (backlog.delivered or backlog.remaining):
+        waiting = f", {backlog.remaining} still waiting" if backlog.remaining else ""
+        why = ""
+        if backlog.skipped_rejected:
+            why = (
+                f" ({backlog.skipped_rejected} rejected by the receiver earlier: "
+                "'ci-report flush' after fixing the configuration)"
+            )
+        elif backlog.stopped_reason:
+            why = f" ({backlog.stopped_reason})"
+        console.detail(
+            "outbox backlog",
+            f"resent {backlog.delivered} earlier callback(s){waiting}{why}",
+        )
     return CallbackOutcome(
         delivery.outcome, delivery_id, body, url, delivery, result_path, outbox_file
     )
@@ -287,12 +393,17 @@ def _report(
     delivery_id: str,
     outbox_file: Optional[Path],
     result_path: Path,
+    facts: dict[str, Any],
 ) -> None:
+    from ..jenkins_env import strip_credentials
+
     attempts = f"{delivery.attempts} attempt{'s' if delivery.attempts != 1 else ''}"
     status = f"HTTP {delivery.status_code}, " if delivery.status_code else ""
     fields = {
         "outcome": delivery.outcome,
         "deliveryId": delivery_id,
+        **facts,
+        "url": strip_credentials(url),
         "attempts": delivery.attempts,
         "statusCode": delivery.status_code,
     }
@@ -309,7 +420,8 @@ def _report(
         if delivery.outcome == "rejected"
         else "callback NOT delivered, kept in the outbox"
     )
-    evidence = [f"{url} answered: {delivery.error} after {attempts}, {delivery.elapsed_s:.1f} s"]
+    answer = f"answered HTTP {delivery.status_code}" if delivery.status_code else "no answer"
+    evidence = [f"POST {url}: {answer} ({attempts}, {delivery.elapsed_s:.1f} s)"]
     evidence.extend(delivery.notes)
     if delivery.response_excerpt:
         evidence.append(f"response body: {delivery.response_excerpt}")
@@ -336,16 +448,21 @@ def _is_loopback(url: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-def _auto_flush(settings: Settings, console: Console, outbox: Outbox) -> None:
-    """Resend what earlier builds left behind, within ``flush_budget`` seconds."""
-    if settings.flush_budget <= 0 or not outbox.pending():
-        return
-    summary = flush_outbox(settings, console=console, budget_s=settings.flush_budget, auto=True)
-    if summary.delivered or summary.remaining:
-        console.info(
-            f"outbox: resent {summary.delivered} earlier callback(s), "
-            f"{summary.remaining} still waiting"
-        )
+def _auto_flush(
+    settings: Settings, console: Console, outbox: Outbox, skip_id: Optional[str] = None
+) -> Optional[FlushSummary]:
+    """Resend what earlier builds left behind, within ``flush_budget`` seconds. The caller
+    reports the summary after its own outcome (the outcome comes first)."""
+    pending = outbox.pending()
+    if settings.flush_budget <= 0 or not any(p.name != f"{skip_id}.json" for p in pending):
+        return None
+    return flush_outbox(
+        settings,
+        console=console,
+        budget_s=settings.flush_budget,
+        auto=True,
+        skip_ids={skip_id} if skip_id else None,
+    )
 
 
 def flush_outbox(
@@ -355,12 +472,14 @@ def flush_outbox(
     budget_s: Optional[float] = None,
     url_override: Optional[str] = None,
     auto: bool = False,
+    skip_ids: Optional[set[str]] = None,
 ) -> FlushSummary:
     """Resend outbox entries, oldest first, each under its original delivery id.
 
     ``auto`` (the bounded flush at the start of every callback) sends each entry once and skips
     entries the receiver rejected (they wait for a fixed configuration and an explicit flush).
     A transport failure stops the run: the endpoint is down, the rest waits for next time.
+    ``skip_ids``: entries left alone and not counted (the callback being sent right now).
     """
     console = console or get_console()
     check_auth_settings(settings)
@@ -371,7 +490,7 @@ def flush_outbox(
     session = make_session(settings)
     stop = False
     try:
-        for claimed, entry in outbox.iter_claimed():
+        for claimed, entry in outbox.iter_claimed(skip_ids):
             if stop:
                 outbox.release(claimed, entry)
                 summary.remaining += 1

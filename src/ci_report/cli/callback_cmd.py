@@ -51,7 +51,7 @@ def _settings(ctx: click.Context, flags: dict[str, Any]) -> Any:
 )
 @click.option(
     "--status-style",
-    type=click.Choice(["default", "extended"]),
+    type=click.Choice(["default", "extended"], case_sensitive=False),
     help="default: success|failed; extended adds unstable, aborted, not_built.",
 )
 @click.option(
@@ -71,7 +71,10 @@ def _settings(ctx: click.Context, flags: dict[str, Any]) -> Any:
 @click.option("--strict", is_flag=True, default=None, help="Non-zero exit when not delivered.")
 @click.option("--dry-run", is_flag=True, help="Build the payload only; no network at all.")
 @click.option(
-    "--output", "-o", metavar="FILE|-", help="With --dry-run: write the payload here (- = stdout)."
+    "--output",
+    "-o",
+    metavar="FILE|-",
+    help="Also write the payload here (- = stdout); with --dry-run, only here.",
 )
 @global_options
 @click.pass_context
@@ -85,7 +88,7 @@ def callback(
     not be delivered in the outbox. Writes ci-report/callback.json for the build's artifacts.
     """
     flags = dict(opts, junit=list(junit))
-    strict = StrictSwitch(opts.get("strict"))
+    strict = StrictSwitch.from_flag_or_env(opts.get("strict"))
 
     def action(console: Console) -> int:
         from ..callback.service import run_callback
@@ -120,7 +123,7 @@ def flush(
     **opts: Any,
 ) -> None:
     """Resend callbacks kept in the outbox, each under its original delivery id."""
-    strict = StrictSwitch(opts.get("strict"))
+    strict = StrictSwitch.from_flag_or_env(opts.get("strict"))
 
     def action(console: Console) -> int:
         from ..callback.outbox import Outbox

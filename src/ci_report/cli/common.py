@@ -58,7 +58,7 @@ def global_options(f: F) -> F:
         ),
         click.option(
             "--log-format",
-            type=click.Choice(["human", "json"]),
+            type=click.Choice(["human", "json"], case_sensitive=False),
             default=None,
             expose_value=False,
             callback=_store,
@@ -67,7 +67,7 @@ def global_options(f: F) -> F:
         ),
         click.option(
             "--color",
-            type=click.Choice(["auto", "always", "never"]),
+            type=click.Choice(["auto", "always", "never"], case_sensitive=False),
             default=None,
             expose_value=False,
             callback=_store,
@@ -159,6 +159,15 @@ class StrictSwitch:
 
     def __init__(self, flag: Optional[bool]) -> None:
         self.on = bool(flag)
+
+    @classmethod
+    def from_flag_or_env(cls, flag: Optional[bool]) -> StrictSwitch:
+        """``--strict``, else ``CI_REPORT_STRICT``: known even when the settings cannot be
+        resolved (a broken config file must still exit 78 under ``--strict``)."""
+        if flag is None:
+            text = os.environ.get("CI_REPORT_STRICT", "").strip().lower()
+            flag = text in ("1", "true", "yes", "on", "y")
+        return cls(flag)
 
 
 def run_lenient(ctx: click.Context, action: Callable[[Console], int], strict: StrictSwitch) -> None:

@@ -55,7 +55,12 @@ def receiver(
             jwt_audience=jwt_audience,
             background=False,
             on_log=lambda line: console.debug(line),
-            on_apply=lambda v: console.info(f"applied {v.webhook_id} (verified by {v.modes})"),
+            on_apply=lambda v: console.info(
+                f"applied {v.webhook_id} (verified by {', '.join(v.modes)})"
+            ),
+            on_reject=lambda status, wid, path, reason: console.warn(
+                f"refused {wid or '(no webhook-id)'} on {path}: HTTP {status} ({reason})"
+            ),
             **keys,
         )
         console.outcome(f"receiver listening on {handle.url} (database {db}); Ctrl-C stops it")
