@@ -18,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from . import USER_AGENT
 from .errors import CiReportError, ConfigError
@@ -78,15 +78,29 @@ class TriggerResponse:
     status: int
 
 
+def split_userinfo(url: str) -> tuple[str, Optional[str], Optional[str]]:
+    """``http://user:token@host/x`` -> (``http://host/x``, user, token); credentials never stay
+    in a URL that could be printed."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, sep, token = userinfo.partition(":")
+    clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    return clean, unquote(user) or None, (unquote(token) if sep else None) or None
+
+
 def job_path_url(base_url: str, job: str) -> str:
     """The job's URL (ending in ``/``): ``a/b/c`` -> ``<base>/job/a/job/b/job/c/``.
 
-    A full ``http(s)://`` URL is used verbatim. A path already written as ``job/a/job/b`` is
-    accepted too. Segments are percent-encoded, so a multibranch branch stored as
-    ``feature%2Ffoo`` becomes ``feature%252Ffoo`` as Jenkins expects.
+    A full ``http(s)://`` URL is used verbatim (without any ``user:token@``: the client's own
+    credentials are sent). A path already written as ``job/a/job/b`` is accepted too. Segments
+    are percent-encoded, so a multibranch branch stored as ``feature%2Ffoo`` becomes
+    ``feature%252Ffoo`` as Jenkins expects.
     """
     job = job.strip()
     if job.startswith(("http://", "https://")):
+        job = split_userinfo(job)[0]
         return job if job.endswith("/") else job + "/"
     segments = [s for s in job.strip("/").split("/") if s]
     if not segments:
@@ -104,9 +118,7 @@ def job_full_name(job: str) -> str:
         path = urlsplit(job).path
         parts = [p for p in path.strip("/").split("/") if p]
         names = [parts[i + 1] for i, p in enumerate(parts[:-1]) if p == "job"]
-        from urllib.parse import unquote
-
-        return "/".join(unquote(n) for n in names) or job
+        return "/".join(unquote(n) for n in names) or split_userinfo(job)[0]
     segments = [s for s in job.strip("/").split("/") if s]
     if segments and segments[0] == "job" and len(segments) % 2 == 0:
         segments = segments[1::2]
@@ -124,6 +136,65 @@ def queue_id_from_location(location: Optional[str]) -> Optional[int]:
 def _short(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text[:limit] + ("…" if len(text) > limit else "")
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def _looks_html(response: requests.Response) -> bool:
+    content_type = response.headers.get("Content-Type", "").lower()
+    head = response.text[:200].lstrip().lower()
+    return "html" in content_type or head.startswith(("<!doctype html", "<html"))
+
+
+def _body(response: requests.Response) -> Optional[str]:
+    """What Jenkins said, short: an HTML page is named by its title, not dumped."""
+    if _looks_html(response):
+        match = _TITLE.search(response.text)
+        title = _short(match.group(1), 80) if match else ""
+        return f"an HTML page titled {title!r}" if title else "an HTML page"
+    return _short(response.text) or None
+
+
+_LOGIN_FIX = (
+    "an HTML page where JSON was expected is usually a login page: JENKINS_URL must be the "
+    "Jenkins URL itself (not an SSO or proxy login in front of it), and JENKINS_USER with "
+    "JENKINS_TOKEN (an API token) must be accepted by it"
+)
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """The root of a requests connection error, in a few words (not urllib3's pool repr)."""
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, NameResolutionError) or "Name or service not known" in str(item):
+            return "the host name does not resolve (DNS)"
+        if isinstance(item, NewConnectionError):
+            text = str(item).lower()
+            if "refused" in text:
+                return "connection refused (nothing listens at that host and port)"
+            if "timed out" in text:
+                return "no answer (a firewall drops the packets?)"
+            return _short(str(item).split(": ", 1)[-1], 120)
+        if isinstance(item, BaseException):
+            stack.extend(a for a in getattr(item, "args", ()) if isinstance(a, BaseException))
+            stack.extend([getattr(item, "reason", None), item.__cause__, item.__context__])
+    text = str(exc)
+    for key, words in (
+        ("RemoteDisconnected", "the server closed the connection without an answer"),
+        ("reset by peer", "the connection was reset"),
+        ("refused", "connection refused"),
+    ):
+        if key in text:
+            return words
+    return _short(re.sub(r"HTTPS?ConnectionPool\([^)]*\): ", "", text), 160)
 
 
 class JenkinsClient:
@@ -145,7 +216,26 @@ class JenkinsClient:
                 cause=f"JENKINS_URL is {base_url!r}" if base_url else "JENKINS_URL is not set",
                 fix="set JENKINS_URL (e.g. https://jenkins.example.com/) or pass --jenkins-url",
             )
+        base_url, url_user, url_token = split_userinfo(base_url.strip())
+        try:
+            parts = urlsplit(base_url)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as exc:
+            raise ConfigError(
+                f"JENKINS_URL {base_url!r} is not a usable URL",
+                cause=str(exc),
+                fix="set JENKINS_URL to e.g. https://jenkins.example.com/",
+            ) from None
+        if not parts.hostname:
+            raise ConfigError(
+                f"JENKINS_URL {base_url!r} has no host",
+                fix="set JENKINS_URL to e.g. https://jenkins.example.com/",
+            )
         self.base_url = base_url.rstrip("/") + "/"
+        # ``https://user:token@host/`` works too: the credentials move to the session (explicit
+        # ones win) and never stay in a URL that messages print.
+        user = user or url_user
+        token = token or url_token
         self.user = user
         self.timeout = (connect_timeout, read_timeout)
         self.session = session or self._make_session()
@@ -211,7 +301,7 @@ class JenkinsClient:
             raise JenkinsUnavailable(
                 f"Jenkins answered HTTP {response.status_code} for {self._shown(url)}",
                 status=response.status_code,
-                cause=_short(response.text) or None,
+                cause=_body(response),
             )
         return response
 
@@ -253,9 +343,19 @@ class JenkinsClient:
             raise ConfigError(
                 f"unusable Jenkins URL {self._shown(url)}", cause=_short(str(exc))
             ) from None
+        except requests.exceptions.ProxyError as exc:
+            proxy = self._proxy_for(url)
+            raise JenkinsUnavailable(
+                f"cannot reach Jenkins at {self.base_url} through the proxy {proxy}",
+                cause=_connect_reason(exc),
+                fix="check the proxy (HTTP_PROXY/HTTPS_PROXY), or add the Jenkins host to NO_PROXY",
+                maybe_sent=not _is_connect_failure(exc),
+            ) from None
         except requests.exceptions.ConnectTimeout:
             raise JenkinsUnavailable(
-                f"connect timeout talking to Jenkins at {self.base_url}", maybe_sent=False
+                f"cannot connect to Jenkins at {self.base_url}",
+                cause=f"no answer within {self.timeout[0]:g} s (a firewall drops the packets?)",
+                maybe_sent=False,
             ) from None
         except requests.exceptions.ReadTimeout:
             raise JenkinsUnavailable(
@@ -264,12 +364,19 @@ class JenkinsClient:
             ) from None
         except requests.exceptions.ConnectionError as exc:
             sent = not _is_connect_failure(exc)
-            what = "connection broke" if sent else "cannot connect"
+            what = "the connection to Jenkins broke" if sent else "cannot connect to Jenkins"
             raise JenkinsUnavailable(
-                f"{what} talking to Jenkins at {self.base_url}",
-                cause=_short(str(exc)),
+                f"{what} at {self.base_url}",
+                cause=_connect_reason(exc),
                 maybe_sent=sent,
             ) from None
+
+    def _proxy_for(self, url: str) -> str:
+        from requests.utils import get_environ_proxies
+
+        proxies = get_environ_proxies(url)
+        proxy = proxies.get(urlsplit(url).scheme) or proxies.get("all") or "?"
+        return split_userinfo(proxy)[0] if "://" in proxy else proxy
 
     def _fetch_crumb(self) -> None:
         response = self._send(
@@ -290,8 +397,13 @@ class JenkinsClient:
             return
         who = self.user or "anonymous"
         hints = {
-            401: "the credentials were refused: check JENKINS_USER and JENKINS_TOKEN "
-            "(an API token from the user's Configure page)",
+            401: (
+                f"Jenkins refused the credentials of {who!r}: check JENKINS_USER and "
+                "JENKINS_TOKEN (an API token from the user's Configure page)"
+                if self.user
+                else "Jenkins wants credentials: set JENKINS_USER and JENKINS_TOKEN (an API "
+                "token from the user's Configure page)"
+            ),
             403: f"{who} lacks the permission for this (Job/Build, Job/Read or Job/Cancel)",
             404: (
                 f"no job {job!r} visible to {who}: check the full name (folders a/b/c) "
@@ -309,10 +421,15 @@ class JenkinsClient:
             )
         else:
             fix = hints.get(status)
+            if status == 403 and not self.user:
+                fix = (
+                    "Jenkins does not let anonymous users do this: set JENKINS_USER and "
+                    "JENKINS_TOKEN (an API token from the user's Configure page)"
+                )
         raise JenkinsHTTPError(
             f"Jenkins answered HTTP {status} for {what}",
             status=status,
-            cause=_short(response.text) or None,
+            cause=_body(response),
             fix=fix,
         )
 
@@ -324,15 +441,26 @@ class JenkinsClient:
         response = self.request("GET", url + "api/json", params=params)
         if response.status_code == 404:
             return None
-        self._check(response, what or self._shown(url), job)
+        what = what or self._shown(url)
+        self._check(response, what, job)
         try:
             data = response.json()
         except ValueError:
-            raise JenkinsUnavailable(
-                f"Jenkins sent something that is not JSON for {what or self._shown(url)}",
-                cause=_short(response.text),
-            ) from None
-        return data if isinstance(data, dict) else None
+            data = None
+        if not isinstance(data, dict):
+            # A 200 that is not a JSON object is not a passing hiccup (a restarting Jenkins
+            # answers 503): a login page of an SSO proxy, or a URL that is not Jenkins.
+            html = _looks_html(response)
+            raise JenkinsHTTPError(
+                f"Jenkins answered {'an HTML page' if html else 'something that is not JSON'} "
+                f"for {what} (HTTP {response.status_code}, {self._shown(url)}api/json)",
+                status=response.status_code,
+                cause=_body(response),
+                fix=_LOGIN_FIX
+                if html
+                else "check that JENKINS_URL is the Jenkins root URL (the page with 'api/json')",
+            )
+        return data
 
     # -- jobs ----------------------------------------------------------------------------
     def job_info(self, job: str) -> dict[str, Any]:
@@ -400,7 +528,13 @@ class JenkinsClient:
                 fix="check the controller's 'Prepare for shutdown' state and queue plugins",
             )
         self._check(response, f"{endpoint} of job {job}", job)
-        raise JenkinsHTTPError(f"unexpected HTTP {status} from {endpoint}", status=status)
+        raise JenkinsHTTPError(
+            f"Jenkins answered HTTP {status} to POST {endpoint} of job {job}, not 201 with a "
+            "queue item",
+            status=status,
+            cause=_body(response),
+            fix=_LOGIN_FIX if _looks_html(response) else None,
+        )
 
     # -- queue ---------------------------------------------------------------------------
     def queue_item(self, queue_id: int) -> Optional[dict[str, Any]]:

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
 
 from .console import Console, get_console
 from .errors import ConfigError, InputError
-from .jenkins_api import JenkinsClient, JenkinsError, JenkinsUnavailable, job_full_name
+from .jenkins_api import (
+    JenkinsClient,
+    JenkinsError,
+    JenkinsHTTPError,
+    JenkinsUnavailable,
+    job_full_name,
+)
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -35,6 +41,7 @@ BUILD_TREE = (
 )
 EXIT_DONE = 0
 EXIT_FAILED = 1
+EXIT_USAGE = 2
 EXIT_NOTHING = 3
 
 _CASE_STATUS = {
@@ -66,11 +73,16 @@ class SyncOutcome:
     error: Optional[str] = None
     notes: list[str] = field(default_factory=list)
 
+    usage_error: bool = False  # the error is configuration (credentials, permissions, URL)
+
     @property
     def exit_code(self) -> int:
         if self.state in ("not-found",):
             return EXIT_NOTHING
-        if self.state == "error" or self.delivery in ("queued", "rejected"):
+        if self.state == "error":
+            # Never 3: "Jenkins could not be read" is not "nothing to recover".
+            return EXIT_USAGE if self.usage_error else EXIT_FAILED
+        if self.delivery in ("queued", "rejected"):
             return EXIT_FAILED
         return EXIT_DONE
 
@@ -247,7 +259,18 @@ def sync_build(
     build = client.build(job, number, tree=BUILD_TREE)
     if build is None:
         out.state = "not-found"
-        out.error = f"no build #{number} of {out.job} (deleted, never run, or not visible)"
+        try:
+            client.job_info(job)
+        except JenkinsHTTPError as exc:
+            if exc.status != 404:
+                raise
+            out.error = f"no job {out.job!r} (or {client.user or 'anonymous'} cannot see it)"
+            out.notes.extend(n for n in [exc.fix] if n)
+        else:
+            out.error = (
+                f"no build #{number} of {out.job} (never run, deleted, or discarded by the "
+                "job's build retention)"
+            )
         return out
     out.build_result = build.get("result")
     if build.get("building") is not False:
@@ -356,10 +379,15 @@ def read_batch(path: Union[str, Path]) -> list[BatchEntry]:
             continue
         try:
             doc = json.loads(line)
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+            missing = [k for k in ("job", "build") if k not in doc]
+            if missing:
+                raise ValueError("missing " + " and ".join(repr(k) for k in missing))
             job, build = doc["job"], doc["build"]
             if not isinstance(job, str) or not str(build).strip().isdigit():
                 raise ValueError("job must be a string and build a number")
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             raise InputError(
                 f"{path} line {n} is not a {{runId, job, build}} JSON object",
                 cause=str(exc),
@@ -391,35 +419,56 @@ def sync_batch(
     chosen = entries[:max_entries] if max_entries else entries
     if max_entries and len(entries) > max_entries:
         console.info(f"processing the first {max_entries} of {len(entries)} entries (--max)")
-    outcomes = []
-    for entry in chosen:
-        try:
-            outcome = sync_build(
-                client,
-                entry.job,
-                entry.build,
-                settings,
-                deliver=deliver,
-                run_id=entry.run_id,
-                url=url,
-                console=console,
-            )
-        except (JenkinsError, JenkinsUnavailable) as exc:
-            outcome = SyncOutcome(
-                job=job_full_name(entry.job),
-                number=entry.build,
-                run_id=entry.run_id,
-                state="error",
-                error=exc.message,
-            )
-            if exc.fix:
-                outcome.notes.append(exc.fix)
-        outcomes.append(outcome)
-    return outcomes
+    return [
+        sync_one(
+            client,
+            entry.job,
+            entry.build,
+            settings,
+            deliver=deliver,
+            run_id=entry.run_id,
+            url=url,
+            console=console,
+        )
+        for entry in chosen
+    ]
+
+
+def sync_one(
+    client: JenkinsClient,
+    job: str,
+    number: int,
+    settings: Settings,
+    *,
+    deliver: bool = False,
+    run_id: Optional[str] = None,
+    url: Optional[str] = None,
+    console: Optional[Console] = None,
+) -> SyncOutcome:
+    """:func:`sync_build`, with a Jenkins failure (unreachable, 401, a login page) turned into
+    an ``error`` outcome instead of an exception: one build's failure is one line of output."""
+    from .callback.payload import run_id_value
+
+    try:
+        return sync_build(
+            client, job, number, settings, deliver=deliver, run_id=run_id, url=url, console=console
+        )
+    except JenkinsError as exc:
+        outcome = SyncOutcome(
+            job=job_full_name(job),
+            number=int(number),
+            run_id=run_id_value(run_id),
+            state="error",
+            error=exc.message + (f" ({exc.cause})" if exc.cause else ""),
+            usage_error=not isinstance(exc, JenkinsUnavailable),
+        )
+        if exc.fix:
+            outcome.notes.append(exc.fix)
+        return outcome
 
 
 def batch_exit_code(outcomes: list[SyncOutcome]) -> int:
-    if any(o.exit_code == EXIT_FAILED for o in outcomes):
+    if any(o.exit_code in (EXIT_FAILED, EXIT_USAGE) for o in outcomes):
         return EXIT_FAILED
     if not outcomes or all(o.state == "not-found" for o in outcomes):
         return EXIT_NOTHING

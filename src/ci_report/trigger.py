@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from .console import Console, get_console
 from .errors import Interrupted
-from .jenkins_api import JenkinsClient, JenkinsUnavailable, job_full_name
+from .jenkins_api import JenkinsClient, JenkinsError, JenkinsUnavailable, job_full_name
 
 DEFAULT_TRIGGER_ID_PARAM = "CI_REPORT_TRIGGER_ID"
 
@@ -56,7 +56,7 @@ _NUMBERS = re.compile(r"\d+(?:\.\d+)?")  # a signal must be handled within ~5 s
 @dataclass
 class TriggerOutcome:
     """What happened. ``state``: ``started`` (build number known, not waited for),
-    ``finished``, ``cancelled``, ``timed-out`` or ``lost``."""
+    ``finished``, ``cancelled``, ``timed-out``, ``lost`` or ``interrupted`` (SIGTERM/SIGINT)."""
 
     job: str
     state: str = "lost"
@@ -175,13 +175,33 @@ class Trigger:
             self._prepare()
             if not self._post():
                 return self._finish()
-            if self._wait_queue() and self.wait:
-                self._wait_build()
+            try:
+                if self._wait_queue() and self.wait:
+                    self._wait_build()
+            except JenkinsError as exc:
+                self._lost_after_trigger(exc)
         except Interrupted:
             self._finish()
             self._cancel_started(reason="interrupted")
+            if self.outcome.state != "finished":
+                self.outcome.state = "interrupted"
             raise
         return self._finish()
+
+    def _lost_after_trigger(self, exc: JenkinsError) -> None:
+        """Jenkins stopped answering usably after the trigger (401, a login page, ...): the
+        build may well run, so say which one it is instead of losing it in an error."""
+        out = self.outcome
+        out.state = "lost"
+        started = (
+            f"build #{out.number}" if out.number is not None else f"queue item #{out.queue_id}"
+        )
+        out.message = f"triggered ({started}), then stopped following it: {exc.message}" + (
+            f" ({exc.cause})" if exc.cause else ""
+        )
+        out.fixes = [f for f in [exc.fix] if f] + [
+            f"it may still run in Jenkins: look at {out.url or self.client.job_url(self.job)}"
+        ]
 
     def _finish(self) -> TriggerOutcome:
         self.outcome.waited_s = self.clock() - self._start

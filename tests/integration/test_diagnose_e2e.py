@@ -212,3 +212,36 @@ def test_no_auth_configured(cli: Cli) -> None:
     res, report = _diagnose(cli, "--url", "http://127.0.0.1:9/api/jenkins/callback", **env)
     assert res.returncode == 1
     assert report["failedStep"] == "config" and "no authentication" in res.stderr
+
+
+def test_json_never_shows_credentials_of_urls_or_proxies(cli: Cli) -> None:
+    port = _free_port()
+    url = f"http://user:url-pass-1234@127.0.0.1:{port}/api/jenkins/callback"
+    res, report = _diagnose(cli, "--url", url)
+    assert "url-pass-1234" not in res.stdout + res.stderr
+    assert report["url"].startswith("http://user:****@127.0.0.1")
+    res, report = _diagnose(
+        cli,
+        "--url",
+        "http://platform.example.com/api/jenkins/callback",
+        HTTP_PROXY=f"http://p:proxy-pass-5678@127.0.0.1:{port}",
+        NO_PROXY=None,
+        no_proxy=None,
+    )
+    assert "proxy-pass-5678" not in res.stdout + res.stderr
+    assert report["failedStep"] == "tcp" and "NO_PROXY" in report["steps"][3]["fix"]
+
+
+def test_http_url_on_an_https_port_says_so(cli: Cli, certs: dict[str, Path]) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certs["cert"], certs["key"])
+    server = _serve(_Endpoint, tls=context)
+    url = next(server)
+    try:
+        res, report = _diagnose(cli, "--url", url.replace("https://", "http://"))
+    finally:
+        server.close()
+    assert report["failedStep"] == "route", res
+    route = report["steps"][5]
+    assert "closed the connection without an HTTP answer" in route["detail"]
+    assert "https://" in route["fix"]

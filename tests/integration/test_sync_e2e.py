@@ -281,3 +281,22 @@ def test_cli_batch_with_max(jenkins: FakeJenkins, receiver: Any, cli: Cli, tmp_p
     ]
     assert sorted(applied(receiver)) == ["101", "103"]
     assert "first 3 of 4 entries" in res.stderr
+
+
+def test_cli_jenkins_down_or_job_missing_is_said_plainly(jenkins: FakeJenkins, cli: Cli) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    env = cli.env(JENKINS_URL=dead, JENKINS_USER=jenkins.user, JENKINS_TOKEN=jenkins.token)
+    res = cli.run(["sync", "team/app", "1", "--run-id", "64", "--json"], env=env)
+    # not 3 ("nothing to recover": a platform would give up on the run)
+    assert res.returncode == 1, res
+    line = json.loads(res.stdout)
+    assert (line["state"], line["runId"]) == ("error", 64)
+    assert "connection refused" in line["error"] and "HTTPConnectionPool" not in res.stderr
+    env = cli.env(JENKINS_URL=jenkins.url, JENKINS_USER=jenkins.user, JENKINS_TOKEN=jenkins.token)
+    res = cli.run(["sync", "team/nope", "1"], env=env)
+    assert res.returncode == 3, res
+    assert "no job 'team/nope'" in res.stderr and "no build" not in res.stderr

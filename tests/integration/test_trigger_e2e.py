@@ -305,3 +305,47 @@ def test_sigterm_stops_the_running_build(jenkins: FakeJenkins, tmp_path: Path) -
     assert proc.returncode == 143, err
     assert "asked Jenkins to stop build #1" in err
     assert job.builds[1].stopped
+
+
+def test_token_in_jenkins_url_works_and_is_never_printed(
+    jenkins: FakeJenkins, tmp_path: Path
+) -> None:
+    jenkins.add_job("app", duration=0.1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JENKINS_", "CI_REPORT_"))}
+    env["JENKINS_URL"] = f"http://{jenkins.user}:{jenkins.token}@127.0.0.1:{jenkins.port}/"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ci_report", "--debug", "trigger", "app", "--wait", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["result"] == "SUCCESS"
+    assert "anonymous" not in proc.stderr  # the URL's credentials are used, not ignored
+    assert jenkins.token not in proc.stdout + proc.stderr
+    # wrong token in the URL: the 401 and its --debug traceback never show it either
+    env["JENKINS_URL"] = f"http://{jenkins.user}:wrong-token-4242@127.0.0.1:{jenkins.port}/"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ci_report", "--debug", "trigger", "app"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and "HTTP 401" in proc.stderr
+    assert "wrong-token-4242" not in proc.stdout + proc.stderr
+
+
+def test_sigterm_with_json_still_names_the_build(jenkins: FakeJenkins, tmp_path: Path) -> None:
+    jenkins.add_job("long", duration=60)
+    proc = _cli(jenkins, tmp_path, "long", "--wait", "--json")
+    _wait_for(lambda: any("/job/long/1/api/json" in e[1] for e in jenkins.log))
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 143, err
+    data = json.loads(out)
+    assert data["outcome"] == "interrupted" and data["number"] == 1
+    assert data["queueId"] is not None

@@ -160,3 +160,79 @@ def test_connection_refused_is_not_sent() -> None:
     with pytest.raises(JenkinsUnavailable) as info:
         client.trigger("a", [], parameterized=False)
     assert info.value.maybe_sent is False
+
+
+# -- what a platform engineer trips over -------------------------------------------------
+def test_credentials_in_jenkins_url_move_to_the_session() -> None:
+    client = JenkinsClient("https://bot:tok%2Fsecret-9@ci.example/")
+    assert client.base_url == BASE and client.user == "bot"
+    assert client.session.auth == ("bot", "tok/secret-9")
+    assert "secret" not in client.job_url("a") + client.queue_item_url(3)
+    explicit = JenkinsClient("https://bot:url-token@ci.example/", "other", "explicit-token")
+    assert explicit.session.auth == ("other", "explicit-token")
+    assert job_path_url(BASE, "https://u:tok-9876@ci.example/job/x") == BASE + "job/x/"
+
+
+def test_unusable_jenkins_url_is_config_error() -> None:
+    for url in ("http://", "http://127.0.0.1:99999/", "https://:tok@/"):
+        with pytest.raises(ConfigError) as info:
+            JenkinsClient(url, "u", "t")
+        assert "JENKINS_URL" in info.value.message
+
+
+def test_html_login_page_fails_fast_and_is_named(client: JenkinsClient, requests_mock) -> None:
+    page = "<html><head><title>Sign in [Jenkins]</title></head><body>" + "x" * 500 + "</body>"
+    requests_mock.get(BASE + "job/a/api/json", text=page, headers={"Content-Type": "text/html"})
+    with pytest.raises(JenkinsHTTPError) as info:  # not JenkinsUnavailable: no retry loop
+        client.job_info("a")
+    err = info.value
+    assert not isinstance(err, JenkinsUnavailable) and err.exit_code == 2
+    assert "HTML page" in err.message and err.cause == "an HTML page titled 'Sign in [Jenkins]'"
+    assert "login page" in (err.fix or "")
+
+
+def test_json_that_is_not_an_object_is_not_job_not_found(
+    client: JenkinsClient, requests_mock
+) -> None:
+    requests_mock.get(BASE + "job/a/api/json", json=[1, 2])
+    with pytest.raises(JenkinsHTTPError) as info:
+        client.job_info("a")
+    assert "not JSON" in info.value.message and "not found" not in info.value.message
+
+
+def test_html_200_to_the_trigger_post_says_what_came(client: JenkinsClient, requests_mock) -> None:
+    requests_mock.post(
+        BASE + "job/a/build", text="<html><title>Log in</title></html>", status_code=200
+    )
+    with pytest.raises(JenkinsHTTPError) as info:
+        client.trigger("a", [], parameterized=False)
+    assert "HTTP 200" in info.value.message and "Log in" in (info.value.cause or "")
+
+
+def test_connection_refused_cause_is_short_and_plain() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = JenkinsClient(f"http://bot:tok-never-shown@127.0.0.1:{port}/")
+    with pytest.raises(JenkinsUnavailable) as info:
+        client.job_info("a")
+    err = info.value
+    assert err.message == f"cannot connect to Jenkins at http://127.0.0.1:{port}/"
+    assert err.cause == "connection refused (nothing listens at that host and port)"
+    assert err.maybe_sent is False
+    assert "tok-never-shown" not in f"{err.message} {err.cause} {err!r}"
+
+
+def test_a_dead_proxy_is_named_as_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://puser:proxy-pass-1@127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://puser:proxy-pass-1@127.0.0.1:9")
+    client = JenkinsClient("http://jenkins.example.invalid/", "u", "t")
+    with pytest.raises(JenkinsUnavailable) as info:
+        client.job_info("a")
+    err = info.value
+    assert "through the proxy http://127.0.0.1:9" in err.message
+    assert "NO_PROXY" in (err.fix or "") and "proxy-pass-1" not in err.message

@@ -122,3 +122,52 @@ def test_batch_exit_codes() -> None:
     assert batch_exit_code([gone]) == 3 and batch_exit_code([]) == 3
     assert batch_exit_code([done, failed]) == 1
     assert json.dumps(done.summary())
+
+
+def test_read_batch_names_the_missing_key(tmp_path: Path) -> None:
+    path = tmp_path / "b.jsonl"
+    path.write_text('{"job": "a"}\n')
+    with pytest.raises(InputError) as info:
+        read_batch(path)
+    assert info.value.cause == "missing 'build'"
+    path.write_text("[1]\n")
+    with pytest.raises(InputError):
+        read_batch(path)
+
+
+def test_jenkins_unreachable_is_never_nothing_to_recover(requests_mock) -> None:
+    """Exit 3 tells a platform 'give up on this run'; an unreachable Jenkins must not say it."""
+    import requests
+
+    from ci_report.config import load_settings
+    from ci_report.jenkins_api import JenkinsClient
+    from ci_report.sync import sync_one
+
+    base = "https://ci.example/"
+    client = JenkinsClient(base, "u", "t")
+    settings = load_settings({}, env={}, cwd=Path("."))
+    requests_mock.get(base + "job/a/4/api/json", exc=requests.exceptions.ConnectionError("reset"))
+    down = sync_one(client, "a", 4, settings, run_id="64")
+    assert down.state == "error" and down.exit_code == 1
+    assert down.summary()["runId"] == 64  # the same JSON shape as a recovered build's
+    requests_mock.get(base + "job/a/4/api/json", status_code=401, text="Invalid password/token")
+    refused = sync_one(client, "a", 4, settings)
+    assert refused.exit_code == 2 and "401" in (refused.error or "")
+    assert batch_exit_code([refused]) == 1
+
+
+def test_missing_job_is_not_called_a_missing_build(requests_mock) -> None:
+    from ci_report.config import load_settings
+    from ci_report.jenkins_api import JenkinsClient
+    from ci_report.sync import sync_build
+
+    base = "https://ci.example/"
+    requests_mock.get(base + "job/a/4/api/json", status_code=404)
+    requests_mock.get(base + "job/a/api/json", status_code=404)
+    requests_mock.get(base + "job/b/9/api/json", status_code=404)
+    requests_mock.get(base + "job/b/api/json", json={"buildable": True})
+    client, settings = JenkinsClient(base, "u", "t"), load_settings({}, env={}, cwd=Path("."))
+    no_job = sync_build(client, "a", 4, settings)
+    assert no_job.exit_code == 3 and no_job.error == "no job 'a' (or u cannot see it)"
+    no_build = sync_build(client, "b", 9, settings)
+    assert no_build.exit_code == 3 and (no_build.error or "").startswith("no build #9 of b")

@@ -194,3 +194,45 @@ def test_disabled_job(requests_mock) -> None:
     requests_mock.get(JOB + "api/json", json={"buildable": False})
     with pytest.raises(Exception, match="disabled"):
         _run(requests_mock)
+
+
+def test_401_after_the_trigger_keeps_the_build_and_exits_3(requests_mock) -> None:
+    """A token revoked (or an SSO page) mid-wait must not lose which build was started."""
+    _job(requests_mock)
+    requests_mock.post(JOB + "build", status_code=201, headers={"Location": "/queue/item/7/"})
+    requests_mock.get(
+        BASE + "queue/item/7/api/json",
+        json={"executable": {"number": 12, "url": JOB + "12/"}},
+    )
+    requests_mock.get(JOB + "12/api/json", status_code=401, text="Invalid password/token")
+    outcome, _ = _run(requests_mock, wait=True)
+    assert outcome.state == "lost" and outcome.exit_code == 3
+    assert (outcome.queue_id, outcome.number) == (7, 12)
+    assert "build #12" in outcome.message and "HTTP 401" in outcome.message
+    assert any("JENKINS_TOKEN" in f for f in outcome.fixes)
+    assert outcome.to_json()["outcome"] == "lost"
+
+
+def test_interrupted_outcome_says_so(requests_mock) -> None:
+    from ci_report.errors import Interrupted
+    from ci_report.trigger import Trigger
+
+    _job(requests_mock)
+    requests_mock.post(JOB + "build", status_code=201, headers={"Location": "/queue/item/7/"})
+    requests_mock.get(BASE + "queue/item/7/api/json", json={"why": "Waiting"})
+    requests_mock.post(BASE + "queue/cancelItem", status_code=204)
+
+    def sleep(_: float) -> None:
+        raise Interrupted(15)
+
+    runner = Trigger(
+        JenkinsClient(BASE, "u", "t"),
+        "app",
+        console=Console(stream=io.StringIO()),
+        poll_interval=0.001,
+        sleep=sleep,
+    )
+    with pytest.raises(Interrupted):
+        runner.run()
+    assert runner.outcome.state == "interrupted" and runner.outcome.queue_id == 7
+    assert runner.outcome.to_json()["outcome"] == "interrupted"

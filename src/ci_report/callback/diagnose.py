@@ -279,8 +279,12 @@ class Diagnosis:
             self.add(
                 "tcp",
                 "FAIL",
-                f"connection refused by {target}: nothing listens there",
-                "check the port in the URL and that the platform service is running and "
+                f"connection refused by {target}: nothing listens there"
+                + (" (the proxy)" if self.proxy else ""),
+                f"the proxy from {self.scheme.upper()}_PROXY is down or wrong: fix it, or "
+                "add the platform host to NO_PROXY"
+                if self.proxy
+                else "check the port in the URL and that the platform service is running and "
                 "reachable from this agent",
             )
         except (socket.timeout, TimeoutError):
@@ -425,6 +429,35 @@ class Diagnosis:
                 "check the proxy, or set NO_PROXY for the platform host",
             )
             return
+        except requests.exceptions.ReadTimeout:
+            self.add(
+                "route",
+                "FAIL",
+                f"POST {path}: the connection opened but no HTTP answer came within "
+                f"{self.settings.read_timeout:g} s",
+                "whatever listens on this port is not answering HTTP requests: a hung platform "
+                "service, or a port that belongs to something else; check the URL's port and "
+                "the platform's logs",
+            )
+            return
+        except requests.exceptions.ConnectionError as exc:
+            text = str(exc)
+            if any(
+                k in text
+                for k in ("RemoteDisconnected", "without response", "Connection aborted", "reset")
+            ):
+                detail = f"POST {path}: the server closed the connection without an HTTP answer"
+                fix = (
+                    "the port may speak HTTPS (use an https:// URL), or the platform drops the "
+                    "request (check its logs and any load balancer in between)"
+                    if self.scheme == "http"
+                    else "check the platform's logs and any load balancer in between"
+                )
+            else:
+                detail = f"POST {path} failed: {_short(exc)}"
+                fix = "see the steps above; retry with --debug"
+            self.add("route", "FAIL", detail, fix)
+            return
         except requests.exceptions.RequestException as exc:
             self.add(
                 "route",
@@ -499,7 +532,8 @@ class Diagnosis:
             self.add(
                 "clock",
                 "FAIL",
-                f"{text}; signatures and JWTs are accepted within ±{SKEW_LIMIT_S} s",
+                f"{text}; the receiver accepts a callback's webhook-timestamp (and its "
+                f"signature or JWT) only within ±{SKEW_LIMIT_S} s, whatever the auth mode",
                 "synchronize the clocks with NTP (timedatectl set-ntp true / chrony) on the "
                 "agent, and check the receiver's clock too",
                 skewSeconds=round(skew),

@@ -40,7 +40,8 @@ are safe, and the build can always be found again.
 Exit codes: 0 SUCCESS (or build started, without --wait), 1 FAILURE, 2 usage/config,
 3 lost/unknown, 4 cancelled, 5 timed out, 6 UNSTABLE, 7 ABORTED/NOT_BUILT;
 143/130 on SIGTERM/SIGINT (after cancelling the queue item or stopping the build).
---json prints {queueId, merged, number, url, result, durationMs, waitedSeconds, outcome}."""
+--json prints {queueId, merged, number, url, result, durationMs, waitedSeconds, outcome,
+triggerId} (also on SIGTERM/SIGINT once a queue item exists, with outcome "interrupted")."""
 
 SYNC_EPILOG = """\b
 Examples:
@@ -54,7 +55,8 @@ delivery id (the receiver dedupes, so a late original is never applied twice); w
 it the payload comes from the build result and Jenkins' testReport (status only if none).
 \b
 Exit codes: 0 done (recovered, or still running: nothing sent), 1 delivery failed
-(kept in the outbox) or an entry failed, 3 nothing to recover (no such build)."""
+(kept in the outbox), Jenkins unreachable, or (batch) an entry failed, 2 usage or
+configuration (e.g. Jenkins refused the credentials), 3 nothing to recover (no such build)."""
 
 DIAGNOSE_EPILOG = """\b
 Examples:
@@ -85,9 +87,18 @@ def _client(settings: Any, console: Console) -> Any:
     from ..jenkins_api import JenkinsClient
 
     console.add_secret(settings.jenkins_token)
-    if not settings.jenkins_token:
-        console.warn("JENKINS_TOKEN is not set: calling Jenkins anonymously")
-    return JenkinsClient.from_settings(settings)
+    client = JenkinsClient.from_settings(settings)
+    auth = client.session.auth
+    if isinstance(auth, tuple):
+        console.add_secret(auth[1])  # also a token given as JENKINS_URL=https://user:token@...
+    else:
+        console.warn("no Jenkins credentials (JENKINS_USER and JENKINS_TOKEN): calling anonymously")
+    return client
+
+
+def _echo_json(console: Console, data: Any) -> None:
+    """stdout JSON, redacted like every diagnostic (URLs with user:password@, tokens)."""
+    click.echo(json.dumps(console.redactor.redact_obj(data)))
 
 
 def jenkins_options(f: Any) -> Any:
@@ -162,7 +173,8 @@ def trigger(
     """Trigger a Jenkins job, find the build it started, and optionally wait for its result."""
 
     def action(console: Console) -> int:
-        from ..trigger import parse_params, trigger_build
+        from ..errors import Interrupted
+        from ..trigger import Trigger, parse_params
 
         settings = _settings(
             ctx,
@@ -173,21 +185,29 @@ def trigger(
                 "build_timeout": build_timeout,
             },
         )
+        pairs = parse_params(params)
         client = _client(settings, console)
+        runner = Trigger(
+            client,
+            job,
+            pairs,
+            wait=wait,
+            queue_timeout=settings.queue_timeout,
+            build_timeout=settings.build_timeout,
+            cancel_on_timeout=cancel_on_timeout,
+            trigger_id_param=trigger_id_param,
+            poll_interval=max(0.01, poll_interval),
+            poll_max=max(poll_interval, 15.0),
+            console=console,
+        )
         try:
-            outcome = trigger_build(
-                client,
-                job,
-                parse_params(params),
-                wait=wait,
-                queue_timeout=settings.queue_timeout,
-                build_timeout=settings.build_timeout,
-                cancel_on_timeout=cancel_on_timeout,
-                trigger_id_param=trigger_id_param,
-                poll_interval=max(0.01, poll_interval),
-                poll_max=max(poll_interval, 15.0),
-                console=console,
-            )
+            outcome = runner.run()
+        except Interrupted:
+            # A Jenkins abort of the calling job: the Groovy step still learns which build
+            # it was (and that it was cancelled or stopped) from --json.
+            if as_json and runner.outcome.queue_id is not None:
+                _echo_json(console, runner.outcome.to_json())
+            raise
         finally:
             client.close()
         code = outcome.exit_code
@@ -215,7 +235,7 @@ def trigger(
         if code:
             console.detail("exit", f"{code}: {EXIT_MEANINGS.get(code, '')}")
         if as_json:
-            click.echo(json.dumps(outcome.to_json()))
+            _echo_json(console, outcome.to_json())
         return code
 
     run(ctx, action, internal_error_code=3, error_code=_usage_code)
@@ -259,7 +279,7 @@ def sync(
     """Recover a finished build's callback from Jenkins and (with --deliver) send it."""
 
     def action(console: Console) -> int:
-        from ..sync import batch_exit_code, read_batch, sync_batch, sync_build
+        from ..sync import batch_exit_code, read_batch, sync_batch, sync_one
 
         if from_file and (job or build is not None):
             raise InputError("give either JOB BUILD or --from FILE, not both")
@@ -285,7 +305,7 @@ def sync(
             else:
                 assert job is not None and build is not None
                 outcomes = [
-                    sync_build(
+                    sync_one(
                         client,
                         job,
                         build,
@@ -301,9 +321,10 @@ def sync(
         for outcome in outcomes:
             _print_sync(console, outcome, deliver)
             if as_json:
-                click.echo(json.dumps(outcome.summary()))
+                _echo_json(console, outcome.summary())
         if not as_json and not from_file and not deliver and outcomes[0].payload is not None:
-            click.echo(json.dumps(outcomes[0].payload, indent=2, ensure_ascii=False))
+            shown = console.redactor.redact_obj(outcomes[0].payload)
+            click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
         code = batch_exit_code(outcomes) if from_file else outcomes[0].exit_code
         if from_file:
             counts: dict[str, int] = {}
@@ -329,16 +350,16 @@ def _print_sync(console: Console, o: Any, deliver: bool) -> None:
         console.block(f"sync: {name}: {o.error}", level="error", fixes=[n for n in o.notes])
         return
     what = {
-        "artifact": "archived callback",
-        "test-report": "rebuilt from Jenkins' test report",
-        "status-only": "status only (no test data)",
+        "artifact": "the archived callback",
+        "test-report": "a payload rebuilt from Jenkins' test report",
+        "status-only": "a status-only payload (no test data in Jenkins)",
     }.get(o.source or "", o.source or "")
     if not deliver:
-        head = f"sync: {name}: would send the {what} (pass --deliver to send)"
+        head = f"sync: {name}: would send {what} (pass --deliver to send)"
     elif o.delivery == "delivered":
-        head = f"sync: {name}: {what} delivered"
+        head = f"sync: {name}: delivered {what}"
     else:
-        head = f"sync: {name}: {what} not delivered ({o.delivery}: {o.error})"
+        head = f"sync: {name}: NOT delivered ({o.delivery}: {o.error}): {what}"
     payload = o.payload or {}
     facts = [
         ("build result", str(o.build_result)),
@@ -403,7 +424,7 @@ def diagnose(
         else:
             console.outcome("diagnose: every step passed: callbacks can reach the platform")
         if as_json:
-            click.echo(json.dumps(report.to_json()))
+            _echo_json(console, report.to_json())
         return report.exit_code
 
     run(ctx, action, internal_error_code=1)
