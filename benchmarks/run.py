@@ -207,7 +207,7 @@ def counts_check(expected: dict[str, int]) -> Callable[[Sample], Optional[str]]:
     return check
 
 
-_SUMMARY = re.compile(r"(\d+) passed, (\d+) failed(?: \((\d+) errors\))?, (\d+) skipped")
+_SUMMARY = re.compile(r"(\d+) passed, (\d+) failed(?: \((\d+) errors?\))?, (\d+) skipped")
 
 
 def ci_counts_check(expected: dict[str, int]) -> Callable[[Sample], Optional[str]]:

@@ -436,9 +436,11 @@ def _report(
         cause=delivery.error,
         evidence=evidence,
         fixes=fixes,
-        facts=[("outbox", str(outbox_file)), ("result file", str(result_path))],
         **fields,
     )
+    # where it is kept comes last: outcome, cause, evidence and fix are what a person reads first
+    console.detail("outbox", str(outbox_file))
+    console.detail("result file", str(result_path))
 
 
 def _is_loopback(url: str) -> bool:
