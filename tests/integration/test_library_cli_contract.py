@@ -73,7 +73,9 @@ def groovy() -> str:
         pytest.skip("CI_REPORT_SKIP_GROOVY=1")
     exe = shutil.which("groovy")
     if exe is None:
-        pytest.fail("groovy is not on PATH (apt-get install -y groovy), or set CI_REPORT_SKIP_GROOVY=1")
+        pytest.fail(
+            "groovy is not on PATH (apt-get install -y groovy), or set CI_REPORT_SKIP_GROOVY=1"
+        )
     return exe
 
 
@@ -114,11 +116,15 @@ def workspace(tmp: Path, name: str) -> Path:
     (ws / "Dockerfile").write_text("FROM scratch\nCOPY target/app.jar /app.jar\n")
     (ws / "dc").mkdir()
     auth = base64.b64encode(b"ci:secret-pass").decode()
-    (ws / "dc" / "config.json").write_text(json.dumps({"auths": {"127.0.0.1:5999": {"auth": auth}}}))
+    (ws / "dc" / "config.json").write_text(
+        json.dumps({"auths": {"127.0.0.1:5999": {"auth": auth}}})
+    )
     return ws
 
 
-def scenario(tmp: Path, name: str, step: str, options: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def scenario(
+    tmp: Path, name: str, step: str, options: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
     ws = workspace(tmp, name)
     env = {
         "HOME": str(ws / "home"),
@@ -149,7 +155,16 @@ def receiver(tmp_path: Path) -> Iterator[str]:
         JENKINS_SIGNATURE_SECRET=SECRETS["ci-report-signature"],
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ci_report", "receiver", "--port", "0", "--db", str(tmp_path / "r.db")],
+        [
+            sys.executable,
+            "-m",
+            "ci_report",
+            "receiver",
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "r.db"),
+        ],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
@@ -223,7 +238,9 @@ def test_callback_commands_run_against_the_real_cli(
 
     ok = r["delivered"]
     assert (ok["returned"], ok["error"], ok["result"]) == (0, None, None), ok
-    assert ok["sh"][0]["rc"] == 0 and ok["sh"][0]["script"].startswith("ci-report callback --strict ")
+    assert ok["sh"][0]["rc"] == 0 and ok["sh"][0]["script"].startswith(
+        "ci-report callback --strict "
+    )
     assert ok["archived"] == [{"artifacts": "ci-report/callback.json", "exists": True}]
     with urllib.request.urlopen(receiver + "/api/executions/64", timeout=10) as resp:
         row = json.load(resp)
@@ -251,7 +268,9 @@ def test_callback_commands_run_against_the_real_cli(
     no_url = r["no-url"]
     assert (no_url["returned"], no_url["result"]) == (78, None), no_url
     assert "no callback URL configured" in no_url["sh"][0]["stderr"]
-    assert no_url["log"] and no_url["log"][0].startswith("[WARNING] ci-report callback: configuration error")
+    assert no_url["log"] and no_url["log"][0].startswith(
+        "[WARNING] ci-report callback: configuration error"
+    )
 
 
 def test_image_push_direct_and_split_run_against_the_real_cli(
@@ -358,7 +377,17 @@ def test_image_push_direct_and_split_run_against_the_real_cli(
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheels")
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "-w", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--disable-pip-version-check",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
