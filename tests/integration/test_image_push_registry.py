@@ -95,7 +95,8 @@ def test_estimate_history_and_bandwidth_source(registry, base, tmp_path: Path) -
     # history: the estimate's bytes over the measured Pushing -> Pushed time
     sample = json.loads((ws / "history.json").read_text())["hosts"][registry.host]["samples"][0]
     assert sample["bytes"] == est["totalBytes"] and sample["seconds"] >= 1.0
-    assert f"push history: {registry.host} 2.9 MB in 1s, bandwidth now" in err
+    line = next(x for x in err.splitlines() if "push history:" in x)  # "in 1s" or more under load
+    assert f"push history: {registry.host} 2.9 MB in " in line and ", bandwidth now" in line
 
     # next run: the history decides, and the console says why --bandwidth did not
     rc, rep, err = _push(ws, dest, "--bandwidth", "0.2", "--", "--insecure-registry", registry.host)
