@@ -66,6 +66,20 @@ def test_copy_source_missing_names_the_line(ws: Path) -> None:
     assert pf.problems[0].evidence == ["Dockerfile:2: COPY target/app.jar /app/app.jar"]
 
 
+def test_from_with_an_unset_build_arg_stops_before_the_executor(ws: Path) -> None:
+    (ws / "ctx" / "Dockerfile").write_text("ARG BASE\nFROM $BASE\nCOPY target/app.jar /a.jar\n")
+    pf = check(ws)
+    assert codes(pf) == ["base-image-not-found"]
+    problem = pf.problems[0]
+    assert "BASE have no value" in problem.message
+    assert problem.evidence == ["Dockerfile:2: FROM $BASE"]
+    assert "--build-arg BASE=" in problem.fix
+    assert not any("Docker Hub" in w for w in pf.warnings)
+    # given after --, the build arg resolves the base and preflight passes
+    pf = check(ws, extra_args=["--build-arg", "BASE=127.0.0.1:5999/base:1"])
+    assert pf.ok, pf.problems
+
+
 def test_copy_source_excluded_by_dockerignore(ws: Path) -> None:
     (ws / "ctx" / ".dockerignore").write_text("target\n")
     pf = check(ws)

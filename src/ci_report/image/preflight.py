@@ -218,6 +218,24 @@ def _check_dockerfile(
         )
         return
     pf.stages = list(stages)
+    lines = text.splitlines()
+    for stage in stages:
+        missing = getattr(stage, "unresolved", [])
+        if missing and (not stage.base or stage.base.endswith((":", "@", "/"))):
+            line = getattr(stage, "line", 0)
+            shown = lines[line - 1].strip() if 0 < line <= len(lines) else stage.base
+            names = ", ".join(dict.fromkeys(missing))
+            pf.problems.append(
+                Problem(
+                    "base-image-not-found",
+                    f"the base image of stage {stage.name or getattr(stage, 'index', '')} is "
+                    f"{stage.base!r}: build arg(s) {names} have no value",
+                    "pass them to the executor after --, e.g. -- --build-arg "
+                    + " --build-arg ".join(f"{n}=..." for n in dict.fromkeys(missing))
+                    + ", or give the ARG a default in the Dockerfile",
+                    [f"{pf.dockerfile.name}:{line}: {shown}"],
+                )
+            )
     ignore = load_dockerignore(pf.context, pf.dockerfile)
     try:
         sources = copy_sources(
@@ -225,7 +243,6 @@ def _check_dockerfile(
         )
     except TypeError:  # an older copy_sources without all_used_stages
         sources = copy_sources(stages, pf.context, ignore, build_args=build_args)
-    lines = text.splitlines()
     for src in sources:
         if not src.missing:
             continue
@@ -246,7 +263,9 @@ def _check_dockerfile(
             )
         )
     hub_bases = [
-        s.base for s in stages if getattr(s, "is_external", False) and not _has_registry(s.base)
+        s.base
+        for s in stages
+        if s.base and getattr(s, "is_external", False) and not _has_registry(s.base)
     ]
     if hub_bases and docker_config is not None and not docker_config.has_credentials("docker.io"):
         pf.warnings.append(
