@@ -144,3 +144,35 @@ def test_helpers() -> None:
     assert signal_name(1) is None
     assert fmt_duration(1800) == "30m00s" and fmt_duration(42) == "42s"
     assert fitting_timeout(0, 10, floor=600) == 600
+
+
+def test_auth_failure_while_pulling_the_base_names_the_base_registry() -> None:
+    lines = [
+        'time="2026-11-23T18:13:21Z" level=info msg="Retrieving image manifest '
+        'private.example.com/base/jre:21"',
+        'time="2026-11-23T18:13:21Z" level=info msg="Retrieving image '
+        'private.example.com/base/jre:21 from registry private.example.com"',
+        'time="2026-11-23T18:13:22Z" level=error msg="error building image: unable to '
+        "complete operation after 0 attempts, last error: GET "
+        "https://private.example.com/v2/base/jre/manifests/21: UNAUTHORIZED: "
+        'authentication required"',
+    ]
+    d = diagnose(facts(lines, exit_code=1, elapsed=3.0))
+    assert d.code == "registry-auth"
+    assert "pulling the base image failed" in d.summary
+    assert "private.example.com" in d.summary
+    assert any("'auths' entry for private.example.com" in f for f in d.fixes)
+    assert not any("destination host" in f for f in d.fixes)
+
+
+def test_auth_failure_at_the_push_check_is_about_the_destination() -> None:
+    lines = [
+        "error checking push permissions -- make sure you entered the correct tag name, and "
+        "that you are authenticated correctly, and try again: checking push permission for "
+        f'"{DEST}": POST https://registry.example.com/v2/team/app/blobs/uploads/: '
+        "UNAUTHORIZED: authentication required"
+    ]
+    d = diagnose(facts(lines, exit_code=1, elapsed=1.0))
+    assert d.code == "registry-auth"
+    assert "pulling the base image" not in d.summary
+    assert any("destination host" in f for f in d.fixes)

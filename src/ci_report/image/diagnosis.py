@@ -8,6 +8,7 @@ phase marker and the elapsed time.
 
 from __future__ import annotations
 
+import re
 import signal
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -171,6 +172,19 @@ def _last_lines(lines: Sequence[str], n: int = 3) -> list[str]:
 
 def _phase(facts: RunFacts) -> str:
     return facts.log.phase if facts.log else "start"
+
+
+PULL_PHASES = ("resolve", "manifest", "pull", "unpack")
+_RETRIEVING = re.compile(r"Retrieving image (\S+) from registry (\S+)")
+
+
+def _base_being_pulled(lines: list[str]) -> tuple[Optional[str], Optional[str]]:
+    """(image, registry host) of the last ``Retrieving image X from registry Y`` line."""
+    for raw in reversed(lines):
+        m = _RETRIEVING.search(parse_line(raw).msg)
+        if m:
+            return m.group(1), m.group(2)
+    return None, None
 
 
 def _phase_evidence(facts: RunFacts) -> list[str]:
@@ -394,6 +408,16 @@ def _from_catalogue(facts: RunFacts, match: CatalogueMatch) -> Diagnosis:
             summary += f" with exit status {status}"
     elif item.code == "executor-missing":
         summary = f"{summary} (exit {facts.exit_code})"
+    elif item.code in ("registry-auth", "registry-denied") and _phase(facts) in PULL_PHASES:
+        # refused while fetching the base image: the base's registry, not the destination
+        image, host = _base_being_pulled(lines[: match.index])
+        where = f"{host} (base image {image})" if host and image else "the base image's registry"
+        summary = f"pulling the base image failed: {where} refused access"
+        fixes = [
+            f"add an 'auths' entry for {host or 'the base image registry host'} to the docker "
+            "config.json Kaniko reads (/kaniko/.docker/config.json)",
+            "or copy the base image into your own registry and use that in FROM",
+        ]
     evidence.append(match.line)
     marker = facts.log.last_marker if facts.log else None
     if marker and marker not in evidence:
