@@ -522,47 +522,24 @@ class RegistryClient:
         detail = f" [{code}]" if code else ""
         detail += f" {message}" if message else ""
         url = _strip_query(resp.url)
+        if status == 429:
+            raise self._rate_limited(resp, url)
         if status == 401:
             who = (
                 "without credentials" if self.credentials is None else "with the given credentials"
             )
-            return_err = RegistryError(
-                "auth",
-                f"{self.host} refused {what} {who} (HTTP 401){detail}",
-                status=status,
-                code=code,
-                url=url,
-                fix="add credentials for this registry to the Docker config.json",
-            )
+            kind, message = "auth", f"{self.host} refused {what} {who} (HTTP 401){detail}"
+            fix: Optional[str] = "add credentials for this registry to the Docker config.json"
         elif status == 403:
-            return_err = RegistryError(
-                "denied",
-                f"{self.host} denied {what} (HTTP 403){detail}",
-                status=status,
-                code=code,
-                url=url,
-                fix="the account lacks permission on this repository",
-            )
+            kind, message = "denied", f"{self.host} denied {what} (HTTP 403){detail}"
+            fix = "the account lacks permission on this repository"
         elif status == 404:
-            return_err = RegistryError(
-                "not-found",
-                f"{what} not found on {self.host} (HTTP 404){detail}",
-                status=status,
-                code=code,
-                url=url,
-                fix="check the repository name and tag",
-            )
-        elif status == 429:
-            return_err = self._rate_limited(resp, url)
+            kind, message = "not-found", f"{what} not found on {self.host} (HTTP 404){detail}"
+            fix = "check the repository name and tag"
         else:
-            return_err = RegistryError(
-                "unknown",
-                f"{self.host} answered HTTP {status} for {what}{detail}",
-                status=status,
-                code=code,
-                url=url,
-            )
-        raise return_err
+            kind, message = "unknown", f"{self.host} answered HTTP {status} for {what}{detail}"
+            fix = None
+        raise RegistryError(kind, message, status=status, code=code, url=url, fix=fix)
 
     # -- API -----------------------------------------------------------------------------
     def ping(self) -> dict[str, Any]:
