@@ -89,6 +89,7 @@ def imagePush(Map options = [:]) {
 
 /** Internal: direct mode, ci-report and the executor in the current container. */
 def imagePushDirect(Map c) {
+  clearOutputs([c.report.toString()])
   int rc = sh(label: 'ci-report: image push', script: Commands.image('image-push', c), returnStatus: true)
   archiveReport(c, c.report.toString())
   if (rc != 0) {
@@ -100,6 +101,7 @@ def imagePushDirect(Map c) {
 /** Internal: split mode, image-plan (python) -> generated script (kaniko) -> image-diagnose (python). */
 def imagePushSplit(Map c) {
   String planFile = Commands.planFile(c)
+  clearOutputs([c.report.toString(), planFile])
   int planRc = 0
   container(c.pythonContainer.toString()) {
     // returnStatus, not returnStdout: when preflight stops the run, image-plan exits 1 with an empty stdout
@@ -184,6 +186,18 @@ def install(Map options = [:]) {
     }
   }
   return "${venv}/bin/ci-report".toString()
+}
+
+/**
+ * Internal: empties files a step reads back afterwards, so that a run which writes nothing (a usage
+ * error, exit 2) never shows an earlier build's plan or diagnosis from a reused workspace.
+ */
+def clearOutputs(List<String> paths) {
+  for (String path : paths) {
+    if (fileExists(path)) {
+      writeFile(file: path, text: '')
+    }
+  }
 }
 
 /** Internal: archives the image-push report when asked. */

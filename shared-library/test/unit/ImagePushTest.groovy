@@ -85,6 +85,25 @@ class ImagePushTest extends StepTestBase {
   }
 
   @Test
+  void aStaleReportFromAnEarlierBuildIsNeverShown() {
+    // reused workspace: the last build's report is still there; this run fails before writing one
+    h.files['ci-report/image-push.json'] = FAILED_REPORT
+    h.onSh('ci-report image-push', 2)
+    String message = expectError { ciReport.imagePush(mode: 'direct', destinations: DESTS) }
+    assertEquals('ci-report image push failed with exit code 2 and wrote no diagnosis to ci-report/image-push.json', message)
+  }
+
+  @Test
+  void aStalePlanFromAnEarlierBuildIsNeverRun() {
+    h.files[PLAN_FILE] = PLAN
+    h.files['ci-report/image-push.json'] = FAILED_REPORT
+    h.onSh('ci-report image-plan', 2)
+    String message = expectError { ciReport.imagePush(destinations: DESTS) }
+    assertEquals('ci-report image push failed with exit code 2 and wrote no diagnosis to ci-report/image-push.json', message)
+    assertEquals('no Kaniko step ran', 1, h.shCalls().size())
+  }
+
+  @Test
   void kubernetesModeRunsPlanKanikoAndDiagnoseInOrder() {
     planned()
     int rc = ciReport.imagePush(destinations: DESTS, extraArgs: ['--cache=true'])
