@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -315,9 +316,11 @@ def start_receiver(
     on_log: Optional[Callable[[str], None]] = None,
     on_apply: Optional[Callable[[Any], None]] = None,
     on_reject: Optional[Callable[[int, Optional[str], str, str], None]] = None,
+    ssl_context: Optional[ssl.SSLContext] = None,
 ) -> ReceiverHandle:
     """Start the receiver (in a daemon thread unless ``background=False``). ``on_reject``
-    gets (status, webhook-id, path, reason) of every refused POST."""
+    gets (status, webhook-id, path, reason) of every refused POST; ``ssl_context`` (a server
+    context with its certificate loaded) serves HTTPS."""
     verifier = CallbackVerifier(
         signature_secrets=signature_secrets,
         jwt_secrets=jwt_secrets,
@@ -328,9 +331,16 @@ def start_receiver(
     server = _ReceiverServer(
         (host, port), verifier, store, on_log=on_log, on_apply=on_apply, on_reject=on_reject
     )
+    if ssl_context is not None:
+        server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
     thread = None
     if background:
-        thread = threading.Thread(target=server.serve_forever, name="ci-report-receiver")
-        thread.daemon = True
+        # a short poll interval lets stop() return at once
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="ci-report-receiver",
+            daemon=True,
+        )
         thread.start()
     return ReceiverHandle(server, thread, store)

@@ -63,18 +63,11 @@ def receiver(tmp_path: Path) -> Iterator[Any]:
         api_keys=[API_KEY],
         jwt_secrets=[JWT_SECRET],
         signature_secrets=[WHSEC],
-        background=False,
     )
-    # our own thread with a short poll interval: stop() returns at once
-    thread = threading.Thread(
-        target=handle.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
     try:
         yield handle
     finally:
         handle.stop()
-        thread.join(timeout=5)
 
 
 @pytest.fixture

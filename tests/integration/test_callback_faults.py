@@ -70,7 +70,6 @@ def _start(tmp: Path, name: str, url: str, server: Optional[FaultServer], **env:
 
 @pytest.fixture(scope="module")
 def module_receiver(tmp_path_factory: pytest.TempPathFactory):
-    import threading
 
     from fault_server import JWT_SECRET, WHSEC
 
@@ -81,15 +80,9 @@ def module_receiver(tmp_path_factory: pytest.TempPathFactory):
         api_keys=[API_KEY],
         jwt_secrets=[JWT_SECRET],
         signature_secrets=[WHSEC],
-        background=False,
     )
-    thread = threading.Thread(
-        target=handle.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
     yield handle
     handle.stop()
-    thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")

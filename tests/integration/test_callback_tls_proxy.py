@@ -54,25 +54,19 @@ def https_receiver(tmp_path: Path, private_ca: dict[str, Path]) -> Iterator[Any]
     """The reference receiver with its listening socket wrapped in TLS."""
     from ci_report.receiver import start_receiver
 
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(private_ca["cert"]), str(private_ca["key"]))
     handle = start_receiver(
         tmp_path / "receiver.db",
         api_keys=[API_KEY],
         jwt_secrets=[JWT_SECRET],
         signature_secrets=[WHSEC],
-        background=False,
+        ssl_context=ctx,
     )
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(private_ca["cert"]), str(private_ca["key"]))
-    handle.server.socket = ctx.wrap_socket(handle.server.socket, server_side=True)
-    thread = threading.Thread(
-        target=handle.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
     try:
         yield handle
     finally:
         handle.stop()
-        thread.join(timeout=5)
 
 
 class _ProxyHandler(socketserver.StreamRequestHandler):
