@@ -41,7 +41,7 @@ def run_demo(
 ) -> DemoResult:
     from .callback.service import flush_outbox, run_callback
     from .config import load_settings
-    from .receiver import start_receiver
+    from .platform.receiver import start_receiver
 
     console = console or get_console()
     examples = (examples or EXAMPLES).resolve()

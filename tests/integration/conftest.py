@@ -56,7 +56,7 @@ def cli(tmp_path: Path) -> Cli:
 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[Any]:
-    from ci_report.receiver import start_receiver
+    from ci_report.platform.receiver import start_receiver
 
     handle = start_receiver(
         tmp_path / "receiver.db",

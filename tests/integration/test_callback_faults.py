@@ -73,7 +73,7 @@ def module_receiver(tmp_path_factory: pytest.TempPathFactory):
 
     from fault_server import JWT_SECRET, WHSEC
 
-    from ci_report.receiver import start_receiver
+    from ci_report.platform.receiver import start_receiver
 
     handle = start_receiver(
         tmp_path_factory.mktemp("recv") / "receiver.db",

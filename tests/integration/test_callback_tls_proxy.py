@@ -52,7 +52,7 @@ def private_ca(tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture
 def https_receiver(tmp_path: Path, private_ca: dict[str, Path]) -> Iterator[Any]:
     """The reference receiver with its listening socket wrapped in TLS."""
-    from ci_report.receiver import start_receiver
+    from ci_report.platform.receiver import start_receiver
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(private_ca["cert"]), str(private_ca["key"]))

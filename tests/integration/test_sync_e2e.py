@@ -16,9 +16,9 @@ from ci_report.callback.payload import canonical_body, make_delivery_id
 from ci_report.callback.result_file import write_result_file
 from ci_report.config import load_settings
 from ci_report.console import Console
-from ci_report.jenkins_api import JenkinsClient
 from ci_report.jenkins_env import BuildContext
-from ci_report.sync import sync_build
+from ci_report.platform.jenkins import JenkinsClient
+from ci_report.platform.sync import sync_build
 
 pytestmark = pytest.mark.integration
 

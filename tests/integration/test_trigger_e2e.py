@@ -17,8 +17,8 @@ import pytest
 from fake_jenkins import FakeJenkins
 
 from ci_report.console import Console
-from ci_report.jenkins_api import JenkinsClient
-from ci_report.trigger import Trigger, trigger_build
+from ci_report.platform.jenkins import JenkinsClient
+from ci_report.platform.trigger import Trigger, trigger_build
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pytest
 
 from ci_report.callback.payload import canonical_body
 from ci_report.errors import InputError
-from ci_report.sync import (
+from ci_report.platform.sync import (
     SyncOutcome,
     _from_artifact,
     batch_exit_code,
@@ -140,8 +140,8 @@ def test_jenkins_unreachable_is_never_nothing_to_recover(requests_mock) -> None:
     import requests
 
     from ci_report.config import load_settings
-    from ci_report.jenkins_api import JenkinsClient
-    from ci_report.sync import sync_one
+    from ci_report.platform.jenkins import JenkinsClient
+    from ci_report.platform.sync import sync_one
 
     base = "https://ci.example/"
     client = JenkinsClient(base, "u", "t")
@@ -158,8 +158,8 @@ def test_jenkins_unreachable_is_never_nothing_to_recover(requests_mock) -> None:
 
 def test_missing_job_is_not_called_a_missing_build(requests_mock) -> None:
     from ci_report.config import load_settings
-    from ci_report.jenkins_api import JenkinsClient
-    from ci_report.sync import sync_build
+    from ci_report.platform.jenkins import JenkinsClient
+    from ci_report.platform.sync import sync_build
 
     base = "https://ci.example/"
     requests_mock.get(base + "job/a/4/api/json", status_code=404)

@@ -9,8 +9,8 @@ import requests
 
 from ci_report.console import Console
 from ci_report.errors import InputError
-from ci_report.jenkins_api import JenkinsClient
-from ci_report.trigger import TriggerOutcome, parse_params, trigger_build
+from ci_report.platform.jenkins import JenkinsClient
+from ci_report.platform.trigger import TriggerOutcome, parse_params, trigger_build
 
 BASE = "https://ci.example/"
 JOB = BASE + "job/app/"
@@ -215,7 +215,7 @@ def test_401_after_the_trigger_keeps_the_build_and_exits_3(requests_mock) -> Non
 
 def test_interrupted_outcome_says_so(requests_mock) -> None:
     from ci_report.errors import Interrupted
-    from ci_report.trigger import Trigger
+    from ci_report.platform.trigger import Trigger
 
     _job(requests_mock)
     requests_mock.post(JOB + "build", status_code=201, headers={"Location": "/queue/item/7/"})

@@ -84,7 +84,7 @@ def _usage_code(err: CiReportError) -> int:
 
 
 def _client(settings: Any, console: Console) -> Any:
-    from ..jenkins_api import JenkinsClient
+    from ..platform.jenkins import JenkinsClient
 
     console.add_secret(settings.jenkins_token)
     client = JenkinsClient.from_settings(settings)
@@ -174,7 +174,7 @@ def trigger(
 
     def action(console: Console) -> int:
         from ..errors import Interrupted
-        from ..trigger import Trigger, parse_params
+        from ..platform.trigger import Trigger, parse_params
 
         settings = _settings(
             ctx,
@@ -279,7 +279,7 @@ def sync(
     """Recover a finished build's callback from Jenkins and (with --deliver) send it."""
 
     def action(console: Console) -> int:
-        from ..sync import batch_exit_code, read_batch, sync_batch, sync_one
+        from ..platform.sync import batch_exit_code, read_batch, sync_batch, sync_one
 
         if from_file and (job or build is not None):
             raise InputError("give either JOB BUILD or --from FILE, not both")

@@ -35,7 +35,7 @@ def receiver(
 
     def action(console: Console) -> int:
         from ..errors import ConfigError, Interrupted
-        from ..receiver import start_receiver
+        from ..platform.receiver import start_receiver
 
         keys = {
             "api_keys": [os.environ.get("JENKINS_API_KEY", "")],

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from . import USER_AGENT
-from .errors import CiReportError, ConfigError
+from .. import USER_AGENT
+from ..errors import CiReportError, ConfigError
 
 if TYPE_CHECKING:
     import requests
 
-    from .config import Settings
+    from ..config import Settings
 
 EXIT_USAGE = 2
 EXIT_LOST = 3

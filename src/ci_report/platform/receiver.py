@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from .verify import CallbackVerificationError, CallbackVerifier
+from ..verify import CallbackVerificationError, CallbackVerifier
 
 CALLBACK_PATH = "/api/jenkins/callback"
 TEST_PATH = "/api/jenkins/callback/test"

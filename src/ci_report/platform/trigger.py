@@ -27,9 +27,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
-from .console import Console, get_console
-from .errors import Interrupted
-from .jenkins_api import JenkinsClient, JenkinsError, JenkinsUnavailable, job_full_name
+from ..console import Console, get_console
+from ..errors import Interrupted
+from .jenkins import JenkinsClient, JenkinsError, JenkinsUnavailable, job_full_name
 
 DEFAULT_TRIGGER_ID_PARAM = "CI_REPORT_TRIGGER_ID"
 
@@ -99,7 +99,7 @@ class TriggerOutcome:
 
 def parse_params(pairs: Sequence[str]) -> list[tuple[str, str]]:
     """``KEY=VALUE`` strings -> pairs (a key may repeat: multi-value parameters)."""
-    from .errors import InputError
+    from ..errors import InputError
 
     out = []
     for pair in pairs:
@@ -211,7 +211,7 @@ class Trigger:
     def _prepare(self) -> None:
         info = self._retry_get(lambda: self.client.job_info(self.job), "reading the job")
         if info.get("buildable") is False:
-            from .jenkins_api import JenkinsHTTPError
+            from .jenkins import JenkinsHTTPError
 
             raise JenkinsHTTPError(
                 f"job {self.outcome.job!r} is disabled or not buildable",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ci_report.errors import ConfigError
-from ci_report.jenkins_api import (
+from ci_report.platform.jenkins import (
     JenkinsClient,
     JenkinsHTTPError,
     JenkinsUnavailable,

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
 
-from .console import Console, get_console
-from .errors import ConfigError, InputError
-from .jenkins_api import (
+from ..console import Console, get_console
+from ..errors import ConfigError, InputError
+from .jenkins import (
     JenkinsClient,
     JenkinsError,
     JenkinsHTTPError,
@@ -31,7 +31,7 @@ from .jenkins_api import (
 )
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from ..config import Settings
 
 ARTIFACT_PATH = "ci-report/callback.json"
 RESULT_SCHEMA = "ci-report/callback-result/v1"
@@ -105,7 +105,7 @@ class SyncOutcome:
 
 # -- payload from Jenkins' own data ------------------------------------------------------
 def _git(build: dict[str, Any]) -> tuple[Optional[str], Optional[str]]:
-    from .jenkins_env import clean_branch
+    from ..jenkins_env import clean_branch
 
     for action in build.get("actions") or []:
         revision = (action or {}).get("lastBuiltRevision")
@@ -133,7 +133,7 @@ def payload_from_jenkins(
     status_style: str = "default",
 ) -> tuple[dict[str, Any], str, list[str]]:
     """(payload, source, notes) from the build JSON and ``testReport/api/json``."""
-    from .callback.payload import SCHEMA, decide_status, normalize_build_result, run_id_value
+    from ..callback.payload import SCHEMA, decide_status, normalize_build_result, run_id_value
 
     result = normalize_build_result(build.get("result"))
     notes: list[str] = []
@@ -251,8 +251,8 @@ def sync_build(
     console: Optional[Console] = None,
 ) -> SyncOutcome:
     """Recover (and with ``deliver``, send) the callback of ``job`` #``number``."""
-    from .callback.payload import canonical_body, make_delivery_id, run_id_value
-    from .jenkins_env import BuildContext
+    from ..callback.payload import canonical_body, make_delivery_id, run_id_value
+    from ..jenkins_env import BuildContext
 
     console = console or get_console()
     out = SyncOutcome(job=job_full_name(job), number=int(number), run_id=run_id_value(run_id))
@@ -339,7 +339,7 @@ def sync_build(
             "no callback URL to deliver to",
             fix="set CI_REPORT_URL (or API_CALLBACK_URL), or pass --url",
         )
-    from .callback.service import deliver_or_queue
+    from ..callback.service import deliver_or_queue
 
     result = deliver_or_queue(
         out.body,
@@ -447,7 +447,7 @@ def sync_one(
 ) -> SyncOutcome:
     """:func:`sync_build`, with a Jenkins failure (unreachable, 401, a login page) turned into
     an ``error`` outcome instead of an exception: one build's failure is one line of output."""
-    from .callback.payload import run_id_value
+    from ..callback.payload import run_id_value
 
     try:
         return sync_build(
