@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 import requests
 
+from ci_report import fileio as fileio_module
 from ci_report.callback import outbox as outbox_module
 from ci_report.callback.outbox import (
     ENTRY_SCHEMA,
     STALE_CLAIM_S,
     Outbox,
     OutboxEntry,
-    atomic_write,
 )
+from ci_report.fileio import atomic_write
 
 BODY = '{"runId":64,"status":"failed","name":"é"}'.encode()
 
@@ -234,7 +235,7 @@ def test_atomic_write_failure_keeps_old_file_and_no_temp(tmp_path, monkeypatch) 
     def boom(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(outbox_module.os, "replace", boom)
+    monkeypatch.setattr(fileio_module.os, "replace", boom)
     with pytest.raises(OSError):
         atomic_write(target, b"new")
     assert target.read_bytes() == b"old"

@@ -8,15 +8,15 @@ case is listed under ``allResults`` (streamed from a spill file, so memory stays
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
-import uuid
 from pathlib import Path
 from typing import IO, Any, Optional
 
+from ..fileio import atomic_write, atomic_writer
 from ..jenkins_env import strip_credentials
-from .outbox import atomic_write
 
 RESULT_SCHEMA = "ci-report/callback-result/v1"
 
@@ -106,21 +106,16 @@ def write_result_file(
         atomic_write(path, text.encode() + payload_bytes + b"}\n", mode=0o644)
         return path
     # stream: {head..., "payload": <bytes>, "allResults": [...]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as out:
-            out.write(json.dumps(head, ensure_ascii=False)[:-1] + ',"payload":')
-            out.write(payload_bytes.decode("utf-8"))
-            out.write(',"allResults":')
-            assert spill is not None
-            spill.write_json_array(out)
-            out.write("}\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    assert spill is not None
+    with atomic_writer(path, mode=0o644) as raw:
+        out = io.TextIOWrapper(raw, encoding="utf-8")
+        out.write(json.dumps(head, ensure_ascii=False)[:-1] + ',"payload":')
+        out.write(payload_bytes.decode("utf-8"))
+        out.write(',"allResults":')
+        spill.write_json_array(out)
+        out.write("}\n")
+        out.flush()
+        out.detach()
     return path
 
 

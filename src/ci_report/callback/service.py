@@ -247,7 +247,7 @@ def _write_output(output: Optional[str], body: bytes) -> None:
         import os
         import stat
 
-        from .outbox import atomic_write
+        from ..fileio import atomic_write
 
         target = Path(output)
         try:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -131,18 +129,9 @@ class PushHistory:
                     fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _write(self, data: dict[str, Any]) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=str(self.path.parent))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=1, sort_keys=True)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        from ..fileio import atomic_write
+
+        atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
     def record(
         self,

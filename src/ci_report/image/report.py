@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -46,18 +44,10 @@ def build_report(
 
 def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> Path:
     """Write atomically (temp file + rename), so a reader never sees half a report."""
+    from ..fileio import atomic_write
+
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".image-push.", dir=str(target.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(report, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(target, json.dumps(report, indent=2, sort_keys=False) + "\n", mode=0o644)
     return target
 
 

@@ -11,13 +11,13 @@ exits 143 on its TERM, 137 after the ``-k`` KILL).
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from ..fileio import atomic_write
 from .command import executor_args
 from .kaniko_log import LogState
 
@@ -50,13 +50,6 @@ echo "end $(date +%s) rc $rc" >> "$dir/{TIMES}"
 echo "$rc" > "$dir/{RC}"
 exit "$rc"
 """
-
-
-def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 def write_plan(req: Any, prepared: Any, workdir: str) -> dict[str, Any]:
@@ -106,8 +99,8 @@ def write_plan(req: Any, prepared: Any, workdir: str) -> dict[str, Any]:
         script = render_script(
             executor=req.executor, args=args, timeout=timeout, kill_grace=int(req.kill_grace)
         )
-    _atomic_write(wd / SCRIPT, script, 0o755)
-    _atomic_write(wd / PLAN, json.dumps(plan, indent=2) + "\n")
+    atomic_write(wd / SCRIPT, script, 0o755)
+    atomic_write(wd / PLAN, json.dumps(plan, indent=2) + "\n")
     return plan
 
 
