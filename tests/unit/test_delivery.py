@@ -202,7 +202,8 @@ def test_501_not_retried_but_queued(requests_mock, settings, captured_console) -
 
 
 def test_connection_error_retried_then_queued(requests_mock, settings, captured_console) -> None:
-    requests_mock.post(URL, exc=requests.exceptions.ConnectionError("Connection refused"))
+    refused = requests.exceptions.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
+    requests_mock.post(URL, exc=refused)
     result, sleeps = run(settings, console=captured_console, max_attempts=3)
     assert result.outcome == "queued"
     assert result.attempts == 3
@@ -515,15 +516,16 @@ def test_proxy_failure_names_the_proxy_without_credentials(
     requests_mock.post(
         URL,
         exc=requests.exceptions.ProxyError(
-            "HTTPSConnectionPool(host='platform.example.com', port=443): Max retries exceeded "
-            "(Caused by ProxyError('Unable to connect to proxy', "
-            "NewConnectionError('Failed to establish a new connection: [Errno 111] "
-            "Connection refused')))"
+            "Unable to connect to proxy", ConnectionRefusedError(111, "Connection refused")
         ),
     )
     result, _ = run(settings, max_attempts=1)
     assert result.outcome == "queued"
-    assert result.error == "cannot reach the proxy http://proxy.corp:3128: connection refused"
+    assert result.error is not None
+    assert result.error.startswith(
+        "cannot reach the proxy http://proxy.corp:3128: connection refused"
+    )
+    assert "pr0xy-pass" not in result.error
     assert any("NO_PROXY" in h for h in result.hints)
     assert result.notes == ["gave up after 1 attempt (--max-attempts)"]
 

@@ -331,7 +331,8 @@ def test_flush_auto_skips_rejected_and_stops_at_transport_failure(
     queue(flush_settings, 3, url=DOWN)  # the endpoint is down: stop here
     queue(flush_settings, 4)  # not tried this time
     requests_mock.post(URL, status_code=200)
-    requests_mock.post(DOWN, exc=requests.exceptions.ConnectionError("Connection refused"))
+    refused = requests.exceptions.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
+    requests_mock.post(DOWN, exc=refused)
     summary = flush_outbox(flush_settings, console=captured_console, auto=True)
     assert summary.skipped_rejected == 1
     assert summary.delivered == 1

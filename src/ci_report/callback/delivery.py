@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..console import Console, get_console
 from ..errors import ConfigError
+from ..http import classify, excerpt, short
 from .auth import sign_request
 
 if TYPE_CHECKING:
@@ -80,39 +81,10 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
 
 
 def make_session(settings: Settings) -> requests.Session:
-    """A session that never retries or redirects behind our back; proxies and
-    ``REQUESTS_CA_BUNDLE`` come from the environment."""
-    import requests
-    from requests.adapters import HTTPAdapter
-    from urllib3.util.retry import Retry
+    """The callback session: :func:`ci_report.http.make_session` with the settings' CA bundle."""
+    from ..http import make_session as http_session
 
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=Retry(total=0, redirect=0, raise_on_redirect=False))
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    # requests re-reads the proxy variables, NO_PROXY and REQUESTS_CA_BUNDLE from os.environ
-    # for every request (two full scans of the environment). A flush sends hundreds of
-    # requests to one URL under an unchanged environment: resolve them once per URL.
-    merge = session.merge_environment_settings
-    resolved: dict[Any, dict[str, Any]] = {}
-
-    def merge_once(url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
-        key = (url, repr(proxies), stream, repr(verify), repr(cert))
-        if key not in resolved:
-            resolved[key] = merge(url, proxies, stream, verify, cert)
-        return {k: dict(v) if isinstance(v, dict) else v for k, v in resolved[key].items()}
-
-    session.merge_environment_settings = merge_once  # type: ignore[method-assign]
-    return session
-
-
-def _excerpt(response: requests.Response, limit: int = 300) -> str:
-    try:
-        text = response.text
-    except Exception:  # undecodable body: never a reason to fail
-        return ""
-    text = " ".join(text.split())
-    return text[:limit] + ("…" if len(text) > limit else "")
+    return http_session(ca_bundle=settings.ca_bundle)
 
 
 def _skew_hint(response: requests.Response) -> Optional[str]:
@@ -197,7 +169,7 @@ def deliver(
                 )
             except requests.exceptions.SSLError as exc:
                 result.outcome, result.status_code = "queued", None
-                result.error = f"TLS error: {_short(exc)}"
+                result.error = f"TLS error: {short(exc, 240)}"
                 result.hints.append(
                     "the receiver's certificate is not trusted: pass --ca-bundle (or set "
                     "REQUESTS_CA_BUNDLE) with the CA that signed it; TLS errors are not retried"
@@ -210,7 +182,7 @@ def deliver(
             ) as exc:
                 raise ConfigError(
                     "the callback URL is not usable",
-                    cause=_short(exc),
+                    cause=short(exc, 240),
                     fix="set CI_REPORT_URL to a full http(s):// URL",
                 ) from None
             except requests.exceptions.InvalidHeader:
@@ -222,7 +194,9 @@ def deliver(
             except requests.exceptions.ProxyError as exc:
                 result.status_code = None
                 proxy = _proxy_for(url)
-                result.error = f"cannot reach the proxy {proxy or ''}: {_proxy_reason(exc)}"
+                failure = classify(exc)
+                words = failure.reason.split(": ", 1)[-1] if ": " in failure.reason else "failed"
+                result.error = f"cannot reach the proxy {proxy or ''}: {words}"
                 hint = (
                     "the proxy comes from HTTP_PROXY/HTTPS_PROXY on this agent: check it, or "
                     "add the platform's host to NO_PROXY if it is reachable directly"
@@ -231,13 +205,13 @@ def deliver(
                     result.hints.append(hint)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 result.status_code = None
-                result.error = _describe_transport_error(exc)
+                result.error = str(classify(exc))
             except requests.exceptions.ChunkedEncodingError as exc:
                 result.status_code = None
-                result.error = f"the connection broke while reading the answer: {_short(exc)}"
+                result.error = str(classify(exc))
             else:
                 result.status_code = response.status_code
-                result.response_excerpt = _excerpt(response)
+                result.response_excerpt = excerpt(response)
                 status = response.status_code
                 if 200 <= status < 300:
                     result.outcome, result.error = "delivered", None
@@ -292,11 +266,6 @@ def deliver(
     return result
 
 
-def _short(exc: BaseException, limit: int = 240) -> str:
-    text = str(exc)
-    return text[:limit] + ("…" if len(text) > limit else "")
-
-
 def _proxy_for(url: str) -> Optional[str]:
     """The proxy requests takes from the environment for ``url`` (credentials stripped)."""
     from requests.utils import get_environ_proxies, select_proxy
@@ -308,42 +277,3 @@ def _proxy_for(url: str) -> Optional[str]:
     except Exception:  # never a reason to fail a report
         return None
     return strip_credentials(proxy) if proxy else None
-
-
-def _proxy_reason(exc: BaseException) -> str:
-    lowered = str(exc).lower()
-    if "refused" in lowered:
-        return "connection refused"
-    if "timed out" in lowered or "timeout" in lowered:
-        return "timed out"
-    if "name or service not known" in lowered or "failed to resolve" in lowered:
-        return "unknown host name"
-    if "407" in lowered:
-        return "HTTP 407: the proxy wants credentials"
-    return _short(exc)
-
-
-def _describe_transport_error(exc: BaseException) -> str:
-    import requests
-
-    text = str(exc)
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "connect timeout (no answer from the host: firewall or wrong address?)"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return "read timeout (the receiver accepted the connection but did not answer)"
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return f"proxy error: {_short(exc)}"
-    lowered = text.lower()
-    if "refused" in lowered:
-        return "connection refused (nothing listens at that host and port)"
-    if (
-        "name or service not known" in lowered
-        or "nodename nor servname" in lowered
-        or ("failed to resolve" in lowered)
-    ):
-        return "DNS lookup failed (unknown host name)"
-    if "reset" in lowered:
-        return "connection reset by the receiver"
-    if "remotedisconnected" in lowered or "aborted" in lowered:
-        return "the receiver closed the connection without answering"
-    return f"connection error: {_short(exc)}"

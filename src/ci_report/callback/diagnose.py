@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
+from ..http import CLOSED, RESET, classify, excerpt, short
 
 if TYPE_CHECKING:
     import requests
@@ -417,7 +418,7 @@ class Diagnosis:
             self.add(
                 "route",
                 "FAIL",
-                f"TLS error: {_short(exc)}",
+                f"TLS error: {short(exc)}",
                 "pass --ca-bundle with the CA that signed the receiver's certificate",
             )
             return
@@ -425,7 +426,7 @@ class Diagnosis:
             self.add(
                 "route",
                 "FAIL",
-                f"the proxy refused or failed: {_short(exc)}",
+                f"the proxy refused or failed: {short(exc)}",
                 "check the proxy, or set NO_PROXY for the platform host",
             )
             return
@@ -441,11 +442,7 @@ class Diagnosis:
             )
             return
         except requests.exceptions.ConnectionError as exc:
-            text = str(exc)
-            if any(
-                k in text
-                for k in ("RemoteDisconnected", "without response", "Connection aborted", "reset")
-            ):
+            if classify(exc).kind in (CLOSED, RESET):
                 detail = f"POST {path}: the server closed the connection without an HTTP answer"
                 fix = (
                     "the port may speak HTTPS (use an https:// URL), or the platform drops the "
@@ -454,7 +451,7 @@ class Diagnosis:
                     else "check the platform's logs and any load balancer in between"
                 )
             else:
-                detail = f"POST {path} failed: {_short(exc)}"
+                detail = f"POST {path} failed: {short(exc)}"
                 fix = "see the steps above; retry with --debug"
             self.add("route", "FAIL", detail, fix)
             return
@@ -462,7 +459,7 @@ class Diagnosis:
             self.add(
                 "route",
                 "FAIL",
-                f"POST {path} failed: {_short(exc)}",
+                f"POST {path} failed: {short(exc)}",
                 "see the steps above; retry with --debug",
             )
             return
@@ -503,14 +500,14 @@ class Diagnosis:
             self.add(
                 "route",
                 "FAIL",
-                f"{line}: the platform failed ({_excerpt(response)})",
+                f"{line}: the platform failed ({excerpt(response, 160)})",
                 "the platform side has an error: check its logs",
             )
         else:
             self.add(
                 "route",
                 "warn",
-                f"{line} ({_excerpt(response)}): the route exists but refused the test body",
+                f"{line} ({excerpt(response, 160)}): the route exists but refused the test body",
                 "check the platform's logs for the reason",
             )
 
@@ -572,7 +569,7 @@ class Diagnosis:
         try:
             response, _ = self._post([mode])
         except requests.exceptions.RequestException as exc:
-            return Step(name, "FAIL", _short(exc), "see the steps above; retry with --debug")
+            return Step(name, "FAIL", short(exc), "see the steps above; retry with --debug")
         status = response.status_code
         if 200 <= status < 300:
             return Step(name, "ok", f"accepted alone (HTTP {status})")
@@ -585,9 +582,9 @@ class Diagnosis:
                     "; every callback carries all configured modes, so this one rejected "
                     "mode fails them all"
                 )
-            return Step(name, "FAIL", f"rejected: HTTP {status} ({_excerpt(response)})", fix)
+            return Step(name, "FAIL", f"rejected: HTTP {status} ({excerpt(response, 160)})", fix)
         return Step(
-            name, "FAIL", f"HTTP {status} ({_excerpt(response)})", "see the platform's logs"
+            name, "FAIL", f"HTTP {status} ({excerpt(response, 160)})", "see the platform's logs"
         )
 
 
@@ -608,19 +605,6 @@ def _name(parts: Any) -> str:
             if key == "commonName":
                 return f"CN={value}"
     return "/".join(f"{k}={v}" for rdn in parts for k, v in rdn)
-
-
-def _short(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split())
-    return text[:limit] + ("…" if len(text) > limit else "")
-
-
-def _excerpt(response: Any, limit: int = 160) -> str:
-    try:
-        text = " ".join(response.text.split())
-    except Exception:
-        return ""
-    return text[:limit] + ("…" if len(text) > limit else "")
 
 
 def diagnose(

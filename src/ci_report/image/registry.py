@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import USER_AGENT
 from ..errors import CiReportError, InputError
+from ..http import short
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -349,10 +350,10 @@ class RegistryClient:
     @property
     def session(self) -> requests.Session:
         if self._session is None:
-            import requests
+            from ..http import make_session
 
-            self._session = requests.Session()
-            self._session.headers["User-Agent"] = self.user_agent
+            # registries redirect blob and manifest reads to their storage (S3, GCS)
+            self._session = make_session(user_agent=self.user_agent, follow_redirects=True)
         return self._session
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
@@ -377,7 +378,7 @@ class RegistryClient:
                 "tls",
                 f"TLS handshake with {self.host} failed",
                 url=_strip_query(url),
-                cause=_short(text),
+                cause=short(text),
                 fix=hint
                 or "give the registry's CA (--registry-certificate / ca_bundle) "
                 "or, for a test registry only, skip TLS verification",
@@ -388,7 +389,7 @@ class RegistryClient:
                 "network",
                 f"{self.host} did not answer in time",
                 url=_strip_query(url),
-                cause=_short(str(exc)),
+                cause=short(str(exc)),
                 fix="check the network path (proxy, firewall) from the build agent",
             ) from None
         except requests.exceptions.RequestException as exc:
@@ -397,7 +398,7 @@ class RegistryClient:
                 "network",
                 f"cannot connect to {urllib.parse.urlsplit(url).netloc}",
                 url=_strip_query(url),
-                cause=_short(str(exc)),
+                cause=short(str(exc)),
                 fix="check the registry host name, port and that it is reachable from the agent",
             ) from None
 
@@ -673,8 +674,3 @@ class RegistryClient:
 def _strip_query(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
-def _short(text: str, limit: int = 240) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."

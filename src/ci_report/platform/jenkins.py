@@ -14,7 +14,6 @@ Rules (``reference/jenkins.md`` sections c1-c4):
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
@@ -22,6 +21,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from .. import USER_AGENT
 from ..errors import CiReportError, ConfigError
+from ..http import classify, short
 
 if TYPE_CHECKING:
     import requests
@@ -133,11 +133,6 @@ def queue_id_from_location(location: Optional[str]) -> Optional[int]:
     return int(match.group(1)) if match else None
 
 
-def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text[:limit] + ("…" if len(text) > limit else "")
-
-
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
@@ -151,9 +146,9 @@ def _body(response: requests.Response) -> Optional[str]:
     """What Jenkins said, short: an HTML page is named by its title, not dumped."""
     if _looks_html(response):
         match = _TITLE.search(response.text)
-        title = _short(match.group(1), 80) if match else ""
+        title = short(match.group(1), 80) if match else ""
         return f"an HTML page titled {title!r}" if title else "an HTML page"
-    return _short(response.text) or None
+    return short(response.text) or None
 
 
 _LOGIN_FIX = (
@@ -161,40 +156,6 @@ _LOGIN_FIX = (
     "Jenkins URL itself (not an SSO or proxy login in front of it), and JENKINS_USER with "
     "JENKINS_TOKEN (an API token) must be accepted by it"
 )
-
-
-def _connect_reason(exc: BaseException) -> str:
-    """The root of a requests connection error, in a few words (not urllib3's pool repr)."""
-    from urllib3.exceptions import NameResolutionError, NewConnectionError
-
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:
-        item = stack.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, NameResolutionError) or "Name or service not known" in str(item):
-            return "the host name does not resolve (DNS)"
-        if isinstance(item, NewConnectionError):
-            text = str(item).lower()
-            if "refused" in text:
-                return "connection refused (nothing listens at that host and port)"
-            if "timed out" in text:
-                return "no answer (a firewall drops the packets?)"
-            return _short(str(item).split(": ", 1)[-1], 120)
-        if isinstance(item, BaseException):
-            stack.extend(a for a in getattr(item, "args", ()) if isinstance(a, BaseException))
-            stack.extend([getattr(item, "reason", None), item.__cause__, item.__context__])
-    text = str(exc)
-    for key, words in (
-        ("RemoteDisconnected", "the server closed the connection without an answer"),
-        ("reset by peer", "the connection was reset"),
-        ("refused", "connection refused"),
-    ):
-        if key in text:
-            return words
-    return _short(re.sub(r"HTTPS?ConnectionPool\([^)]*\): ", "", text), 160)
 
 
 class JenkinsClient:
@@ -250,15 +211,9 @@ class JenkinsClient:
 
     @staticmethod
     def _make_session() -> requests.Session:
-        import requests
-        from requests.adapters import HTTPAdapter
-        from urllib3.util.retry import Retry
+        from ..http import make_session
 
-        session = requests.Session()
-        adapter = HTTPAdapter(max_retries=Retry(total=0, redirect=0, raise_on_redirect=False))
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        return session
+        return make_session()
 
     def close(self) -> None:
         self.session.close()
@@ -332,7 +287,7 @@ class JenkinsClient:
         except requests.exceptions.SSLError as exc:
             raise JenkinsHTTPError(
                 f"TLS error talking to Jenkins at {self._shown(url)}",
-                cause=_short(str(exc)),
+                cause=short(exc),
                 fix="set REQUESTS_CA_BUNDLE to the CA bundle that signed Jenkins' certificate",
             ) from None
         except (
@@ -341,15 +296,16 @@ class JenkinsClient:
             requests.exceptions.InvalidSchema,
         ) as exc:
             raise ConfigError(
-                f"unusable Jenkins URL {self._shown(url)}", cause=_short(str(exc))
+                f"unusable Jenkins URL {self._shown(url)}", cause=short(exc)
             ) from None
         except requests.exceptions.ProxyError as exc:
             proxy = self._proxy_for(url)
+            failure = classify(exc)
             raise JenkinsUnavailable(
                 f"cannot reach Jenkins at {self.base_url} through the proxy {proxy}",
-                cause=_connect_reason(exc),
+                cause=failure.reason,
                 fix="check the proxy (HTTP_PROXY/HTTPS_PROXY), or add the Jenkins host to NO_PROXY",
-                maybe_sent=not _is_connect_failure(exc),
+                maybe_sent=failure.sent,
             ) from None
         except requests.exceptions.ConnectTimeout:
             raise JenkinsUnavailable(
@@ -363,12 +319,14 @@ class JenkinsClient:
                 maybe_sent=True,
             ) from None
         except requests.exceptions.ConnectionError as exc:
-            sent = not _is_connect_failure(exc)
-            what = "the connection to Jenkins broke" if sent else "cannot connect to Jenkins"
+            failure = classify(exc)
+            what = (
+                "the connection to Jenkins broke" if failure.sent else "cannot connect to Jenkins"
+            )
             raise JenkinsUnavailable(
                 f"{what} at {self.base_url}",
-                cause=_connect_reason(exc),
-                maybe_sent=sent,
+                cause=failure.reason,
+                maybe_sent=failure.sent,
             ) from None
 
     def _proxy_for(self, url: str) -> str:
@@ -633,32 +591,3 @@ class JenkinsClient:
             return None
         self._check(response, f"artifact {path} of {job} #{number}", job)
         return response.content
-
-
-def _is_connect_failure(exc: BaseException) -> bool:
-    """True when the TCP connection was never made (refused, DNS): the request was not sent."""
-    from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
-
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:
-        item = stack.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, (NewConnectionError, NameResolutionError)):
-            return True
-        if isinstance(item, MaxRetryError):
-            stack.append(item.reason)
-        if isinstance(item, BaseException):
-            stack.extend(a for a in item.args if isinstance(a, BaseException))
-            stack.append(item.__cause__)
-            stack.append(item.__context__)
-    return False
-
-
-def load_json(data: bytes, what: str) -> Any:
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise JenkinsError(f"{what} is not valid JSON", cause=str(exc)) from None
