@@ -191,9 +191,16 @@ def test_merged_item_is_never_cancelled(requests_mock) -> None:
 
 
 def test_disabled_job(requests_mock) -> None:
+    """A disabled job is a usage/configuration answer (HTTP 409 semantics) with a fix, and
+    nothing is POSTed to it."""
+    from ci_report.platform.jenkins import JenkinsHTTPError
+
     requests_mock.get(JOB + "api/json", json={"buildable": False})
-    with pytest.raises(Exception, match="disabled"):
+    with pytest.raises(JenkinsHTTPError, match="disabled") as info:
         _run(requests_mock)
+    assert info.value.status == 409
+    assert info.value.fix and "enable the job" in info.value.fix
+    assert not [r for r in requests_mock.request_history if r.method == "POST"]
 
 
 def test_401_after_the_trigger_keeps_the_build_and_exits_3(requests_mock) -> None:
