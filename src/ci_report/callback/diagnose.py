@@ -361,7 +361,7 @@ class Diagnosis:
         issuer = _name(cert.get("issuer"))
         expires = cert.get("notAfter")
         days = ""
-        if expires:
+        if isinstance(expires, str):
             left = (ssl.cert_time_to_seconds(expires) - time.time()) / 86400
             days = f", expires in {left:.0f} days"
             if left < 14:

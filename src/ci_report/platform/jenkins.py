@@ -372,6 +372,7 @@ class JenkinsClient:
             405: "Jenkins wants POST here (a job token trigger is not supported)",
             409: f"job {job!r} is disabled or not buildable",
         }
+        fix: Optional[str]
         if 300 <= status < 400:
             fix = (
                 f"Jenkins redirected to {response.headers.get('Location', '?')}: "
