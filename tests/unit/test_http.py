@@ -4,6 +4,7 @@ Real sockets on 127.0.0.1 only (no DNS: a resolver failure is built from its exc
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -23,10 +24,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        try:
+        # the client stopped reading: that is what the bounded reads do
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._answer()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client stopped reading: that is what the bounded reads do
 
     def _answer(self) -> None:
         if self.path == "/big":
