@@ -17,6 +17,7 @@ EXIT_DATAERR = 65  # rejected by the receiver (4xx)
 EXIT_SOFTWARE = 70  # internal error (only with --strict)
 EXIT_TEMPFAIL = 75  # queued in the outbox
 EXIT_CONFIG = 78  # configuration error
+EXIT_SIGHUP = 129
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
@@ -54,7 +55,7 @@ class InputError(CiReportError):
 
 
 class Interrupted(CiReportError):
-    """SIGTERM or SIGINT arrived; ``signum`` says which."""
+    """SIGTERM, SIGINT or SIGHUP arrived; ``signum`` says which (exit ``128 + signum``)."""
 
     def __init__(self, signum: int) -> None:
         import signal
@@ -62,4 +63,4 @@ class Interrupted(CiReportError):
         name = signal.Signals(signum).name
         super().__init__(f"interrupted by {name}")
         self.signum = signum
-        self.exit_code = EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT
+        self.exit_code = 128 + int(signum)

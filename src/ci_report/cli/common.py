@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -87,18 +86,12 @@ def global_options(f: F) -> F:
     return f
 
 
-def _raise_interrupted(signum: int, _frame: Any) -> None:
-    # Restore the default so that a second signal ends the process at once.
-    signal.signal(signum, signal.SIG_DFL)
-    raise Interrupted(signum)
-
-
 def install_signal_handlers() -> None:
-    """SIGTERM/SIGINT become :class:`Interrupted`, so the command can save what is in flight."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        # ValueError: not the main thread (tests calling main() in a thread)
-        with contextlib.suppress(ValueError):
-            signal.signal(signum, _raise_interrupted)
+    """SIGTERM/SIGINT/SIGHUP become :class:`Interrupted` (once), so the command can save what
+    is in flight; see :mod:`ci_report.signals` (saves hold signals off until they are done)."""
+    from .. import signals
+
+    signals.install(signals.IMMEDIATE)
 
 
 def make_console(ctx: click.Context) -> Console:
@@ -124,8 +117,15 @@ def run(
     opts = global_options_of(ctx)
     if signals:
         install_signal_handlers()
+    from .. import signals as recorder
+
     try:
-        code = action(console)
+        try:
+            code = action(console)
+        finally:
+            # from here on a signal is only recorded (never a traceback while the outcome is
+            # reported): the command has finished or is already winding down
+            recorder.recorder().close()
     except CiReportError as err:
         console.report_error(err)
         if opts.debug:
