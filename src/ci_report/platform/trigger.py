@@ -55,7 +55,8 @@ _NUMBERS = re.compile(r"\d+(?:\.\d+)?")  # a signal must be handled within ~5 s
 
 @dataclass
 class TriggerOutcome:
-    """What happened. ``state``: ``started`` (build number known, not waited for),
+    """What happened. ``state``: ``queued`` (queue item known, build not followed: the
+    ledger's trigger), ``started`` (build number known, not waited for),
     ``finished``, ``cancelled``, ``timed-out``, ``lost`` or ``interrupted`` (SIGTERM/SIGINT)."""
 
     job: str
@@ -70,6 +71,7 @@ class TriggerOutcome:
     trigger_id: Optional[str] = None
     message: str = ""
     fixes: list[str] = field(default_factory=list)
+    code: Optional[str] = None  # a stable failure code (see :func:`failure_code`)
 
     @property
     def exit_code(self) -> int:
@@ -94,6 +96,8 @@ class TriggerOutcome:
             "waitedSeconds": round(self.waited_s, 1),
             "outcome": self.state,
             "triggerId": self.trigger_id,
+            "code": self.code or self.state,
+            "message": self.message or None,
         }
 
 
@@ -145,6 +149,9 @@ class Trigger:
         poll_max: float = 15.0,
         lost_grace: float = 30.0,
         post_attempts: int = 5,
+        trigger_id: Optional[str] = None,
+        resolve_build: bool = True,
+        strict_params: bool = False,
         console: Optional[Console] = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Any] = time.sleep,
@@ -161,6 +168,9 @@ class Trigger:
         self.poll_max = poll_max
         self.lost_grace = lost_grace
         self.post_attempts = max(1, post_attempts)
+        self.given_trigger_id = trigger_id
+        self.resolve_build = resolve_build
+        self.strict_params = strict_params
         self.console = console or get_console()
         self.clock = clock
         self.sleep = sleep
@@ -174,6 +184,13 @@ class Trigger:
         try:
             self._prepare()
             if not self._post():
+                return self._finish()
+            if not self.resolve_build:
+                # the queue item exists; the caller (the run ledger) follows it from here
+                if self.outcome.number is None:
+                    self.outcome.state = "queued"
+                else:
+                    self.outcome.state = "started"
                 return self._finish()
             try:
                 if self._wait_queue() and self.wait:
@@ -222,6 +239,18 @@ class Trigger:
         self.parameterized = bool(defined)
         given = {k for k, _ in self.params}
         unknown = sorted(given - set(defined))
+        if unknown and self.strict_params:
+            from .jenkins import JenkinsHTTPError
+
+            raise JenkinsHTTPError(
+                f"job {self.outcome.job!r} does not define "
+                + ", ".join(unknown)
+                + ("" if defined else " (it has no parameters at all)"),
+                status=400,
+                cause="Jenkins drops undefined parameters silently: the build would run without "
+                "them",
+                fix="add the parameter to the job, or drop it from the request",
+            )
         if unknown:
             self.console.warn(
                 "the job does not define " + ", ".join(unknown) + "; Jenkins drops undefined "
@@ -230,7 +259,9 @@ class Trigger:
         name = self.trigger_id_param or DEFAULT_TRIGGER_ID_PARAM
         if name in defined:
             existing = [v for k, v in self.params if k == name]
-            self.outcome.trigger_id = existing[0] if existing else uuid.uuid4().hex
+            self.outcome.trigger_id = (
+                existing[0] if existing else (self.given_trigger_id or uuid.uuid4().hex)
+            )
             if not existing:
                 self.params.append((name, self.outcome.trigger_id))
         elif self.trigger_id_param:
@@ -564,6 +595,59 @@ class Trigger:
                 self.console.warn(f"{reason}: stopping build #{out.number} got HTTP {status}")
         except Exception as exc:  # cleanup must never mask the reason we are here
             self.console.warn(f"{reason}: could not cancel: {getattr(exc, 'message', exc)}")
+
+
+# Stable codes of a trigger that ended without a queue item (``trigger --json`` "code", the
+# ledger's ``triggerCode``). Other outcomes carry their state as the code.
+FAILURE_CODES = (
+    "job-not-found",
+    "job-disabled",
+    "auth-refused",
+    "permission-denied",
+    "login-page",
+    "undefined-parameter",
+    "jenkins-unreachable",
+    "trigger-refused",
+    "outcome-unknown",
+    "bad-url",
+    "http-error",
+    "internal-error",
+)
+
+
+def failure_code(outcome: TriggerOutcome, error: Optional[BaseException] = None) -> str:
+    """The stable code of a trigger that failed before (or without) a queue item."""
+    from ..errors import ConfigError
+    from .jenkins import JenkinsHTTPError
+
+    if error is None:
+        if outcome.queue_id is not None:
+            return outcome.state
+        if "refused to queue" in outcome.message:
+            return "trigger-refused"
+        if "outcome unknown" in outcome.message:
+            return "outcome-unknown"
+        return "jenkins-unreachable"
+    if isinstance(error, JenkinsUnavailable):
+        return "trigger-refused" if error.status == 302 else "jenkins-unreachable"
+    if isinstance(error, JenkinsHTTPError):
+        text = error.message.lower()
+        if error.status == 404:
+            return "job-not-found"
+        if error.status == 409 or "disabled" in text:
+            return "job-disabled"
+        if error.status == 401:
+            return "auth-refused"
+        if error.status == 403:
+            return "permission-denied"
+        if error.status == 400 and "does not define" in text:
+            return "undefined-parameter"
+        if "html page" in text or (error.fix and "login" in error.fix.lower()):
+            return "login-page"
+        return "http-error"
+    if isinstance(error, ConfigError):
+        return "bad-url"
+    return "internal-error"
 
 
 def trigger_build(
