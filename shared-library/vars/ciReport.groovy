@@ -7,10 +7,14 @@
 // is a plain String with shell-quoted, non-secret values. Logic that is not a pipeline step lives in
 // src/io/cireport (pure @NonCPS helpers).
 import io.cireport.Commands
+import io.cireport.Failures
 import io.cireport.Reports
 import io.cireport.StepOptions
 
-/** Sends the callback; returns ci-report's exit code (0 delivered). Never fails the build unless asked. */
+/**
+ * Sends the callback; returns ci-report's exit code (0 delivered), or NO_NODE_RC / AGENT_LOST_RC when it could
+ * not run. Never fails the build unless asked (failOnError / unstableOnError), and always rethrows an abort.
+ */
 def callback(Map options = [:]) {
   failOnProblems(StepOptions.validateCallback(options))
   Map c = StepOptions.merge(StepOptions.callbackDefaults(), options)
@@ -24,11 +28,13 @@ def callback(Map options = [:]) {
   if (c.runId == null) {
     c.runId = env.RUN_ID
   }
-  String command = Commands.callback(c)
-  List<String> envVars = []
-  if (c.url) {
-    envVars << "CI_REPORT_URL=${c.url}".toString()
+  if (!env.WORKSPACE) {
+    // `agent none` + post, or a scripted call outside node: sh and archiveArtifacts would throw
+    // MissingContextVariableException and fail the build. Nothing was sent.
+    return callbackOutcome(c, Reports.NO_NODE_RC, Reports.noNodeMessage(null), false)
   }
+  String command = Commands.callback(c)
+  List<String> envVars = Commands.callbackEnv(c)
   List bindings = []
   if (c.apiKeyCredentialsId) {
     bindings << string(credentialsId: c.apiKeyCredentialsId.toString(), variable: 'JENKINS_API_KEY')
@@ -42,6 +48,7 @@ def callback(Map options = [:]) {
 
   int rc = 0
   String message = null
+  InterruptedException interruption = null
   try {
     withEnv(envVars) {
       withCredentials(bindings) {
@@ -50,19 +57,49 @@ def callback(Map options = [:]) {
     }
     message = Reports.callbackMessage(rc)
   } catch (InterruptedException e) {
-    throw e
+    // An abort or a timeout: archive what ci-report wrote, then rethrow this very exception (below).
+    interruption = e
   // groovylint-disable-next-line CatchException
   } catch (Exception e) {
-    // Typically withCredentials with a credential id that does not exist: reported like a configuration
-    // error (exit 78), so that it does not fail the build unless asked. Aborts are rethrown above.
-    rc = 78
-    message = "ci-report callback: could not run the callback: ${e.message} (configuration error, exit 78; " +
-      'check apiKeyCredentialsId, jwtCredentialsId and signatureCredentialsId)'
+    String kind = Failures.kind(e)
+    if (kind == Failures.NO_NODE) {
+      rc = Reports.NO_NODE_RC
+      message = Reports.noNodeMessage(Failures.describe(e))
+    } else if (kind == Failures.AGENT_LOST) {
+      rc = Reports.AGENT_LOST_RC
+      message = Reports.agentLostMessage(Failures.describe(e))
+    } else {
+      // Typically withCredentials with a credential id that does not exist: reported like a configuration
+      // error (exit 78), so that it does not fail the build unless asked.
+      rc = 78
+      message = "ci-report callback: could not run the callback: ${Failures.describe(e)} (configuration error, " +
+        'exit 78; check apiKeyCredentialsId, jwtCredentialsId and signatureCredentialsId)'
+    }
   }
-
+  boolean canArchive = rc != Reports.NO_NODE_RC && rc != Reports.AGENT_LOST_RC
   String written = c.dryRun ? c.dryRunOutput.toString() : c.resultFile.toString()
-  if (c.archive && written != '-') {
-    archiveArtifacts(artifacts: written, allowEmptyArchive: true)
+  if (c.archive && written != '-' && canArchive) {
+    InterruptedException late = archiveGuarded(written)
+    interruption = interruption ?: late
+  }
+  if (interruption != null) {
+    throw interruption
+  }
+  return callbackOutcome(c, rc, message, c.archive && written != '-' && canArchive)
+}
+
+/** Internal: the console lines, build description and build result for a callback's outcome; returns rc. */
+def callbackOutcome(Map c, int rc, String message, boolean archived) {
+  String written = c.dryRun ? c.dryRunOutput.toString() : c.resultFile.toString()
+  if (archived && env.BUILD_URL) {
+    // Jenkins links a URL only when it stands alone (core's UrlAnnotator): its own line, no punctuation.
+    echo("ci-report callback: result archived as ${written}:")
+    echo(Reports.artifactUrl(env.BUILD_URL.toString(), written))
+  }
+  if (c.description) {
+    String line = Reports.callbackSummary(rc)
+    String before = currentBuild.description ? currentBuild.description.toString() : ''
+    currentBuild.description = before ? "${before}\n${line}".toString() : line
   }
   if (message) {
     if (c.failOnError) {
@@ -75,6 +112,22 @@ def callback(Map options = [:]) {
     }
   }
   return rc
+}
+
+/**
+ * Internal: archiveArtifacts that never fails the build. Returns an interruption that arrived meanwhile (the
+ * caller rethrows the first one it saw), or null; any other error is only a warning.
+ */
+def archiveGuarded(String artifacts) {
+  try {
+    archiveArtifacts(artifacts: artifacts, allowEmptyArchive: true)
+  } catch (InterruptedException e) {
+    return e
+  // groovylint-disable-next-line CatchException
+  } catch (Exception e) {
+    echo("[WARNING] ci-report: could not archive ${artifacts}: ${Failures.describe(e)}")
+  }
+  return null
 }
 
 /** Builds and pushes an image (mode 'kubernetes': split over the python and kaniko containers; 'direct'). */

@@ -1,6 +1,7 @@
 package harness
 
 import java.util.regex.Pattern
+import org.jenkinsci.plugins.workflow.steps.MissingContextVariableException
 
 /**
  * A small pipeline harness (no CPS): the steps the library uses are closures in the script binding that
@@ -18,6 +19,8 @@ class PipelineHarness {
   final List<String> log = []
   final List<String> containers = []
   final File root
+  /** false: outside node/agent (`agent none`): no WORKSPACE, and workspace steps throw as Jenkins' do. */
+  boolean node = true
   private final GroovyShell shell
 
   PipelineHarness(File root) {
@@ -46,6 +49,20 @@ class PipelineHarness {
    */
   void onSh(Object matcher, int rc, String out = '', Closure effect = null) {
     shMocks.add(0, [matcher, rc, out, effect])
+  }
+
+  /** Leaves the node: WORKSPACE goes away and sh, fileExists, readFile, writeFile, archiveArtifacts throw. */
+  void noNode() {
+    node = false
+    env.remove('WORKSPACE')
+    env.remove('WORKSPACE_TMP')
+  }
+
+  /** What a step that needs a workspace does outside node (the FilePath context is missing). */
+  void requireNode() {
+    if (!node) {
+      throw new MissingContextVariableException(File)
+    }
   }
 
   List<Map> callsTo(String n) {
@@ -87,16 +104,17 @@ class PipelineHarness {
       null
     }
     step('isUnix') { -> true }
-    step('fileExists') { p -> files.containsKey(p.toString()) }
+    step('fileExists') { p -> requireNode(); files.containsKey(p.toString()) }
     step('readFile') { p ->
+      requireNode()
       String f = (p instanceof Map ? p.file : p).toString()
       if (!files.containsKey(f)) {
         throw new AbortException("java.nio.file.NoSuchFileException: ${f}")
       }
       files[f]
     }
-    step('writeFile') { Map a -> files[a.file.toString()] = a.text.toString(); null }
-    step('archiveArtifacts') { Map a -> null }
+    step('writeFile') { Map a -> requireNode(); files[a.file.toString()] = a.text.toString(); null }
+    step('archiveArtifacts') { Map a -> requireNode(); null }
     step('string') { Map a -> [type: 'string', credentialsId: a.credentialsId, variable: a.variable] }
     step('withCredentials') { List bs, Closure body ->
       Map saved = new LinkedHashMap(env)
@@ -135,6 +153,7 @@ class PipelineHarness {
       }
     }
     step('sh') { a ->
+      requireNode()
       Map o = a instanceof Map ? a : [script: a]
       String s = o.script.toString()
       List hit = shMocks.find { m ->

@@ -22,10 +22,10 @@ class Commands implements Serializable {
       w.addAll(['--build-result', c.status.toString().toUpperCase()])
     }
     if (c.durationMs != null) {
-      w.addAll(['--duration-ms', (c.durationMs as BigDecimal).toBigInteger().toString()])
+      w.addAll(['--duration-ms', wholeNumber(c.durationMs)])
     }
     if (c.since != null) {
-      w.addAll(['--since', (c.since as BigDecimal).toBigInteger().toString()])
+      w.addAll(['--since', wholeNumber(c.since)])
     }
     if (c.statusStyle) {
       w.addAll(['--status-style', c.statusStyle.toString()])
@@ -38,8 +38,48 @@ class Commands implements Serializable {
     } else {
       w.addAll(['--result-file', c.resultFile.toString()])
     }
+    if (c.deadlineSeconds != null) {
+      w.addAll(['--deadline', c.deadlineSeconds.toString()])
+    }
+    if (c.maxAttempts != null) {
+      w.addAll(['--max-attempts', c.maxAttempts.toString()])
+    }
     w.addAll(StepOptions.stringList(c.extraArgs))
     return Shell.join(w)
+  }
+
+  /**
+   * The callback's environment (withEnv): the URL when given, and the per-attempt connect and read timeouts
+   * (ci-report has no flags for them; CI_REPORT_CONNECT_TIMEOUT / CI_REPORT_READ_TIMEOUT are its settings).
+   */
+  @NonCPS
+  static List<String> callbackEnv(Map c) {
+    List<String> e = []
+    if (c.url) {
+      e << "CI_REPORT_URL=${c.url}".toString()
+    }
+    if (c.connectTimeoutSeconds != null) {
+      e << "CI_REPORT_CONNECT_TIMEOUT=${c.connectTimeoutSeconds}".toString()
+    }
+    if (c.readTimeoutSeconds != null) {
+      e << "CI_REPORT_READ_TIMEOUT=${c.readTimeoutSeconds}".toString()
+    }
+    return e
+  }
+
+  /**
+   * A Number or a numeric String (validated by StepOptions) as whole digits, truncated like the CLI's int():
+   * 120000.9 -> 120000. Only whitelisted calls (Number.longValue, String.indexOf/substring) so that the
+   * library also runs in the script-security sandbox.
+   */
+  @NonCPS
+  static String wholeNumber(Object value) {
+    if (value instanceof Number) {
+      return "${((Number) value).longValue()}".toString()
+    }
+    String s = value.toString().trim()
+    int dot = s.indexOf('.')
+    return dot >= 0 ? s.substring(0, dot) : s
   }
 
   /** The Kaniko debug image's shell: the `container` step's shell and the one that runs the generated script. */

@@ -13,6 +13,76 @@ class Reports implements Serializable {
 
   static final String PLAN_SCHEMA = 'ci-report/image-plan/v1'
 
+  /** ciReport.callback's return value when there is no node context: nothing ran, nothing was sent. */
+  static final int NO_NODE_RC = -1
+
+  /** ciReport.callback's return value when the agent's channel was lost: whether it was delivered is unknown. */
+  static final int AGENT_LOST_RC = -2
+
+  @NonCPS
+  static String noNodeMessage(String cause) {
+    return 'ci-report callback: not sent: there is no node context here (env.WORKSPACE is not set' +
+      (cause ? "; ${cause}" : '') + '). Call it inside a node/agent: with `agent none` at the top, wrap it in ' +
+      "node { } in post, or give the pipeline an agent. Nothing failed the build because of it."
+  }
+
+  @NonCPS
+  static String agentLostMessage(String cause) {
+    return "ci-report callback: the connection to the agent was lost (${cause}); this is not a configuration " +
+      'error. Whether the callback was delivered is unknown: an undelivered one waits in the outbox on that ' +
+      'agent (it is resent only if the agent and its outbox survive, e.g. a persistent volume on Kubernetes).'
+  }
+
+  /** The one-line summary ciReport.callback(description: true) puts in currentBuild.description. */
+  @NonCPS
+  static String callbackSummary(int rc) {
+    switch (rc) {
+      case 0:
+        return 'ci-report: callback delivered'
+      case 75:
+        return 'ci-report: callback queued in the outbox (exit 75)'
+      case 65:
+        return 'ci-report: callback rejected by the platform (exit 65)'
+      case 78:
+        return 'ci-report: callback not sent, configuration error (exit 78)'
+      case NO_NODE_RC:
+        return 'ci-report: callback not sent, no node context'
+      case AGENT_LOST_RC:
+        return 'ci-report: callback unknown, agent connection lost'
+      default:
+        return "ci-report: callback failed (exit ${rc})".toString()
+    }
+  }
+
+  /** <BUILD_URL>artifact/<path> for an archived file (BUILD_URL ends with a slash; each path segment is encoded). */
+  @NonCPS
+  static String artifactUrl(String buildUrl, String path) {
+    String base = buildUrl.endsWith('/') ? buildUrl : "${buildUrl}/".toString()
+    List<String> parts = path.split('/').findAll { p -> p && p != '.' }.collect { p -> encodeSegment(p) }
+    return "${base}artifact/${parts.join('/')}".toString()
+  }
+
+  /**
+   * Percent-encodes ASCII characters that are not RFC 3986 unreserved (a space, '#', '?', '%'...), so that the
+   * console's link ends where the URL ends; other characters stay as they are (Jenkins links them too).
+   */
+  @NonCPS
+  private static String encodeSegment(String segment) {
+    StringBuilder out = new StringBuilder()
+    for (int i = 0; i < segment.length(); i++) {
+      String ch = segment.substring(i, i + 1)
+      int code = (int) segment.charAt(i)
+      if (ch ==~ /[A-Za-z0-9._~-]/ || code > 0x7f) {
+        out.append(ch)
+      } else {
+        out.append('%').append(HEX[(code >> 4) & 0xf]).append(HEX[code & 0xf])
+      }
+    }
+    return out.toString()
+  }
+
+  private static final List<String> HEX = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'A', 'B', 'C', 'D', 'E', 'F']
+
   /** What a `ci-report callback --strict` exit code means; null for 0 (delivered). */
   @NonCPS
   static String callbackMessage(int rc) {

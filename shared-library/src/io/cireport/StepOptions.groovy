@@ -42,10 +42,44 @@ class StepOptions implements Serializable {
       apiKeyCredentialsId: DEFAULT_API_KEY_CREDENTIALS_ID,
       jwtCredentialsId: null,
       signatureCredentialsId: null,
+      // Declarative post runs inside options { timeout() }: once it fires, post has the timeout step's 60 s
+      // grace. These bound the callback well inside it (POST_GRACE_BUDGET_SECONDS); the outbox and the archived
+      // result file carry the rest. null: ci-report's own default (300 s, 8 attempts, 10 s / 30 s).
+      deadlineSeconds: 30,
+      maxAttempts: 3,
+      connectTimeoutSeconds: 5,
+      readTimeoutSeconds: 10,
+      description: false,           // true: one summary line in currentBuild.description
       extraArgs: [],
       cliPath: 'ci-report',
     ]
   }
+
+  /**
+   * What the callback may spend in the worst case must fit the 60 s that Jenkins' timeout step leaves a
+   * Declarative post after options { timeout() } fired (workflow-basic-steps TimeoutStepExecution GRACE_PERIOD),
+   * with room for archiveArtifacts and the JVM start of ci-report.
+   */
+  static final int POST_GRACE_SECONDS = 60
+  static final int POST_GRACE_BUDGET_SECONDS = 50
+
+  /**
+   * Worst case of a callback with these options, in seconds: ci-report starts no attempt after the deadline,
+   * and one attempt lasts at most connect + read timeout; plus the outbox flush budget it spends first (5 s).
+   * null when a bound is left to ci-report's defaults (then nothing is promised).
+   */
+  @NonCPS
+  static Long callbackWorstCaseSeconds(Map c) {
+    if (c.deadlineSeconds == null || c.connectTimeoutSeconds == null || c.readTimeoutSeconds == null) {
+      return null
+    }
+    BigDecimal total = (c.deadlineSeconds as BigDecimal) + (c.connectTimeoutSeconds as BigDecimal) +
+      (c.readTimeoutSeconds as BigDecimal) + FLUSH_BUDGET_SECONDS
+    return total.longValue()
+  }
+
+  /** ci-report's CI_REPORT_FLUSH_BUDGET default: what it spends resending older outbox entries first. */
+  static final int FLUSH_BUDGET_SECONDS = 5
 
   @NonCPS
   static Map imagePushDefaults() {
@@ -82,7 +116,8 @@ class StepOptions implements Serializable {
   /** Defaults merged with the caller's options (a new map; the caller's map is not modified). */
   @NonCPS
   static Map merge(Map defaults, Map given) {
-    Map merged = new LinkedHashMap(defaults)
+    Map merged = [:]
+    merged.putAll(defaults)
     Map user = given ?: [:]
     if (defaults.containsKey('apiKeyCredentialsId') && CREDENTIAL_OPTIONS.any { k -> user.containsKey(k) }) {
       // The default API key id applies only when no credential option is given at all.
@@ -111,6 +146,9 @@ class StepOptions implements Serializable {
     }
     problems.addAll(checkNumber('callback', 'durationMs', c.durationMs))
     problems.addAll(checkNumber('callback', 'since', c.since))
+    ['deadlineSeconds', 'maxAttempts', 'connectTimeoutSeconds', 'readTimeoutSeconds'].each { k ->
+      problems.addAll(checkPositive('callback', k, c[k]))
+    }
     problems.addAll(checkStringList('callback', 'junit', c.junit, true))
     problems.addAll(checkStringList('callback', 'extraArgs', c.extraArgs, false))
     if (!c.dryRun && !CREDENTIAL_OPTIONS.any { k -> c[k] }) {
@@ -200,6 +238,20 @@ class StepOptions implements Serializable {
       return []
     }
     return ["ciReport.${step}: ${key} must be a number, not '${value}'".toString()]
+  }
+
+  /** null (ci-report's default) or a number > 0. */
+  @NonCPS
+  private static List<String> checkPositive(String step, String key, Object value) {
+    if (value == null) {
+      return []
+    }
+    boolean numeric = value instanceof Number || value.toString() ==~ /[0-9]+(\.[0-9]+)?/
+    if (numeric && (value as BigDecimal) > 0) {
+      return []
+    }
+    return [("ciReport.${step}: ${key} must be a number greater than 0 (or null for ci-report's default), " +
+      "not '${value}'").toString()]
   }
 
   @NonCPS
