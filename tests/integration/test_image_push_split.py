@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 FAKE = Path(__file__).resolve().parents[1] / "data" / "kaniko" / "fake-executor"
 DEST = "127.0.0.1:5999/team/app:1.0"
-APPLETS = ("sh", "timeout", "tee", "date", "dirname", "rm", "cat")
+APPLETS = ("sh", "timeout", "tee", "date", "dirname", "rm", "cat", "grep")
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,10 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CI_REPORT_HISTORY", str(tmp_path / "history.json"))
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dc"))
     monkeypatch.setenv("NO_PROXY", "*")
+    monkeypatch.delenv("WORKSPACE_TMP", raising=False)
+    # the kaniko container's own /kaniko, where the script leaves its reuse marker
+    monkeypatch.setenv("CI_REPORT_KANIKO_MARKER", str(tmp_path / "kaniko-fs" / ".ci-report-used"))
+    (tmp_path / "kaniko-fs").mkdir()
     monkeypatch.chdir(tmp_path)
     (tmp_path / "ctx" / "target").mkdir(parents=True)
     (tmp_path / "ctx" / "target" / "app.jar").write_bytes(os.urandom(1_500_000))
@@ -110,10 +114,21 @@ def run_script(
     return proc
 
 
-def diagnose(ws: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], str]:
+def diagnose(
+    ws: Path, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[int, dict[str, Any], str]:
     report = ws / "report.json"
     with pytest.raises(SystemExit) as exc:
-        main(["image-diagnose", "--plan", ".ci-report/image-plan.json", "--report", str(report)])
+        main(
+            [
+                "image-diagnose",
+                "--plan",
+                ".ci-report/image-plan.json",
+                "--report",
+                str(report),
+                *extra,
+            ]
+        )
     return int(exc.value.code or 0), json.loads(report.read_text()), capsys.readouterr().err
 
 
@@ -232,3 +247,140 @@ def test_preflight_codes_and_skip(ws: Path, capsys: pytest.CaptureFixture[str]) 
     assert rc == 0 and data["skipped"] is True
     rc, rep, _ = diagnose(ws, capsys)
     assert rc == 0 and rep["outcome"] == "skipped"
+
+
+# -- the split-mode contract: stale files, clean-up, watcher, work folder, cap --------------
+
+
+def test_a_step_that_never_ran_is_never_pushed_from_the_last_build(
+    ws: Path, busybox_bin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert plan(capsys)[0] == 0
+    assert run_script(ws, busybox_bin, "success").returncode == 0  # the previous build
+    wd = ws / ".ci-report"
+    left = {p.name: p.read_bytes() for p in wd.iterdir() if p.name.startswith("kaniko.")}
+    assert {"kaniko.rc", "kaniko.log", "kaniko.times", "kaniko.version"} <= set(left)
+    assert plan(capsys)[0] == 0  # this build: image-plan removes the earlier run's files
+    assert not any((wd / name).exists() for name in left)
+    # ... and a copy restored with its old mtime (a workspace synced back) is not trusted
+    old = time.time() - 3600
+    for name, data in left.items():
+        (wd / name).write_bytes(data)
+        os.utime(wd / name, (old, old))
+    rc, rep, err = diagnose(ws, capsys, "--step-exit", "127")  # process never started
+    assert (rc, rep["outcome"], rep["diagnosis"]["code"]) == (127, "failed", "script-never-ran")
+    assert rep["digest"] is None and "image pushed" not in err
+    rc, rep, _ = diagnose(ws, capsys)  # without --step-exit: still never "pushed"
+    assert (rc, rep["outcome"], rep["diagnosis"]["code"]) == (1, "failed", "stale-result")
+
+
+def test_an_rc_file_that_disagrees_with_the_step_is_refused(
+    ws: Path, busybox_bin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert plan(capsys)[0] == 0
+    assert run_script(ws, busybox_bin, "success").returncode == 0
+    rc, rep, _ = diagnose(ws, capsys, "--step-exit", "0")
+    assert (rc, rep["outcome"]) == (0, "pushed")
+    rc, rep, err = diagnose(ws, capsys, "--step-exit", "1")
+    assert (rc, rep["outcome"], rep["diagnosis"]["code"]) == (1, "failed", "stale-result")
+    assert "kaniko.rc says 0 but the kaniko step exited 1" in err
+
+
+def test_a_reused_kaniko_container_gets_the_clean_up_flags(
+    ws: Path, busybox_bin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, data, _ = plan(capsys)
+    assert rc == 0 and data["addedFlags"] == ["--cleanup"]
+    assert data["preCleanup"]["flag"] == "--pre-cleanup"
+    args_file = ws / "args.json"
+    assert (
+        run_script(ws, busybox_bin, "success", FAKE_KANIKO_ARGS_FILE=str(args_file)).returncode == 0
+    )
+    first = json.loads(args_file.read_text())
+    assert "--cleanup" in first and "--pre-cleanup" not in first
+    assert plan(capsys)[0] == 0  # the second imagePush in the same pod
+    assert (
+        run_script(ws, busybox_bin, "success", FAKE_KANIKO_ARGS_FILE=str(args_file)).returncode == 0
+    )
+    second = json.loads(args_file.read_text())
+    assert second[0] == "--pre-cleanup" and "--cleanup" in second
+    rc, _, err = diagnose(ws, capsys, "--step-exit", "0")
+    assert rc == 0 and "kaniko flags added: --cleanup --pre-cleanup" in err
+    # an executor without --pre-cleanup (Google's kaniko) is never given it
+    assert plan(capsys)[0] == 0
+    env = {"FAKE_KANIKO_ARGS_FILE": str(args_file), "FAKE_KANIKO_NO_PRE_CLEANUP": "1"}
+    assert run_script(ws, busybox_bin, "success", **env).returncode == 0
+    assert "--pre-cleanup" not in json.loads(args_file.read_text())
+
+
+def test_image_watch_prints_heartbeats_during_a_silent_push(
+    ws: Path, busybox_bin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert plan(capsys)[0] == 0
+    proc = run_script(ws, busybox_bin, "success", wait=False, FAKE_KANIKO_PUSH_SECONDS="2.5")
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(
+                [
+                    "image-watch",
+                    "--plan",
+                    ".ci-report/image-plan.json",
+                    "--heartbeat",
+                    "0.5",
+                    "--poll",
+                    "0.1",
+                ]
+            )
+    finally:
+        proc.wait(60)
+    err = capsys.readouterr().err
+    assert exc.value.code in (0, None)
+    beats = [x for x in err.splitlines() if "still in phase push" in x]
+    assert beats, err
+    assert all("no output for" in x and "left before the 1m00s timeout" in x for x in beats)
+    if Path("/proc/net/dev").exists():
+        assert all("uploading" in x and "MB/s" in x for x in beats)
+    assert "kaniko step finished (rc 0)" in err.splitlines()[-1]
+
+
+def test_image_watch_stops_by_itself_after_the_deadline(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert plan(capsys, timeout="1")[0] == 0  # the kaniko step never starts
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "image-watch",
+                "--plan",
+                ".ci-report/image-plan.json",
+                "--heartbeat",
+                "0.5",
+                "--poll",
+                "0.1",
+                "--grace",
+                "0",
+            ]
+        )
+    err = capsys.readouterr().err
+    assert exc.value.code in (0, None)
+    assert "waiting for the kaniko step to start" in err and "stopped watching" in err
+
+
+def test_work_folder_default_and_the_context_warning(
+    ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WORKSPACE_TMP", str(ws / "ws@tmp"))
+    rc, data, err = plan(capsys)
+    assert rc == 0 and data["script"] == str(ws / "ws@tmp" / "ci-report-image" / "kaniko-run.sh")
+    assert Path(data["plan"]).is_file() and "inside the build context" not in err
+    rc, _, err = plan(capsys, "--workdir", "ctx/.ci-report")
+    assert rc == 0 and "the work folder ctx/.ci-report is inside the build context" in err
+    assert "add '.ci-report' to" in err
+    (ws / "ctx" / ".dockerignore").write_text(".ci-report\n")
+    rc, _, err = plan(capsys, "--workdir", "ctx/.ci-report")
+    assert rc == 0 and "inside the build context" not in err
+
+
+def test_timeout_cap_bounds_auto(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, data, _ = plan(capsys, "--timeout-cap", "700", "--bandwidth", "0.001", timeout="auto")
+    assert rc == 0 and data["timeoutSeconds"] == 700 and data["timeoutCap"] == 700

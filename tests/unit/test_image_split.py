@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from ci_report.image.split import PLAN_SCHEMA, load_plan, read_run, render_script
+from ci_report.image.dockerfile import DockerIgnore
+from ci_report.image.split import (
+    PLAN_SCHEMA,
+    RUN_FILES,
+    clear_run_files,
+    default_workdir,
+    load_plan,
+    read_run,
+    render_script,
+    workdir_in_context,
+)
+from ci_report.image.watch import read_tx_bytes
 
 
 def test_script_shape() -> None:
@@ -20,6 +32,7 @@ def test_script_shape() -> None:
     assert "'--context=/w s'" in text
     assert '2>&1 | tee "$dir/kaniko.log"' in text
     assert 'echo "$rc" > "$dir/kaniko.rc"' in text
+    assert "/kaniko/executor $pre \\\n" in text and "grep -q -e '--pre-cleanup'" in text
 
 
 def _plan(tmp: Path, timeout: int = 60) -> tuple[dict, str]:
@@ -70,3 +83,106 @@ def test_read_run_negative_rc_is_mapped_like_a_shell(tmp_path: Path) -> None:
     (tmp_path / "kaniko.rc").unlink()
     (tmp_path / "kaniko.times").write_text("start 1000\nend 1010 rc -9\n")
     assert read_run(load_plan(path), path).exit_code == 137
+
+
+# -- never trust a stale file (split-mode contract) ---------------------------------------
+
+
+def _stale_plan(tmp: Path) -> tuple[dict, str]:
+    plan, path = _plan(tmp)
+    plan["createdAt"] = 2_000_000_000.0
+    Path(path).write_text(json.dumps(plan))
+    return plan, path
+
+
+def _files(tmp: Path, mtime: float, rc: str = "0") -> None:
+    """A finished, successful run's files, all with the given mtime."""
+    (tmp / "kaniko.times").write_text(f"start {mtime - 60:.0f}\nend {mtime:.0f} rc {rc}\n")
+    (tmp / "kaniko.rc").write_text(rc + "\n")
+    (tmp / "kaniko.log").write_text(
+        'time="2033-05-18T03:32:00Z" level=info msg="Pushed r.example/a@sha256:' + "a" * 64 + '"\n'
+    )
+    for name in ("kaniko.times", "kaniko.rc", "kaniko.log"):
+        os.utime(tmp / name, (mtime, mtime))
+
+
+def test_files_older_than_the_plan_are_never_used(tmp_path: Path) -> None:
+    _, path = _stale_plan(tmp_path)
+    _files(tmp_path, mtime=2_000_000_000.0 - 3600)  # the previous build's
+    run = read_run(load_plan(path), path, step_exit=127)
+    assert run.never_ran and run.exit_code == 127
+    assert run.lines == [] and run.log.digest is None
+    assert "predate" in (run.refused or "")
+    run = read_run(load_plan(path), path)  # no --step-exit: still not this run's result
+    assert run.exit_code is None and run.refused and run.lines == []
+
+
+def test_fresh_files_are_used_and_an_rc_that_disagrees_is_refused(tmp_path: Path) -> None:
+    _, path = _stale_plan(tmp_path)
+    _files(tmp_path, mtime=2_000_000_000.0 + 5)
+    run = read_run(load_plan(path), path, step_exit=0)
+    assert (run.exit_code, run.refused, run.never_ran) == (0, None, False)
+    assert run.log.digest == "sha256:" + "a" * 64
+    run = read_run(load_plan(path), path, step_exit=1)
+    assert run.exit_code == 1 and "says 0 but the kaniko step exited 1" in (run.refused or "")
+
+
+def test_no_rc_file_then_the_step_exit_decides(tmp_path: Path) -> None:
+    _, path = _plan(tmp_path)
+    run = read_run(load_plan(path), path, step_exit=127)
+    assert run.never_ran and run.exit_code == 127
+    run = read_run(load_plan(path), path, step_exit=0)  # 0 without an rc file proves nothing
+    assert run.exit_code == 0 and "was not written" in (run.refused or "")
+    run = read_run(load_plan(path), path, step_exit=143)
+    assert run.exit_code == 143 and not run.refused and not run.never_ran
+
+
+def test_elapsed_without_an_end_time_comes_from_our_clock(tmp_path: Path) -> None:
+    # aborted during the push: Kaniko is silent, so the log's last line says nothing
+    _, path = _plan(tmp_path)
+    (tmp_path / "kaniko.times").write_text("start 1000\nflags --cleanup --pre-cleanup\n")
+    (tmp_path / "kaniko.log").write_text(
+        'time="1970-01-01T00:16:50Z" level=info msg="Pushing image to r.example/a:1"\n'
+    )
+    run = read_run(load_plan(path), path, step_exit=143, now=2500.0)
+    assert run.elapsed == 1500.0 and not run.ended
+    assert run.flags == ["--cleanup", "--pre-cleanup"]
+
+
+def test_default_workdir() -> None:
+    assert default_workdir({"WORKSPACE_TMP": "/ws/app@tmp"}) == "/ws/app@tmp/ci-report-image"
+    assert default_workdir({}) == ".ci-report"
+    assert default_workdir({"WORKSPACE_TMP": " "}) == ".ci-report"
+
+
+def test_workdir_in_context(tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    assert workdir_in_context(str(tmp_path / "wd"), ctx, DockerIgnore()) is None
+    assert workdir_in_context(str(ctx / ".ci-report"), ctx, DockerIgnore()) == ".ci-report"
+    assert workdir_in_context(str(ctx), ctx, DockerIgnore()) == "."
+    assert workdir_in_context(str(ctx / ".ci-report"), ctx, DockerIgnore([".ci-report"])) is None
+    assert workdir_in_context(str(ctx / ".ci-report"), ctx, DockerIgnore(["*.log"])) == ".ci-report"
+
+
+def test_clear_run_files(tmp_path: Path) -> None:
+    for name in ("kaniko.rc", "kaniko.log", "kaniko.times", "kaniko.version", "keep.txt"):
+        (tmp_path / name).write_text("x")
+    assert sorted(clear_run_files(tmp_path)) == sorted(RUN_FILES)
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+NET_DEV = """Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop
+    lo: 36321288   22240    0    0    0     0          0         0 36321288   22240    0    0
+  eth0: 1000 10 0 0 0 0 0 0 5000000 300 0 0 0 0 0 0
+  eth1:2000 10 0 0 0 0 0 0 250 3 0 0 0 0 0 0
+"""
+
+
+def test_read_tx_bytes(tmp_path: Path) -> None:
+    (tmp_path / "dev").write_text(NET_DEV)
+    assert read_tx_bytes(str(tmp_path / "dev")) == 5_000_250  # loopback left out
+    assert read_tx_bytes(str(tmp_path / "missing")) is None
+    (tmp_path / "dev").write_text(NET_DEV.splitlines()[0] + "\n")
+    assert read_tx_bytes(str(tmp_path / "dev")) is None

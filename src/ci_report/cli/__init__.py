@@ -26,6 +26,7 @@ COMMANDS = {
     "image-push": "ci_report.cli.image_cmd:image_push",
     "image-plan": "ci_report.cli.image_cmd:image_plan",
     "image-diagnose": "ci_report.cli.image_cmd:image_diagnose",
+    "image-watch": "ci_report.cli.image_cmd:image_watch",
 }
 
 

@@ -76,6 +76,13 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             metavar="SECONDS",
             help="Progress line after this long without output (30).",
         ),
+        click.option(
+            "--timeout-cap",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="'auto' never exceeds this (10800); pass the stage's own timeout() here.",
+        ),
         click.argument("executor_flags", nargs=-1, type=click.UNPROCESSED),
     ]
     for option in reversed(options):
@@ -104,6 +111,7 @@ def _request(ctx: click.Context, kw: dict[str, Any], mode: str) -> Any:
         "skip_if_no_dockerfile": kw.get("skip_if_no_dockerfile"),
         "kill_grace": kw.get("kill_grace"),
         "heartbeat": kw.get("heartbeat"),
+        "timeout_cap": kw.get("timeout_cap"),
     }
     settings = load_settings(flags, config_file=global_options_of(ctx).config)
     return PushRequest.from_settings(settings, list(kw.get("executor_flags") or ()), mode)
@@ -150,31 +158,36 @@ def image_push(ctx: click.Context, mode: str, **kw: Any) -> None:
     context_settings=_SETTINGS,
     epilog="""\b
 Examples (Kubernetes pod with a python and a kaniko container):
-  ci-report image-plan --destination reg.example.com/team/app:1.2 --json
-  # container('kaniko'):  sh 'sh .ci-report/kaniko-run.sh'
-  ci-report image-diagnose --plan .ci-report/image-plan.json
+  ci-report image-plan --destination reg.example.com/team/app:1.2 --timeout-cap 3000
+  # container('kaniko'):  rc = sh(script: 'sh "$WORKSPACE_TMP/ci-report-image/kaniko-run.sh"',
+  #                              returnStatus: true)
+  # in parallel, python container:  ci-report image-watch --plan <workdir>/image-plan.json
+  ci-report image-diagnose --plan <workdir>/image-plan.json --step-exit $rc
 \b
-Writes <workdir>/kaniko-run.sh (busybox sh, set -o pipefail, busybox timeout, log/rc/times
-files) and <workdir>/image-plan.json; --json prints exactly the plan JSON on stdout.""",
+Removes the rc, log, times and version files of an earlier run, then writes
+<workdir>/kaniko-run.sh (busybox sh, set -o pipefail, busybox timeout, Kaniko's --cleanup, and
+--pre-cleanup when the kaniko container was used before) and <workdir>/image-plan.json;
+--json prints exactly the plan JSON on stdout.""",
 )
 @_run_options
 @click.option(
     "--workdir",
-    default=".ci-report",
-    show_default=True,
+    default=None,
     metavar="DIR",
-    help="Where the script, plan, log, rc and times files go.",
+    help="Where the script, plan, log, rc and times files go "
+    "(default: $WORKSPACE_TMP/ci-report-image when WORKSPACE_TMP is set, else .ci-report).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan JSON on stdout.")
 @global_options
 @click.pass_context
-def image_plan(ctx: click.Context, workdir: str, as_json: bool, **kw: Any) -> None:
+def image_plan(ctx: click.Context, workdir: Optional[str], as_json: bool, **kw: Any) -> None:
     """Split mode, step 1: preflight + estimate + timeout -> a busybox script and a plan."""
 
     def action(console: Any) -> int:
         from ..image.service import image_plan as plan
+        from ..image.split import default_workdir
 
-        code, data = plan(_request(ctx, kw, "split"), workdir, console)
+        code, data = plan(_request(ctx, kw, "split"), workdir or default_workdir(), console)
         if as_json and data:
             click.echo(json.dumps(data, indent=2))
         return code
@@ -187,9 +200,13 @@ def image_plan(ctx: click.Context, workdir: str, as_json: bool, **kw: Any) -> No
     context_settings=_SETTINGS,
     epilog="""\b
 Examples:
-  ci-report image-diagnose --plan .ci-report/image-plan.json
-  ci-report image-diagnose --plan .ci-report/image-plan.json --report ci-report/image-push.json
+  ci-report image-diagnose --plan .ci-report/image-plan.json --step-exit 0
+  ci-report image-diagnose --plan .ci-report/image-plan.json --step-exit "$rc" \\
+      --report ci-report/image-push.json
 \b
+An rc, log or times file older than the plan is an earlier run's and is never used; an rc file
+that disagrees with --step-exit is refused (stale-result); no rc file and --step-exit 127 means
+the script never ran (script-never-ran).
 Exit code: the executor's (from the rc file); 0 when pushed or skipped.""",
 )
 @click.option(
@@ -202,14 +219,89 @@ Exit code: the executor's (from the rc file); 0 when pushed or skipped.""",
 @click.option(
     "--report", default=None, metavar="FILE", help="Report JSON (default: the plan's report path)."
 )
+@click.option(
+    "--step-exit",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Exit status the pipeline saw for the kaniko step (sh returnStatus: true).",
+)
 @global_options
 @click.pass_context
-def image_diagnose(ctx: click.Context, plan_path: str, report: Optional[str]) -> None:
+def image_diagnose(
+    ctx: click.Context, plan_path: str, report: Optional[str], step_exit: Optional[int]
+) -> None:
     """Split mode, step 3: diagnose the script's run from its log, rc and times files."""
 
     def action(console: Any) -> int:
         from ..image.service import image_diagnose as diagnose
 
-        return diagnose(plan_path, console, report)
+        return diagnose(plan_path, console, report, step_exit=step_exit)
 
     run(ctx, action, internal_error_code=EXIT_FAILURE, error_code=_error_code)
+
+
+@click.command(
+    "image-watch",
+    context_settings=_SETTINGS,
+    epilog="""\b
+Examples (in the python container, in parallel with the kaniko step):
+  ci-report image-watch --plan "$WORKSPACE_TMP/ci-report-image/image-plan.json"
+  ci-report image-watch --plan .ci-report/image-plan.json --heartbeat 20
+\b
+Prints a heartbeat with the phase, the upload rate (transmitted bytes of the pod's shared network
+namespace, /proc/net/dev) and the time left while Kaniko is silent. Stops by itself when this
+run's rc file appears or the plan's timeout + kill grace + --grace has passed.
+Exit code: always 0 (it never fails the build), except 1 for an unreadable plan.""",
+)
+@click.option(
+    "--plan",
+    "plan_path",
+    required=True,
+    metavar="FILE",
+    help="The image-plan.json written by image-plan.",
+)
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Heartbeat after this long without Kaniko output.",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Stop this long after the plan's timeout + kill grace.",
+)
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.05, max=10),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often to look at the log and rc file.",
+)
+@global_options
+@click.pass_context
+def image_watch(
+    ctx: click.Context, plan_path: str, heartbeat: float, grace: float, poll: float
+) -> None:
+    """Split mode, beside step 2: heartbeat and upload-rate lines while Kaniko is silent."""
+
+    def action(console: Any) -> int:
+        from ..image.split import load_plan
+        from ..image.watch import WatchOptions, watch
+
+        plan = load_plan(plan_path)
+        return watch(
+            plan, plan_path, console, WatchOptions(heartbeat=heartbeat, grace=grace, poll=poll)
+        )
+
+    def watch_code(err: CiReportError) -> int:
+        return 0 if isinstance(err, Interrupted) else EXIT_FAILURE  # stopped with its branch
+
+    run(ctx, action, internal_error_code=0, error_code=watch_code)

@@ -49,6 +49,8 @@ CODES = (
     "immutable-tag",
     "name-unknown",
     "executor-missing",
+    "script-never-ran",  # split mode: the kaniko step exited 127 and left no file of this run
+    "stale-result",  # split mode: the rc/log/times files predate the plan or contradict the step
     "unknown",
 )
 OUTCOMES = ("pushed", "failed", "timed-out", "terminated", "skipped")

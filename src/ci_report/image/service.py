@@ -485,6 +485,8 @@ def image_plan(req: PushRequest, workdir: str, console: Any) -> tuple[int, dict[
     pf = prepared.preflight
     if not pf.ok and not pf.skipped:
         return _finish_early(req, pf, console), {}
+    if not pf.skipped:
+        _warn_workdir_in_context(workdir, pf, console)
     plan = write_plan(req, prepared, workdir)
     console.info(
         f"plan: {plan['plan']}; run {plan['script']} in the kaniko container, then "
@@ -495,7 +497,66 @@ def image_plan(req: PushRequest, workdir: str, console: Any) -> tuple[int, dict[
     return 0, plan
 
 
-def image_diagnose(plan_path: str, console: Any, report: Optional[str] = None) -> int:
+def _untrusted_run(run: Any, plan_path: str) -> Diagnosis:
+    """The script's files are missing, stale or contradict the step: never 'pushed' from them."""
+    step = run.exit_code
+    if run.never_ran:
+        return Diagnosis(
+            "failed",
+            "script-never-ran",
+            "the kaniko step exited 127 and the script left no file of this run: it never ran",
+            [x for x in [run.refused] if x],
+            [
+                "the container step did not start the script (durable-task's 'process "
+                "apparently never started'): check that the kaniko container uses the :debug "
+                "image, shell '/busybox/sh', and that the work folder is shared by both "
+                "containers",
+                "rerun the build; if it repeats, look at the agent pod's events",
+            ],
+            "exit 127 from the step and no rc, log or times file newer than the plan",
+        )
+    return Diagnosis(
+        "failed",
+        "stale-result",
+        "the result files cannot be trusted: " + str(run.refused),
+        [f"plan: {plan_path}", f"kaniko step exit status: {step}"],
+        [
+            "rerun the build: image-plan removes the previous run's rc, log, times and version "
+            "files, and the script writes fresh ones",
+            "run image-plan, the script and image-diagnose with the same --workdir",
+        ],
+        "nothing proves that this build's push happened",
+    )
+
+
+def _warn_workdir_in_context(workdir: str, pf: Preflight, console: Any) -> None:
+    from .dockerfile import load_dockerignore
+    from .split import workdir_in_context
+
+    ignore = load_dockerignore(pf.context, pf.dockerfile)
+    inside = workdir_in_context(workdir, pf.context, ignore)
+    if inside is None:
+        return
+    console.block(
+        f"the work folder {workdir} is inside the build context and .dockerignore does not "
+        "exclude it",
+        level="warning",
+        cause="Kaniko copies the script, the plan (with every --build-arg value) and the live "
+        "log into the image with COPY . ., and no layer is ever reused",
+        fixes=[
+            f"add '{inside}' to {ignore.source or Path(pf.context) / '.dockerignore'}",
+            'or use a work folder outside the context: --workdir "$WORKSPACE_TMP/'
+            'ci-report-image" (the default when WORKSPACE_TMP is set)',
+        ],
+    )
+
+
+def image_diagnose(
+    plan_path: str,
+    console: Any,
+    report: Optional[str] = None,
+    step_exit: Optional[int] = None,
+) -> int:
     from .split import load_plan, read_run
 
     plan = load_plan(plan_path)
@@ -525,9 +586,29 @@ def image_diagnose(plan_path: str, console: Any, report: Optional[str] = None) -
         if req.report:
             write_report(req.report, rep)
         return 0
-    run = read_run(plan, plan_path)
+    run = read_run(plan, plan_path, step_exit=step_exit)
     for warning in run.warnings:
         console.warn(warning)
+    if run.refused or run.never_ran:
+        diag = _untrusted_run(run, plan_path)
+        code = run.exit_code if run.exit_code not in (None, 0) else 1
+        rep = build_report(
+            diagnosis=diag,
+            exit_code=code,
+            phase=run.log.phase if run.lines else None,
+            elapsed=run.elapsed,
+            timeout=float(plan["timeoutSeconds"]),
+            estimate=plan.get("estimate"),
+            destinations=req.destinations,
+            mode="split",
+        )
+        print_summary(console, rep, diag)
+        if req.report:
+            write_report(req.report, rep)
+            console.info(f"report: {req.report}")
+        return int(code)
+    if run.flags:
+        console.detail("kaniko flags added", " ".join(run.flags))
     prepared = Prepared(
         Preflight(context=Path(req.context), dockerfile=None),
         preflight_destinations=req.destinations,
