@@ -240,8 +240,12 @@ def test_run_detail_has_history_parameters_and_a_sync_form() -> None:
     assert "build #41 started &lt;now&gt;" in html and "reconciler" in html
     form = re.search(r'<form class="sync" method="post" action="([^"]+)">(.*?)</form>', html, re.S)
     assert form and form.group(1) == "/runs/run-stuck/sync"
-    assert f'name="csrf_token" value="{p.csrf_token("run-stuck")}"' in form.group(2)
+    assert f'name="sync_token" value="{p.csrf_token("run-stuck")}"' in form.group(2)
     assert '<button type="submit" class="primary" id="sync-now">Sync now</button>' in form.group(2)
+    assert 'name="csrf_token"' not in form.group(2)
+    # the receiver server's own CSRF token rides along when it has one (escaped)
+    with_server = text(p.handle("GET", "/runs/run-stuck", {}, HOST, server_csrf='t"<'))
+    assert '<input type="hidden" name="csrf_token" value="t&quot;&lt;">' in with_server
     detail = text(get(p, "/runs/run-bad-trigger"))
     assert "API_TOKEN" in detail and "***" in detail
     assert get(p, "/runs/nope").status == 404
@@ -275,7 +279,7 @@ class Sync:
 
 
 def post(p: ExecutionsPage, run_id: str, headers: dict[str, str], token: Optional[str] = None):
-    body = urlencode({"csrf_token": p.csrf_token(run_id) if token is None else token}).encode()
+    body = urlencode({"sync_token": p.csrf_token(run_id) if token is None else token}).encode()
     h = {**HOST, "Content-Type": "application/x-www-form-urlencoded", **headers}
     return p.handle("POST", f"/runs/{run_id}/sync", {}, h, body)
 

@@ -34,7 +34,8 @@ PAGE_LIMIT = 100
 MAX_OFFSET = 100_000
 MAX_FORM_BYTES = 4096
 MAX_JOB_FILTER = 200
-CSRF_FIELD = "csrf_token"
+SYNC_TOKEN_FIELD = "sync_token"  # ours: bound to the run
+SERVER_CSRF_FIELD = "csrf_token"  # the receiver server's own CSRF token, when it has one
 
 RUN_STATUSES = (
     "queued",
@@ -192,6 +193,8 @@ th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line
   vertical-align: top; }
 th { background: var(--soft); font-size: 13px; }
 td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.id { white-space: nowrap; }
+form.sync { margin: 16px 0 4px; display: flex; gap: 12px; align-items: center; flex-wrap: wrap; }
 tr.is-stuck { background: #fff1f1; }
 tr.is-stuck td:first-child { border-left: 5px solid var(--bad); }
 .status { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 13px;
@@ -308,8 +311,11 @@ class ExecutionsPage:
         query: Mapping[str, Sequence[str]],
         headers: Mapping[str, str],
         body: bytes = b"",
+        *,
+        server_csrf: Optional[str] = None,
     ) -> PageResponse:
-        """Serve ``GET /``, ``GET /runs/<runId>`` and ``POST /runs/<runId>/sync``."""
+        """Serve ``GET /``, ``GET /runs/<runId>`` and ``POST /runs/<runId>/sync``.
+        ``server_csrf`` is the server's CSRF token, embedded in the form next to ours."""
         if not self.host_allowed(headers):
             return self._error(
                 421,
@@ -328,10 +334,12 @@ class ExecutionsPage:
             if rest.endswith("/sync"):
                 if method != "POST":
                     return self._error(405, "Method not allowed", "Use POST.", allow="POST")
-                return self.sync_post(_unquote(rest[: -len("/sync")]), headers, body)
+                return self.sync_post(
+                    _unquote(rest[: -len("/sync")]), headers, body, server_csrf=server_csrf
+                )
             if method not in ("GET", "HEAD"):
                 return self._error(405, "Method not allowed", "Use GET.", allow="GET, HEAD")
-            return self.run_page(_unquote(rest), query)
+            return self.run_page(_unquote(rest), query, server_csrf=server_csrf)
         return self._error(404, "Not found", "No such page.")
 
     def list_page(self, query: Mapping[str, Sequence[str]]) -> PageResponse:
@@ -379,6 +387,8 @@ class ExecutionsPage:
         query: Mapping[str, Sequence[str]],
         notice: str = "",
         status_code: int = 200,
+        *,
+        server_csrf: Optional[str] = None,
     ) -> PageResponse:
         run = self.ledger.get(run_id)
         if run is None:
@@ -394,14 +404,30 @@ class ExecutionsPage:
                 f'<p class="notice" role="status">Synced with Jenkins (checked {esc(checked)}):'
                 f" status is {_status_badge(run.status)}.</p>"
             )
+        if stuck:
+            idle = human_age(now - float(run.updated_at or run.created_at))
+            parts.append(
+                self._notice(
+                    f"This run is stuck: it is {run.status} and nothing changed for {idle}. "
+                    "Press Sync now to read its result from Jenkins.",
+                    error=True,
+                )
+            )
         parts.append(self._run_details(run, now, stuck))
-        parts.append(self._sync_form(run))
+        parts.append(self._sync_form(run, server_csrf))
         parts.append(self._history(run))
         parts.append(self._parameters(run))
         parts.append('<p><a href="/">&larr; All executions</a></p>')
         return self._page(f"Run {run.run_id} · ci-report", "\n".join(parts), status_code)
 
-    def sync_post(self, run_id: str, headers: Mapping[str, str], body: bytes) -> PageResponse:
+    def sync_post(
+        self,
+        run_id: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        server_csrf: Optional[str] = None,
+    ) -> PageResponse:
         if not self.same_origin(headers):
             return self._error(
                 403,
@@ -413,7 +439,7 @@ class ExecutionsPage:
         if ctype != "application/x-www-form-urlencoded" or len(body) > MAX_FORM_BYTES:
             return self._error(400, "Bad request", "Expected the Sync now form.")
         form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=8)
-        token = (form.get(CSRF_FIELD) or [""])[0]
+        token = (form.get(SYNC_TOKEN_FIELD) or [""])[0]
         if not hmac.compare_digest(token.encode(), self.csrf_token(run_id).encode()):
             return self._error(
                 403,
@@ -433,6 +459,7 @@ class ExecutionsPage:
                     error=True,
                 ),
                 status_code=503,
+                server_csrf=server_csrf,
             )
         try:
             code, answer = self.sync(run_id)
@@ -449,6 +476,7 @@ class ExecutionsPage:
             {},
             notice=self._notice(f"Sync failed: {message}", error=True),
             status_code=code if 400 <= code < 600 else 502,
+            server_csrf=server_csrf,
         )
 
     # ---- fragments ------------------------------------------------------------------------
@@ -537,7 +565,7 @@ class ExecutionsPage:
                     tests += f", {esc(run.failed)} failed"
             rows.append(
                 f'<tr class="{"is-stuck" if stuck else ""}">'
-                f'<td><a href="{esc(href)}"><code>{esc(run.run_id)}</code></a></td>'
+                f'<td class="id"><a href="{esc(href)}"><code>{esc(run.run_id)}</code></a></td>'
                 f"<td>{esc(run.job)}</td>"
                 f"<td>{badge}</td>"
                 f"<td>{build}</td>"
@@ -607,11 +635,11 @@ class ExecutionsPage:
         ]
         return (
             '<dl class="run">'
-            + "".join(f"<dt>{name}</dt><dd>{text}</dd>" for name, text in rows)
+            + "".join(f"<dt>{name}</dt><dd>{text}</dd>" for name, text in rows if text)
             + "</dl>"
         )
 
-    def _sync_form(self, run: Any) -> str:
+    def _sync_form(self, run: Any, server_csrf: Optional[str]) -> str:
         action = "/runs/" + quote(str(run.run_id), safe="") + "/sync"
         hint = (
             "Reads the build's result from Jenkins now (the same as POST "
@@ -621,8 +649,14 @@ class ExecutionsPage:
             hint = "This run is final; a sync re-reads Jenkins but never reopens it."
         return (
             f'<form class="sync" method="post" action="{esc(action)}">'
-            f'<input type="hidden" name="{CSRF_FIELD}" value="{esc(self.csrf_token(run.run_id))}">'
-            '<button type="submit" class="primary" id="sync-now">Sync now</button> '
+            f'<input type="hidden" name="{SYNC_TOKEN_FIELD}" '
+            f'value="{esc(self.csrf_token(run.run_id))}">'
+            + (
+                f'<input type="hidden" name="{SERVER_CSRF_FIELD}" value="{esc(server_csrf)}">'
+                if server_csrf
+                else ""
+            )
+            + '<button type="submit" class="primary" id="sync-now">Sync now</button> '
             f'<span class="muted">{hint}</span></form>'
         )
 
@@ -684,7 +718,11 @@ class ExecutionsPage:
 def _history_time(value: Any) -> str:
     if isinstance(value, (int, float)):
         return iso(float(value))
-    return str(value or "").replace("T", " ")
+    text = str(value or "")
+    try:  # the ledger's ISO-8601 "2027-01-15T08:00:00.000Z"
+        return iso(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return text
 
 
 def _unquote(text: str) -> str:
