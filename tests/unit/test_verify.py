@@ -297,3 +297,125 @@ def test_verifier_needs_a_secret() -> None:
 
 def test_enabled_modes() -> None:
     assert verifier(**ALL_V).enabled_modes == ["api-key", "jwt", "hmac"]
+
+
+# ------------------------------------------------------------------------ hostile headers
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("webhook-timestamp", "9" * 5000),  # int() of 5000 digits raised ValueError out of verify
+        ("webhook-timestamp", "1" * 13),
+        ("webhook-id", "m" * 65_000),
+        ("webhook-id", "msg_\x00nul"),
+        ("webhook-signature", "v1," + "A" * 60_000),
+        ("x-api-key", "k" * 60_000),
+    ],
+)
+def test_malformed_headers_raise_only_verification_errors(make_settings, name, value) -> None:
+    headers = signed(make_settings, api_key=API_KEY, signature_secret=WHSEC)
+    headers[name] = value
+    rejects(verifier(api_keys=[API_KEY], signature_secrets=[WHSEC]), BODY, headers)
+
+
+def test_overlong_jwt_is_refused_before_decoding(make_settings) -> None:
+    headers = signed(make_settings, jwt_secret=JWT_SECRET)
+    headers["Authorization"] = "Bearer " + "e" * 10_000
+    err = rejects(verifier(jwt_secrets=[JWT_SECRET]), BODY, headers)
+    assert "too long" in err.reason
+
+
+def test_headers_are_verified_without_the_body(make_settings) -> None:
+    """Key, JWT signature and claims, timestamp and shape are known before the body is read;
+    the body-bound checks (HMAC, JWT body hash) come after."""
+    v = verifier(**ALL_V)
+    pending = v.verify_headers(signed(make_settings, **ALL))
+    assert pending.modes == ["api-key", "jwt", "hmac"]
+    assert v.verify_body(pending, BODY).modes == ["api-key", "jwt", "hmac"]
+    with pytest.raises(CallbackVerificationError):
+        v.verify_body(pending, BODY + b" ")
+    wrong_key = signed(make_settings, api_key="wrong-key-xyz", signature_secret=WHSEC)
+    with pytest.raises(CallbackVerificationError):
+        v.verify_headers(wrong_key)
+
+
+@pytest.mark.parametrize(
+    ("require", "sender", "ok"),
+    [
+        (["hmac"], {"api_key": API_KEY}, False),
+        (["hmac"], {"api_key": API_KEY, "signature_secret": WHSEC}, True),
+        (["jwt"], {"signature_secret": WHSEC}, False),
+        (["jwt", "hmac"], {"jwt_secret": JWT_SECRET, "signature_secret": WHSEC}, True),
+        (["jwt", "hmac"], {"jwt_secret": JWT_SECRET}, False),
+    ],
+)
+def test_required_modes(make_settings, require, sender, ok) -> None:
+    v = verifier(**ALL_V, require=require)
+    headers = signed(make_settings, **sender)
+    if ok:
+        assert v.verify(BODY, headers).modes
+    else:
+        assert "required credential not presented" in rejects(v, BODY, headers).reason
+
+
+def test_api_key_alone_gives_no_integrity_unless_a_signature_is_required(make_settings) -> None:
+    """Finding 9: the right X-Api-Key plus a tampered body is accepted unless HMAC/JWT is
+    required; with ``require`` the tampered body is refused."""
+    headers = signed(make_settings, api_key=API_KEY)
+    tampered = BODY.replace(b"failed", b"passed")
+    assert verifier(**ALL_V).verify(tampered, headers).modes == ["api-key"]
+    rejects(verifier(**ALL_V, require=["hmac"]), tampered, headers)
+
+
+def test_require_needs_the_mode_configured() -> None:
+    with pytest.raises(ValueError, match="not configured: hmac"):
+        CallbackVerifier(api_keys=[API_KEY], require=["hmac"])
+    with pytest.raises(ValueError, match="unknown"):
+        CallbackVerifier(api_keys=[API_KEY], require=["basic"])
+
+
+# ------------------------------------------------------------------------ Standard Webhooks
+
+# the spec repository's own vector (standard-webhooks libraries/python/tests/test_webhooks.py,
+# test_sign_function)
+SW_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SW_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+SW_TS = 1614265330
+SW_BODY = b'{"test": 2432232314}'
+SW_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_official_standard_webhooks_vector() -> None:
+    headers = {
+        "webhook-id": SW_ID,
+        "webhook-timestamp": str(SW_TS),
+        "webhook-signature": SW_SIGNATURE,
+    }
+    v = CallbackVerifier(signature_secrets=[SW_SECRET])
+    assert v.verify(SW_BODY, headers, now=SW_TS).modes == ["hmac"]
+    headers["webhook-signature"] = "v1,h0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    rejects(v, SW_BODY, headers, now=SW_TS)
+
+
+@pytest.mark.parametrize("secret", [WHSEC, RAW_SECRET])
+def test_requests_signed_by_the_official_library_are_accepted(secret) -> None:
+    from datetime import datetime, timezone
+
+    from standardwebhooks.webhooks import Webhook
+
+    official = Webhook(secret if secret.startswith("whsec_") else secret.encode())
+    now = int(time.time())
+    signature = official.sign(ID, datetime.fromtimestamp(now, tz=timezone.utc), BODY.decode())
+    headers = {"webhook-id": ID, "webhook-timestamp": str(now), "webhook-signature": signature}
+    assert CallbackVerifier(signature_secrets=[secret]).verify(BODY, headers).modes == ["hmac"]
+    rejects(CallbackVerifier(signature_secrets=[secret]), BODY + b" ", headers)
+
+
+@pytest.mark.parametrize("secret", [WHSEC, RAW_SECRET])
+def test_the_official_library_accepts_what_ci_report_signs(make_settings, secret) -> None:
+    from standardwebhooks.webhooks import Webhook
+
+    headers = signed(make_settings, signature_secret=secret)
+    official = Webhook(secret if secret.startswith("whsec_") else secret.encode())
+    official.verify(BODY, headers, json_parse=False)  # raises on a mismatch

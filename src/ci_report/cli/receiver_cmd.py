@@ -61,7 +61,9 @@ def receiver(
             on_reject=lambda status, wid, path, reason: console.warn(
                 f"refused {wid or '(no webhook-id)'} on {path}: HTTP {status} ({reason})"
             ),
-            **keys,
+            api_keys=keys["api_keys"],
+            jwt_secrets=keys["jwt_secrets"],
+            signature_secrets=keys["signature_secrets"],
         )
         console.outcome(f"receiver listening on {handle.url} (database {db}); Ctrl-C stops it")
         try:

@@ -1,12 +1,16 @@
 """The reference receiver: what a platform endpoint for ci-report callbacks should do.
 
-Stdlib HTTP server + SQLite. Verifies the raw body before parsing it, dedupes on ``webhook-id``
-(same id and body -> the stored 2xx again; same id, other body -> 422), and stores executions
-keyed by ``runId`` (or job + build). Used by ``ci-report receiver``, ``ci-report demo`` and tests.
+Stdlib HTTP server (``platform/server.py``: route table, connection limits, management guard) +
+SQLite. Verifies the headers before reading the body (an unauthenticated client never makes it
+read more than its headers), the raw body before parsing it, dedupes on ``webhook-id`` (same id
+and body -> the stored 2xx again; same id, other body -> 422), and stores executions keyed by
+``runId`` (or job + build). Used by ``ci-report receiver``, ``ci-report demo`` and tests.
 
 Endpoints: ``POST /api/jenkins/callback``, ``POST /api/jenkins/callback/test`` (authentication
-only, for ``ci-report diagnose``), ``GET /api/executions``, ``GET /api/executions/<runId>``,
-``GET /healthz``.
+only, for ``ci-report diagnose``), ``GET /healthz``; management routes (API token, or loopback
+only without one): ``GET /api/executions``, ``GET /api/executions/<runId>``, and whatever other
+components register with :meth:`ReceiverHandle.add_route`. A refused callback gets a generic
+``{"error": "unauthorized"}``; the reason goes to the receiver's own log (``on_reject``).
 """
 
 from __future__ import annotations
@@ -18,15 +22,39 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from ..verify import CallbackVerificationError, CallbackVerifier
+from ..verify import CallbackVerificationError, CallbackVerifier, PendingVerification
+from .events import Observer, safe
+from .server import (
+    DEFAULT_MAX_BODY,
+    GuardedHTTPServer,
+    Handler,
+    Limits,
+    Request,
+    Response,
+    Route,
+    Router,
+)
+
+__all__ = [
+    "CALLBACK_PATH",
+    "MAX_BODY",
+    "TEST_PATH",
+    "Limits",
+    "ReceiverHandle",
+    "Request",
+    "Response",
+    "Store",
+    "start_receiver",
+]
 
 CALLBACK_PATH = "/api/jenkins/callback"
 TEST_PATH = "/api/jenkins/callback/test"
-MAX_BODY = 64 * 1024 * 1024
+# a callback body the sender builds with its default caps (10,000 results, 8,000-character
+# messages) stays well below this; it is read only after the headers authenticated the sender
+MAX_BODY = 32 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -174,117 +202,142 @@ class Store:
             self._conn.close()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _ReceiverServer
-    protocol_version = "HTTP/1.1"
-    # headers and body go out in two writes; with Nagle on, the body waits for the
-    # client's delayed ACK (~40 ms) on every keep-alive request after the first
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.on_log:
-            self.server.on_log(format % args)
-
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0].rstrip("/")
-        if path == "/healthz":
-            self._send(200, {"ok": True})
-        elif path == "/api/executions":
-            self._send(200, {"executions": self.server.store.executions()})
-        elif path.startswith("/api/executions/"):
-            wanted = path.rsplit("/", 1)[1]
-            for row in self.server.store.executions():
-                if str(row["run_id"]) == wanted or row["key"] == wanted:
-                    self._send(200, row)
-                    return
-            self._send(404, {"error": "no such execution"})
-        else:
-            self._send(404, {"error": "not found", "callbackPath": CALLBACK_PATH})
-
-    def do_POST(self) -> None:
-        path = self.path.split("?", 1)[0].rstrip("/")
-        length_text = self.headers.get("Content-Length")
-        if length_text is None or not (length_text.isascii() and length_text.isdigit()):
-            self._send(411, {"error": "Content-Length required"})
-            return
-        length = int(length_text)
-        if length > MAX_BODY:
-            self._send(413, {"error": "body too large"})
-            self.close_connection = True
-            return
-        body = self.rfile.read(length)
-        if path not in (CALLBACK_PATH, TEST_PATH):
-            self._send(404, {"error": "not found", "callbackPath": CALLBACK_PATH})
-            return
-        webhook_id = self.headers.get("webhook-id")
-        try:
-            verified = self.server.verifier.verify(body, dict(self.headers.items()))
-        except CallbackVerificationError as exc:
-            # generic answer for the client, detailed reason in the request log
-            self.server.store.log_request(webhook_id, path, 401, exc.reason)
-            self._rejected(401, webhook_id, path, exc.reason)
-            self._send(401, {"error": "unauthorized", "mode": exc.mode, "reason": exc.reason})
-            return
-        if path == TEST_PATH:
-            self.server.store.log_request(webhook_id, path, 200, "test")
-            self._send(200, {"ok": True, "modes": verified.modes})
-            return
-        status, response = self.server.store.apply(verified.webhook_id, body, verified.modes)
-        self.server.store.log_request(webhook_id, path, status, response.get("error", "ok"))
-        if self.server.on_apply and status == 200 and not response.get("duplicate"):
-            self.server.on_apply(verified)
-        if status >= 300:
-            self._rejected(status, webhook_id, path, str(response.get("error", "")))
-        self._send(status, response)
-
-    def _rejected(self, status: int, webhook_id: Optional[str], path: str, reason: str) -> None:
-        if self.server.on_reject:
-            self.server.on_reject(status, webhook_id, path, reason)
+RejectHook = Callable[[int, Optional[str], str, str], None]
 
 
-class _ReceiverServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Callbacks:
+    """The two callback routes: headers verified before the body, body-bound checks after."""
 
     def __init__(
         self,
-        address: tuple[str, int],
         verifier: CallbackVerifier,
         store: Store,
-        on_log: Optional[Callable[[str], None]] = None,
-        on_apply: Optional[Callable[[Any], None]] = None,
-        on_reject: Optional[Callable[[int, Optional[str], str, str], None]] = None,
+        *,
+        observer: Optional[Observer],
+        on_apply: Optional[Callable[[Any], None]],
+        on_reject: Optional[RejectHook],
     ) -> None:
-        super().__init__(address, _Handler)
         self.verifier = verifier
         self.store = store
-        self.on_log = on_log
+        self.observer = safe(observer)
         self.on_apply = on_apply
         self.on_reject = on_reject
+
+    def authorize(self, request: Request) -> Optional[Response]:
+        try:
+            request.state["pending"] = self.verifier.verify_headers(request.headers)
+        except CallbackVerificationError as exc:
+            return self._unauthorized(request, exc)
+        return None
+
+    def refused(self, request: Request, response: Response) -> None:
+        """The server refused the body (too large, no Content-Length) after authorize()."""
+        reason = str(response.body.get("error")) if isinstance(response.body, dict) else ""
+        self._log(request, response.status, reason)
+        self.observer.callback_received(
+            "rejected", reason="too-large" if response.status == 413 else "body"
+        )
+
+    def handle(self, request: Request) -> Response:
+        pending: PendingVerification = request.state["pending"]
+        try:
+            verified = self.verifier.verify_body(pending, request.body)
+        except CallbackVerificationError as exc:
+            return self._unauthorized(request, exc)
+        if request.path == TEST_PATH:
+            self.store.log_request(verified.webhook_id, request.path, 200, "test")
+            return Response(200, {"ok": True, "modes": verified.modes})
+        status, body = self.store.apply(verified.webhook_id, request.body, verified.modes)
+        self.store.log_request(verified.webhook_id, request.path, status, body.get("error", "ok"))
+        if status >= 300:
+            self._rejected(status, verified.webhook_id, request.path, str(body.get("error", "")))
+            self.observer.callback_received(
+                "rejected", verified.modes, "reused-id" if status == 422 else "body"
+            )
+        else:
+            outcome = str(
+                body.get("outcome") or ("duplicate" if body.get("duplicate") else "applied")
+            )
+            self.observer.callback_received(outcome, verified.modes)
+            if self.on_apply and outcome == "applied":
+                self.on_apply(verified)
+        return Response(status, body)
+
+    def _unauthorized(self, request: Request, exc: CallbackVerificationError) -> Response:
+        self._log(request, 401, exc.reason)
+        self.observer.callback_received("rejected", reason="auth")
+        # generic answer for the client (no clock offset, no enabled modes); the reason is logged
+        return Response(401, {"error": "unauthorized"})
+
+    def _log(self, request: Request, status: int, reason: str) -> None:
+        webhook_id = _bounded(request.headers.get("webhook-id"))
+        self.store.log_request(webhook_id, request.path, status, reason)
+        self._rejected(status, webhook_id, request.path, reason)
+
+    def _rejected(self, status: int, webhook_id: Optional[str], path: str, reason: str) -> None:
+        if self.on_reject:
+            self.on_reject(status, webhook_id, path, reason)
+
+
+def _bounded(value: Optional[str], limit: int = 256) -> Optional[str]:
+    """A header value as it may appear in a log line: at most ``limit`` characters."""
+    if value is None:
+        return None
+    return value if len(value) <= limit else value[:limit] + f"...({len(value)} chars)"
+
+
+def _executions_routes(store: Store) -> list[Route]:
+    def list_all(request: Request) -> Response:
+        return Response(200, {"executions": store.executions()})
+
+    def one(request: Request) -> Response:
+        if request.path == "/api/executions":
+            return list_all(request)
+        wanted = request.path.rsplit("/", 1)[1]
+        for row in store.executions():
+            if str(row["run_id"]) == wanted or row["key"] == wanted:
+                return Response(200, row)
+        return Response(404, {"error": "no such execution"})
+
+    return [Route("GET", "/api/executions", one, management=True)]
 
 
 @dataclass
 class ReceiverHandle:
-    server: _ReceiverServer
+    server: GuardedHTTPServer
     thread: Optional[threading.Thread]
     store: Store
 
     @property
     def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        host, port = str(self.server.server_address[0]), int(self.server.server_address[1])
+        scheme = self.server.scheme
+        if ":" in host:
+            return f"{scheme}://[{host}]:{port}"
+        return f"{scheme}://{host}:{port}"
 
     @property
     def url(self) -> str:
         return self.base_url + CALLBACK_PATH
+
+    @property
+    def csrf_token(self) -> str:
+        return self.server.csrf_token
+
+    def add_route(
+        self,
+        method: str,
+        prefix_or_path: str,
+        handler: Handler,
+        *,
+        management: bool,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        """Serve ``handler`` for ``method`` (or ``"*"``) on a path and everything below it.
+        Management routes need the API token (or a loopback client without one)."""
+        self.server.router.add(
+            Route(method.upper(), prefix_or_path, handler, management=management, max_body=max_body)
+        )
 
     def executions(self) -> list[dict[str, Any]]:
         return self.store.executions()
@@ -293,7 +346,7 @@ class ReceiverHandle:
         return self.store.requests()
 
     def serve_forever(self) -> None:
-        self.server.serve_forever()
+        self.server.serve_forever(poll_interval=0.1)
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -310,29 +363,63 @@ def start_receiver(
     jwt_secrets: Sequence[str] = (),
     signature_secrets: Sequence[str] = (),
     jwt_audience: Optional[str] = None,
+    require_modes: Sequence[str] = (),
+    api_token: Optional[str] = None,
     host: str = "127.0.0.1",
     port: int = 0,
     background: bool = True,
+    max_body: int = MAX_BODY,
+    limits: Optional[Limits] = None,
+    observer: Optional[Observer] = None,
     on_log: Optional[Callable[[str], None]] = None,
     on_apply: Optional[Callable[[Any], None]] = None,
-    on_reject: Optional[Callable[[int, Optional[str], str, str], None]] = None,
+    on_reject: Optional[RejectHook] = None,
     ssl_context: Optional[ssl.SSLContext] = None,
 ) -> ReceiverHandle:
     """Start the receiver (in a daemon thread unless ``background=False``). ``on_reject``
     gets (status, webhook-id, path, reason) of every refused POST; ``ssl_context`` (a server
-    context with its certificate loaded) serves HTTPS."""
+    context with its certificate loaded) serves HTTPS; ``require_modes`` (``"jwt"``,
+    ``"hmac"``, ``"api-key"``) must all be presented by every callback; ``api_token`` guards the
+    management routes (without one they are served to loopback clients only)."""
     verifier = CallbackVerifier(
         signature_secrets=signature_secrets,
         jwt_secrets=jwt_secrets,
         api_keys=api_keys,
         jwt_audience=jwt_audience,
+        require=require_modes,
     )
     store = Store(str(db_path))
-    server = _ReceiverServer(
-        (host, port), verifier, store, on_log=on_log, on_apply=on_apply, on_reject=on_reject
+    callbacks = _Callbacks(
+        verifier, store, observer=observer, on_apply=on_apply, on_reject=on_reject
     )
+    router = Router()
+    for path in (CALLBACK_PATH, TEST_PATH):
+        router.add(
+            Route(
+                "POST",
+                path,
+                callbacks.handle,
+                management=False,
+                max_body=max_body,
+                authorize=callbacks.authorize,
+                refused=callbacks.refused,
+            )
+        )
+    router.add(Route("GET", "/healthz", lambda r: Response(200, {"ok": True}), management=False))
+    for route in _executions_routes(store):
+        router.add(route)
+    try:
+        server = GuardedHTTPServer(
+            (host, port), router, limits=limits, api_token=api_token, on_log=on_log
+        )
+    except BaseException:
+        store.close()
+        raise
     if ssl_context is not None:
-        server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
+        server.socket = ssl_context.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
+        server.scheme = "https"
     thread = None
     if background:
         # a short poll interval lets stop() return at once
