@@ -315,7 +315,7 @@ class FakeJenkins:
             "result": result,
             "duration": 0 if building else int(build.duration * 1000),
             "estimatedDuration": int(build.job.duration * 1000),
-            "timestamp": int(time.time() * 1000),
+            "timestamp": int((time.time() - (time.monotonic() - build.started)) * 1000),
             "queueId": build.queue_id,
             "fullDisplayName": f"{build.job.name} #{build.number}",
             "actions": actions,

@@ -153,6 +153,14 @@ def jenkins_options(f: Any) -> Any:
     metavar="S",
     help="First poll interval; grows x1.5 up to 15 s.",
 )
+@click.option(
+    "--ledger",
+    "ledger_db",
+    metavar="DB",
+    help="Record the run in this run ledger first (a SQLite path or postgresql://...); "
+    "the reconciler (ci-report reconcile / the receiver) follows it from the queue item.",
+)
+@click.option("--run-id", help="With --ledger: the platform's run id [default: assigned].")
 @jenkins_options
 @global_options
 @click.pass_context
@@ -167,6 +175,8 @@ def trigger(
     as_json: bool,
     trigger_id_param: Optional[str],
     poll_interval: float,
+    ledger_db: Optional[str],
+    run_id: Optional[str],
     jenkins_url: Optional[str],
     jenkins_user: Optional[str],
 ) -> None:
@@ -174,7 +184,16 @@ def trigger(
 
     def action(console: Console) -> int:
         from ..errors import Interrupted
-        from ..platform.trigger import Trigger, parse_params
+        from ..platform.trigger import Trigger, failure_code, parse_params
+
+        if run_id is not None and not ledger_db:
+            raise InputError("--run-id needs --ledger", fix="add --ledger runs.db")
+        if ledger_db and wait:
+            raise InputError(
+                "--wait and --ledger do not go together",
+                fix="the reconciler follows a ledger run to its end: ci-report reconcile "
+                f"--db {ledger_db} (or the receiver with --db)",
+            )
 
         settings = _settings(
             ctx,
@@ -187,6 +206,14 @@ def trigger(
         )
         pairs = parse_params(params)
         client = _client(settings, console)
+        if ledger_db:
+            try:
+                return _trigger_into_ledger(
+                    console, client, ledger_db, job, pairs, run_id, trigger_id_param, as_json,
+                    poll_interval,
+                )
+            finally:
+                client.close()
         runner = Trigger(
             client,
             job,
@@ -208,8 +235,18 @@ def trigger(
             if as_json and runner.outcome.queue_id is not None:
                 _echo_json(console, runner.outcome.to_json())
             raise
+        except Exception as exc:
+            # a failed trigger is one JSON line too (a scheduled trigger leaves a record)
+            if as_json:
+                runner.outcome.state = "failed"
+                runner.outcome.code = failure_code(runner.outcome, exc)
+                runner.outcome.message = getattr(exc, "message", None) or str(exc)
+                _echo_json(console, runner.outcome.to_json())
+            raise
         finally:
             client.close()
+        if outcome.queue_id is None and outcome.code is None:
+            outcome.code = failure_code(outcome)
         code = outcome.exit_code
         facts = [("queue item", f"#{outcome.queue_id}" + (" (merged)" if outcome.merged else ""))]
         if outcome.number is not None:
@@ -239,6 +276,75 @@ def trigger(
         return code
 
     run(ctx, action, internal_error_code=3, error_code=_usage_code)
+
+
+def _trigger_into_ledger(
+    console: Console,
+    client: Any,
+    ledger_db: str,
+    job: str,
+    pairs: list[tuple[str, str]],
+    run_id: Optional[str],
+    trigger_id_param: Optional[str],
+    as_json: bool,
+    poll_interval: float,
+) -> int:
+    """``trigger --ledger``: record, trigger up to the queue item, print the run."""
+    from ..platform.runs import open_ledger, trigger_run
+
+    params: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in params:
+            raise InputError(
+                f"parameter {key} given twice",
+                fix="a ledger run stores one value per parameter",
+            )
+        params[key] = value
+    ledger = open_ledger(ledger_db, console=console)
+    try:
+        run = trigger_run(
+            ledger,
+            client,
+            job,
+            params,
+            run_id,
+            console=console,
+            trigger_id_param=trigger_id_param,
+            poll_interval=max(0.01, poll_interval),
+            poll_max=max(poll_interval, 15.0),
+        )
+    finally:
+        ledger.close()
+    failed = run.status == "trigger_failed"
+    facts = [("run", run.run_id), ("ledger", ledger_db)]
+    if run.queue_id is not None:
+        facts.append(("queue item", f"#{run.queue_id}"))
+    console.block(
+        f"trigger: {run.job}: run {run.run_id} "
+        + (f"not triggered ({run.trigger_code})" if failed else run.status),
+        level="error" if failed else "outcome",
+        facts=facts,
+        cause=run.trigger_message if failed else None,
+    )
+    if as_json:
+        data = run.to_json()
+        data["code"] = run.trigger_code if failed else run.status
+        data["outcome"] = "failed" if failed else run.status
+        _echo_json(console, data)
+    return 2 if failed and run.trigger_code in _USAGE_CODES else (3 if failed else 0)
+
+
+_USAGE_CODES = frozenset(
+    {
+        "job-not-found",
+        "job-disabled",
+        "auth-refused",
+        "permission-denied",
+        "login-page",
+        "undefined-parameter",
+        "bad-url",
+    }
+)
 
 
 # -- sync ---------------------------------------------------------------------------------

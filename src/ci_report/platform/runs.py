@@ -727,8 +727,10 @@ def trigger_run(
         return run
     owner = owner or f"trigger-{uuid.uuid4().hex[:8]}"
     ledger.claim(run.run_id, owner, lease_s)  # the reconciler leaves it alone meanwhile
+    id_param = trigger_options.get("trigger_id_param") or DEFAULT_TRIGGER_ID_PARAM
     pairs = [(str(k), "" if v is None else str(v)) for k, v in params.items()]
-    pairs = [p for p in pairs if p[0] != DEFAULT_TRIGGER_ID_PARAM]
+    pairs = [p for p in pairs if p[0] != id_param]  # the ledger's trigger id, not the caller's
+    trigger_options.setdefault("strict_params", True)
     runner = Trigger(
         client,
         job,
