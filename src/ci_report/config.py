@@ -128,6 +128,32 @@ class Settings:
     queue_timeout: float = field(default=600.0, metadata=_meta("CI_REPORT_QUEUE_TIMEOUT"))
     build_timeout: float = field(default=3600.0, metadata=_meta("CI_REPORT_BUILD_TIMEOUT"))
 
+    # -- run ledger and reconciler (receiver, reconcile, trigger --ledger) -----------------
+    ledger_db: Optional[str] = field(
+        default=None,
+        metadata=_meta("CI_REPORT_DB", help="run ledger: a SQLite path or postgresql://..."),
+    )
+    callback_grace: float = field(
+        default=120.0,
+        metadata=_meta(
+            "CI_REPORT_CALLBACK_GRACE", help="seconds a finished build's callback may take"
+        ),
+    )
+    run_build_timeout: Optional[float] = field(
+        default=None,
+        metadata=_meta(
+            "CI_REPORT_RUN_BUILD_TIMEOUT", help="seconds a tracked build may run (none: no limit)"
+        ),
+    )
+    expire_after: float = field(
+        default=86_400.0,
+        metadata=_meta("CI_REPORT_EXPIRE_AFTER", help="seconds a run may stay open at most"),
+    )
+    reconcile_interval: float = field(
+        default=30.0,
+        metadata=_meta("CI_REPORT_RECONCILE_INTERVAL", help="seconds between reconcile passes"),
+    )
+
     # -- bookkeeping (not settings) ------------------------------------------------------
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     config_file: Optional[str] = field(default=None, repr=False, compare=False)

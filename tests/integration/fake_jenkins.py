@@ -15,6 +15,8 @@ fractions of a second):
 - crumbs: with ``require_crumb``, a POST without the session's crumb -> 403 "No valid crumb".
 - ``restart()``: the port closes (connection refused), then the server comes back on it.
 - ``hang_trigger``: the next trigger queues the item, then answers only after that many seconds.
+- ``cancel_waiting(job)`` (a person cancels queue items), ``forget_left()`` (left items expire or
+  a restart forgets them), ``delete_job(name)``, ``items_of(job)``.
 """
 
 from __future__ import annotations
@@ -199,6 +201,49 @@ class FakeJenkins:
             job.builds[build.number] = build
             job.next_number += 1
             return build
+
+    def items_of(self, job: FakeJob) -> list[QueueItem]:
+        with self.lock:
+            self.tick()
+            return [i for i in self.queue.values() if i.job is job]
+
+    def cancel_waiting(self, job: FakeJob) -> list[int]:
+        """A person cancels the job's waiting items in the Jenkins UI."""
+        with self.lock:
+            self.tick()
+            ids = []
+            for item in self.queue.values():
+                if item.job is job and item.state != "left":
+                    item.state, item.cancelled, item.left_at = "left", True, time.monotonic()
+                    ids.append(item.id)
+            return ids
+
+    def forget_left(self, job: Optional[FakeJob] = None) -> list[int]:
+        """Jenkins forgets left items (5 min after leaving, or a restart): their URL -> 404."""
+        with self.lock:
+            self.tick()
+            gone = [
+                qid
+                for qid, item in self.queue.items()
+                if item.state == "left" and (job is None or item.job is job)
+            ]
+            for qid in gone:
+                build = self.queue[qid].build
+                if build is not None:
+                    build.job.builds.setdefault(build.number, build)
+                del self.queue[qid]
+            return gone
+
+    def delete_job(self, name: str) -> None:
+        with self.lock:
+            self.jobs.pop(name, None)
+
+    def all_done(self) -> bool:
+        """No build is running and no item waits, except those of the given jobs."""
+        with self.lock:
+            self.tick()
+            now = time.monotonic()
+            return all(not b.building(now) for j in self.jobs.values() for b in j.builds.values())
 
     def builds_with_param(self, job: FakeJob, name: str, value: str) -> list[FakeBuild]:
         return [b for b in job.builds.values() if (name, value) in b.params]

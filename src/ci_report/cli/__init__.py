@@ -23,6 +23,7 @@ COMMANDS = {
     "diagnose": "ci_report.cli.platform_cmd:diagnose",
     "trigger": "ci_report.cli.platform_cmd:trigger",
     "sync": "ci_report.cli.platform_cmd:sync",
+    "reconcile": "ci_report.cli.platform_cmd:reconcile",
     "image-push": "ci_report.cli.image_cmd:image_push",
     "image-plan": "ci_report.cli.image_cmd:image_plan",
     "image-diagnose": "ci_report.cli.image_cmd:image_diagnose",

@@ -209,7 +209,14 @@ def trigger(
         if ledger_db:
             try:
                 return _trigger_into_ledger(
-                    console, client, ledger_db, job, pairs, run_id, trigger_id_param, as_json,
+                    console,
+                    client,
+                    ledger_db,
+                    job,
+                    pairs,
+                    run_id,
+                    trigger_id_param,
+                    as_json,
                     poll_interval,
                 )
             finally:
@@ -345,6 +352,128 @@ _USAGE_CODES = frozenset(
         "bad-url",
     }
 )
+
+
+# -- reconcile ----------------------------------------------------------------------------
+RECONCILE_EPILOG = """\b
+Examples:
+  ci-report reconcile --db /var/lib/ci-report/runs.db --once        # from cron
+  ci-report reconcile --db postgresql://ci@db/ci_report --interval 30
+  ci-report reconcile --db runs.db --once --json | jq .stillOpen
+\b
+Each pass moves every open run on with what Jenkins says: queue item -> build, cancelled,
+timed out (--build-timeout), finished without a callback after --callback-grace -> synced
+(archived callback.json under its original delivery id, else Jenkins' test report, else
+status only), gone -> lost, older than --expire-after -> expired. Jenkins unreachable leaves
+runs open (reported), never lost.
+\b
+Exit codes (--once): 0 the pass ran (runs may stay open: see the output), 1 some runs could
+not be checked (Jenkins unreachable or refusing), 2 usage or configuration."""
+
+
+@click.command(epilog=RECONCILE_EPILOG)
+@click.option("--db", metavar="DB", help="The run ledger [env CI_REPORT_DB].")
+@click.option("--once", is_flag=True, help="One pass, then exit (for cron).")
+@click.option("--interval", type=float, metavar="S", help="Seconds between passes [default 30].")
+@click.option(
+    "--callback-grace",
+    type=float,
+    metavar="S",
+    help="Seconds a finished build's callback may take before it is synced [default 120].",
+)
+@click.option(
+    "--build-timeout",
+    type=float,
+    metavar="S",
+    help="Seconds a build may run before its run is timed_out [default: no limit].",
+)
+@click.option(
+    "--abort-on-timeout", is_flag=True, help="Also stop a build that timed out in Jenkins."
+)
+@click.option(
+    "--expire-after",
+    type=float,
+    metavar="S",
+    help="Seconds a run may stay open before it is expired [default 86400].",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Runs looked at in parallel.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print each pass as one JSON line.")
+@jenkins_options
+@global_options
+@click.pass_context
+def reconcile(
+    ctx: click.Context,
+    db: Optional[str],
+    once: bool,
+    interval: Optional[float],
+    callback_grace: Optional[float],
+    build_timeout: Optional[float],
+    abort_on_timeout: bool,
+    expire_after: Optional[float],
+    concurrency: int,
+    as_json: bool,
+    jenkins_url: Optional[str],
+    jenkins_user: Optional[str],
+) -> None:
+    """Move every open run of the ledger on until it is final (one pass, or every --interval)."""
+
+    def action(console: Console) -> int:
+        import time as _time
+
+        from ..platform.tracking import open_tracking
+
+        settings = _settings(
+            ctx,
+            {
+                "jenkins_url": jenkins_url,
+                "jenkins_user": jenkins_user,
+                "ledger_db": db,
+                "callback_grace": callback_grace,
+                "run_build_timeout": build_timeout,
+                "expire_after": expire_after,
+                "reconcile_interval": interval,
+            },
+        )
+        if not settings.ledger_db:
+            raise InputError("no run ledger", fix="pass --db runs.db (or set CI_REPORT_DB)")
+        if not settings.jenkins_url:
+            raise ConfigError(
+                "no Jenkins to reconcile against",
+                fix="set JENKINS_URL, JENKINS_USER and JENKINS_TOKEN (or --jenkins-url)",
+            )
+        tracking = open_tracking(
+            settings, console=console, concurrency=concurrency, abort_on_timeout=abort_on_timeout
+        )
+        reconciler = tracking.reconciler
+        assert reconciler is not None
+        console.info(
+            f"reconciling {tracking.ledger.where} against {settings.jenkins_url} "
+            f"(grace {settings.callback_grace:g} s, expiry {settings.expire_after:g} s"
+            + (
+                f", build timeout {settings.run_build_timeout:g} s"
+                if settings.run_build_timeout
+                else ""
+            )
+            + ")"
+        )
+        try:
+            while True:
+                summary = reconciler.run_pass()
+                if as_json:
+                    _echo_json(console, summary.to_json())
+                if once:
+                    return 1 if summary.errors else 0
+                _time.sleep(max(0.05, settings.reconcile_interval))
+        finally:
+            tracking.close()
+
+    run(ctx, action, internal_error_code=3, error_code=_usage_code)
 
 
 # -- sync ---------------------------------------------------------------------------------

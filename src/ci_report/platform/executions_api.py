@@ -134,7 +134,8 @@ class ExecutionsAPI:
         bad = [s for s in statuses if s not in RUN_STATUSES]
         if bad:
             raise _BadRequest(f"unknown status {bad[0]!r}: one of {', '.join(RUN_STATUSES)}")
-        job = (query.get("job") or [None])[0]
+        jobs = query.get("job") or []
+        job = jobs[0] if jobs else None
         limit = int(_number((query.get("limit") or ["200"])[0], "limit", low=1, high=MAX_LIST))
         offset = int(_number((query.get("offset") or ["0"])[0], "offset", low=0, high=1e12))
         runs = self.ledger.list(status=statuses or None, job=job, limit=limit, offset=offset)

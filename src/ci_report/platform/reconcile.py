@@ -247,7 +247,12 @@ class Reconciler:
         line = (
             f"{what}: {looked} open run(s), {len(summary.moved)} moved, "
             f"{len(summary.still_open)} still open"
-            + (f", {summary.skipped} held by another replica" if summary.skipped else "")
+            + (
+                f", {summary.skipped} leased elsewhere (another replica, or a trigger "
+                "that has not finished or whose lease has not run out)"
+                if summary.skipped
+                else ""
+            )
             + f" ({summary.duration_s:.2f} s)"
         )
         if not summary.errors:
@@ -465,8 +470,14 @@ class Reconciler:
         if run.status == "queued":
             run = self._move(run, f"build #{number} ran", status="running")
         if run.done_seen_at is None:
-            self.ledger.checked(run.run_id, done_seen_at=now, jenkins_result=str(result))
-            run.done_seen_at = now
+            # the grace runs from the build's end as Jenkins reports it (start + duration),
+            # never later than now (a Jenkins clock ahead of ours)
+            ended = now
+            duration = build.get("duration")
+            if started_at is not None and isinstance(duration, (int, float)) and duration > 0:
+                ended = min(now, started_at + float(duration) / 1000.0)
+            self.ledger.checked(run.run_id, done_seen_at=ended, jenkins_result=str(result))
+            run.done_seen_at = ended
         waited = now - run.done_seen_at
         if not force and waited < self.callback_grace:
             return (
@@ -505,17 +516,19 @@ class Reconciler:
                 f"{outcome.error or outcome.state}",
             )
         source = outcome.source or "status-only"
+        how = {
+            "artifact": "its archived ci-report/callback.json, under the original delivery id "
+            + outcome.delivery_id,
+            "test-report": "Jenkins' test report",
+        }.get(source, f"the build result only ({result}; no artifact, no test report)")
+        reason = f"no callback {waited:.0f} s after build #{number} finished: synced from {how}"
         _status, answer = self.ledger.apply_callback(
-            outcome.delivery_id, outcome.body, ["sync"], result_source=source
+            outcome.delivery_id, outcome.body, ["sync"], result_source=source, reason=reason
         )
         self.observer.sync_done(source)
         done = self.ledger.get(run.run_id) or run
-        how = (
-            "the original callback had already been applied"
-            if answer.get("duplicate")
-            else f"recovered from Jenkins ({source})"
-        )
-        reason = f"no callback {waited:.0f} s after build #{number} finished: {how}"
+        if answer.get("duplicate"):
+            reason = f"build #{number}: its original callback had already been applied"
         if done.is_open():
             # the recovered payload names another run (an archived runId), or was refused:
             # close this run from Jenkins' result rather than leave it open

@@ -67,6 +67,7 @@ RESULT_STATUS = {
 # parameter names whose values are never stored (the trigger still sends them)
 SECRET_PARAM = re.compile(r"(?i)(pass(word|wd)?|secret|token|credential|api[_-]?key|private)")
 REDACTED = "***"
+TRIGGER_LEASE_S = 90.0  # covers the trigger's retries; a crashed trigger is resumed after it
 
 _COLUMNS = (
     "run_id",
@@ -479,6 +480,7 @@ class Ledger:
         modes: Sequence[str],
         *,
         result_source: str = "callback",
+        reason: Optional[str] = None,
     ) -> tuple[int, dict[str, Any]]:
         """Apply a verified callback exactly once; (HTTP status, response body).
 
@@ -486,7 +488,7 @@ class Ledger:
         body -> 422; not a UTF-8 JSON object -> 400. A callback for a known run sets its
         status, counts and ``resultSource`` unless it comes from an older build than the run's
         (then ``stale: true``, nothing overwritten). ``result_source`` is what the reconciler
-        passes for a payload it recovered from Jenkins."""
+        passes for a payload it recovered from Jenkins (with the ``reason`` for the history)."""
         digest = hashlib.sha256(body).hexdigest()
         now = self.clock()
         announce: Optional[tuple[Run, str, str]] = None
@@ -535,7 +537,7 @@ class Ledger:
                     runId=run.run_id,
                     message=(
                         f"callback from build #{number} is older than build "
-                        f"#{run.build_number} of run {run.run_id}: recorded, not applied"
+                        f"#{run.build_number} of run {run.run_id}: acknowledged, not applied (the newer result stays)"
                     ),
                 )
             else:
@@ -557,12 +559,13 @@ class Ledger:
                         fields["build_number"] = number
                     if build.get("buildUrl") and not run.build_url:
                         fields["build_url"] = str(build["buildUrl"])
-                    reason = (
-                        f"callback {webhook_id} from build #{number if number else '?'}: "
-                        f"{payload.get('status')}"
-                        if result_source == "callback"
-                        else f"synced from Jenkins ({result_source}) under {webhook_id}"
-                    )
+                    if reason is None:
+                        reason = (
+                            f"callback {webhook_id} from build #{number if number else '?'}: "
+                            f"{payload.get('status')}"
+                            if result_source == "callback"
+                            else f"synced from Jenkins ({result_source}) under {webhook_id}"
+                        )
                     if run.is_open() or run.status != status:
                         fields["finished_at"] = now
                     new, old = self._apply(
@@ -577,6 +580,8 @@ class Ledger:
             )
         if announce:
             self._announce(*announce)
+        if response.get("stale"):
+            self._console().warn(f"run {response['runId']}: {response['message']}")
         return 200, response
 
     @staticmethod
@@ -707,14 +712,16 @@ def trigger_run(
     console: Optional[Console] = None,
     observer: Optional[Observer] = None,
     owner: Optional[str] = None,
-    lease_s: float = 300.0,
+    lease_s: float = TRIGGER_LEASE_S,
     **trigger_options: Any,
 ) -> Run:
     """Record the run, then trigger it (``platform/trigger.py``) up to its queue item.
 
     Returns the run: ``queued`` with its queue id (the reconciler fills in the build), or
     ``trigger_failed`` with ``triggerCode`` and a ``triggerMessage`` saying what to do. An
-    existing run id is returned as it is, never triggered again."""
+    existing run id is returned as it is, never triggered again. The run is leased while
+    the trigger runs; if this process dies, the reconciler resumes the run (by its trigger id)
+    once the lease (``lease_s``) has run out."""
     from .trigger import DEFAULT_TRIGGER_ID_PARAM, Trigger, failure_code
 
     console = console or ledger.console or get_console()
