@@ -1,31 +1,39 @@
 """Issue 10 end to end: every failure closed by the ledger + reconciler, nothing applied twice.
 
-The fake Jenkins on 127.0.0.1, the real SQLite ledger, a real ``ci-report trigger --ledger``
-process killed with SIGKILL between its POST to Jenkins and the build number. The reconciler's
-clock is moved past the grace period instead of sleeping through it. Run with ``-s`` to see
-the console.
+The fake Jenkins on 127.0.0.1, the real SQLite ledger, runs triggered with ``POST
+/api/executions`` on a real receiver, callbacks signed and posted to it; a receiver process
+SIGKILLed between its POST to Jenkins and the build number (the in-test receiver on the same
+ledger is its restart), and a ``ci-report trigger --ledger`` process killed the same way. The
+reconciler's clock is moved past the grace period instead of sleeping through it. Run with
+``-s`` to see the console.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import requests
 from fake_jenkins import FakeJenkins
-from fault_server import Cli
+from fault_server import API_KEY, AUTH_ENV, WHSEC, Cli
 from ledger_scenarios import BUILD_TIMEOUT, EXPECTED, GRACE, Scenario, check_final
 
-from ci_report.config import Settings
+from ci_report.callback.auth import sign_request
+from ci_report.config import Settings, load_settings
 from ci_report.console import Console
 from ci_report.platform.executions_api import ExecutionsAPI
 from ci_report.platform.jenkins import JenkinsClient
+from ci_report.platform.receiver import start_receiver
 from ci_report.platform.reconcile import Reconciler
-from ci_report.platform.runs import Ledger, open_ledger, trigger_run
+from ci_report.platform.runs import open_ledger, trigger_run
+from ci_report.platform.tracking import Tracking
 
 pytestmark = pytest.mark.integration
 
@@ -38,23 +46,31 @@ class OffsetClock:
         return time.time() + self.offset
 
 
-class PythonPlatform:
-    """The platform through the Python API and ``ExecutionsAPI.handle`` (what the receiver
-    routes ``/api/executions`` to)."""
+class HttpPlatform:
+    """The platform over HTTP: ``POST /api/executions`` and signed callbacks."""
 
-    def __init__(self, ledger: Ledger, api: ExecutionsAPI) -> None:
-        self.ledger, self.api = ledger, api
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.settings = load_settings({}, env=AUTH_ENV)
 
     def trigger(self, job: str, parameters: dict[str, Any], run_id: str) -> dict[str, Any]:
-        body = json.dumps({"job": job, "parameters": parameters, "runId": run_id}).encode()
-        status, answer = self.api.handle("POST", "/api/executions", {}, body)
-        assert status == 201, answer
-        return answer
+        doc = {"job": job, "parameters": parameters, "runId": run_id}
+        response = self.session.post(self.base + "/api/executions", json=doc, timeout=30)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
 
     def callback(self, body: bytes, delivery_id: str) -> dict[str, Any]:
-        status, answer = self.ledger.apply_callback(delivery_id, body, ["hmac"])
-        assert status == 200, answer
-        return answer
+        url = self.base + "/api/jenkins/callback"
+        headers = sign_request(self.settings, body, delivery_id, url=url, modes=["api-key", "hmac"])
+        response = self.session.post(url, data=body, headers=headers, timeout=30)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def get(self, path: str, **params: Any) -> tuple[int, dict[str, Any]]:
+        response = self.session.get(self.base + path, params=params, timeout=30)
+        return response.status_code, dict(response.json())
 
 
 @pytest.fixture
@@ -68,31 +84,43 @@ def _client(fake: FakeJenkins) -> JenkinsClient:
     return JenkinsClient(fake.url, fake.user, fake.token)
 
 
-def kill_mid_trigger(cli: Cli, fake: FakeJenkins, scenario: Scenario, db: Path) -> None:
-    """``ci-report trigger --ledger`` queues the item; Jenkins' answer hangs; SIGKILL."""
+def kill_receiver_mid_trigger(fake: FakeJenkins, scenario: Scenario, db: Path) -> None:
+    """A receiver process takes ``POST /api/executions``, queues the item in Jenkins, and is
+    SIGKILLed while Jenkins' answer (with the queue id) is still on its way."""
     job = scenario.jobs["killed"]
-    fake.hang_trigger = 30.0
-    env = cli.env(
+    env = Cli(db.parent).env(
         auth=False,
         JENKINS_URL=fake.url,
         JENKINS_USER=fake.user,
         JENKINS_TOKEN=fake.token,
+        JENKINS_API_KEY=API_KEY,
+        CI_REPORT_DB=str(db),
     )
-    proc = cli.popen(
-        [
-            "trigger",
-            scenario.name("killed"),
-            "-p",
-            "RUN_ID=r-killed",
-            "--ledger",
-            str(db),
-            "--run-id",
-            "r-killed",
-            "--json",
-        ],
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("receiver_proc.py"))],
         env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("PORT "), (line, proc.stderr.read() if proc.stderr else "")
+        base = f"http://127.0.0.1:{int(line.split()[1])}"
+        fake.hang_trigger = 30.0
+        doc = {"job": scenario.name("killed"), "parameters": {"RUN_ID": "r-killed"}}
+        doc["runId"] = "r-killed"
+        errors: list[BaseException] = []
+
+        def post() -> None:
+            try:
+                requests.post(base + "/api/executions", json=doc, timeout=60)
+            except requests.RequestException as exc:  # the receiver dies under it
+                errors.append(exc)
+
+        poster = threading.Thread(target=post, daemon=True)
+        poster.start()
         deadline = time.monotonic() + 30
         while not fake.items_of(job) and not job.builds:
             assert proc.poll() is None, proc.communicate()
@@ -101,7 +129,8 @@ def kill_mid_trigger(cli: Cli, fake: FakeJenkins, scenario: Scenario, db: Path) 
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
-    assert proc.returncode == -signal.SIGKILL
+    poster.join(timeout=10)
+    assert proc.returncode == -signal.SIGKILL and errors  # no answer ever came
 
 
 def test_every_failure_reaches_a_final_state_within_two_passes(
@@ -134,23 +163,28 @@ def test_every_failure_reaches_a_final_state_within_two_passes(
             client.close()
 
     api = ExecutionsAPI(ledger, reconciler, trigger)
-    platform = PythonPlatform(ledger, api)
     scenario = Scenario(jenkins, tmp_path)
+    kill_receiver_mid_trigger(jenkins, scenario, db)  # before this receiver "restarts"
+    killed = ledger.get("r-killed")
+    assert killed is not None and killed.queue_id is None  # the answer never came
+    assert killed.trigger_status == "pending" and killed.trigger_id
+    receiver = start_receiver(
+        api_keys=[API_KEY],
+        signature_secrets=[WHSEC],
+        tracking=Tracking(ledger, reconciler, api),
+    )
+    platform = HttpPlatform(receiver.base_url)
     try:
         answers = scenario.trigger_all(platform)
         assert answers["r-callback"]["status"] == "queued"
         assert answers["r-callback"]["queueId"] is not None
         assert answers["r-missing-job"]["status"] == "trigger_failed"
-        kill_mid_trigger(Cli(tmp_path), jenkins, scenario, db)
-        killed = ledger.get("r-killed")
-        assert killed is not None and killed.queue_id is None  # the answer never came
-        assert killed.trigger_status == "pending" and killed.trigger_id
 
         scenario.wait_builds()
         seen = scenario.after_builds(platform)
         assert seen["stale-old"]["stale"] is True and seen["stale-new"]["outcome"] == "applied"
 
-        first = reconciler.run_pass()  # the restarted platform: resumes r-killed
+        first = reconciler.run_pass()  # the restarted receiver's first pass: resumes r-killed
         clock.offset += GRACE + 1
         second = reconciler.run_pass()
         late = scenario.late_original(platform)  # the original arrives after the sync
@@ -175,12 +209,14 @@ def test_every_failure_reaches_a_final_state_within_two_passes(
         assert scenario.jobs["hangs"].builds[1].stopped  # --abort-on-timeout stopped it
         stale = ledger.get("r-stale")
         assert stale is not None and stale.build_number == 2
-        # the HTTP answers of the listing endpoints
-        status, listing = api.handle("GET", "/api/executions", {"status": ["cancelled"]}, b"")
+        # the listing endpoints
+        status, listing = platform.get("/api/executions", status="cancelled")
         assert status == 200 and [r["runId"] for r in listing["executions"]] == ["r-cancelled"]
-        status, one = api.handle("GET", "/api/executions/r-killed", {}, b"")
+        status, one = platform.get("/api/executions/r-killed")
         assert status == 200 and one["history"][1]["reason"].startswith("resumed:")
+        assert platform.get("/api/executions/stuck", timeout="0")[1]["executions"] == []
     finally:
+        receiver.stop()
         reconciler.stop()
         ledger.close()
         print("\n" + out.getvalue())

@@ -3,7 +3,7 @@
 ``ExecutionsAPI(ledger, reconciler, trigger).handle(method, path, query, body)`` -> (status, JSON):
 
 - ``GET /api/executions`` (``?status=`` repeatable or comma-separated, ``&job=``, ``&limit=``,
-  ``&offset=``) -> ``{"executions": [run...], "counts": {...}}``;
+  ``&offset=``) -> ``{"executions": [run...]}``, newest first;
 - ``GET /api/executions/stuck?timeout=MINUTES`` -> open runs unchanged for that long;
 - ``GET /api/executions/<runId>`` -> the run with its ``history``;
 - ``POST /api/executions`` ``{"job", "parameters"?, "runId"?}`` -> 201 with the run (queued, or
@@ -139,10 +139,7 @@ class ExecutionsAPI:
         limit = int(_number((query.get("limit") or ["200"])[0], "limit", low=1, high=MAX_LIST))
         offset = int(_number((query.get("offset") or ["0"])[0], "offset", low=0, high=1e12))
         runs = self.ledger.list(status=statuses or None, job=job, limit=limit, offset=offset)
-        return 200, {
-            "executions": [r.to_json() for r in runs],
-            "counts": self.ledger.counts_by_status(),
-        }
+        return 200, {"executions": [r.to_json() for r in runs]}
 
     def _create(self, doc: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         job = doc.get("job")

@@ -1,32 +1,33 @@
 """The reference receiver: what a platform endpoint for ci-report callbacks should do.
 
-Stdlib HTTP server (``platform/server.py``: route table, connection limits, management guard) +
-SQLite. Verifies the headers before reading the body (an unauthenticated client never makes it
-read more than its headers), the raw body before parsing it, dedupes on ``webhook-id`` (same id
-and body -> the stored 2xx again; same id, other body -> 422), and stores executions keyed by
-``runId`` (or job + build). Used by ``ci-report receiver``, ``ci-report demo`` and tests.
+Stdlib HTTP server (``platform/server.py``: route table, connection limits, management guard) + the
+run ledger (``platform/runs.py``: SQLite, or PostgreSQL shared by replicas). Verifies the headers
+before reading the body (an unauthenticated client never makes it read more than its headers), the
+raw body before parsing it, dedupes on ``webhook-id`` (same id and body -> the stored 2xx again;
+same id, other body -> 422), and stores executions keyed by ``runId`` (or job + build). Used by
+``ci-report receiver``, ``ci-report demo`` and tests.
 
 Endpoints: ``POST /api/jenkins/callback``, ``POST /api/jenkins/callback/test`` (authentication
-only, for ``ci-report diagnose``), ``GET /healthz``; management routes (API token, or loopback
-only without one): ``GET /api/executions``, ``GET /api/executions/<runId>``, and whatever other
-components register with :meth:`ReceiverHandle.add_route`. A refused callback gets a generic
-``{"error": "unauthorized"}``; the reason goes to the receiver's own log (``on_reject``).
+only, for ``ci-report diagnose``), ``GET /healthz``; management routes (API token, or loopback only
+without one): ``/api/executions*`` (``platform/executions_api.py``: list, one run with its history,
+stuck, trigger, sync, sync-stuck), and whatever other components register with
+:meth:`ReceiverHandle.add_route`. A refused callback gets a generic ``{"error": "unauthorized"}``;
+the reason goes to the receiver's own log (``on_reject``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sqlite3
 import ssl
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from ..verify import CallbackVerificationError, CallbackVerifier, PendingVerification
 from .events import Observer, safe
+from .executions_api import PREFIX as EXECUTIONS_PREFIX
+from .executions_api import ExecutionsAPI
+from .runs import Ledger, open_ledger
 from .server import (
     DEFAULT_MAX_BODY,
     GuardedHTTPServer,
@@ -38,6 +39,10 @@ from .server import (
     Router,
 )
 
+if TYPE_CHECKING:
+    from .reconcile import Reconciler
+    from .tracking import Tracking
+
 __all__ = [
     "CALLBACK_PATH",
     "MAX_BODY",
@@ -46,7 +51,6 @@ __all__ = [
     "ReceiverHandle",
     "Request",
     "Response",
-    "Store",
     "start_receiver",
 ]
 
@@ -55,152 +59,6 @@ TEST_PATH = "/api/jenkins/callback/test"
 # a callback body the sender builds with its default caps (10,000 results, 8,000-character
 # messages) stays well below this; it is read only after the headers authenticated the sender
 MAX_BODY = 32 * 1024 * 1024
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS deliveries (
-    webhook_id TEXT PRIMARY KEY,
-    body_sha256 TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    response TEXT NOT NULL,
-    received_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS executions (
-    key TEXT PRIMARY KEY,
-    run_id TEXT,
-    status TEXT,
-    passed INTEGER, failed INTEGER, skipped INTEGER, total INTEGER,
-    duration_ms INTEGER,
-    job TEXT, build INTEGER,
-    webhook_id TEXT,
-    modes TEXT,
-    payload TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    applied_count INTEGER NOT NULL DEFAULT 1
-);
-CREATE TABLE IF NOT EXISTS requests (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    webhook_id TEXT, path TEXT, status INTEGER, reason TEXT, at REAL NOT NULL
-);
-"""
-
-
-class Store:
-    """SQLite storage; one connection guarded by a lock (the server is threaded)."""
-
-    def __init__(self, path: str) -> None:
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
-        self._lock = threading.Lock()
-
-    def log_request(self, webhook_id: Optional[str], path: str, status: int, reason: str) -> None:
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO requests (webhook_id, path, status, reason, at) VALUES (?,?,?,?,?)",
-                (webhook_id, path, status, reason, time.time()),
-            )
-
-    def apply(self, webhook_id: str, body: bytes, modes: list[str]) -> tuple[int, dict[str, Any]]:
-        """Apply a verified callback exactly once; return (HTTP status, response body)."""
-        digest = hashlib.sha256(body).hexdigest()
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._conn.execute(
-                    "SELECT body_sha256, status, response FROM deliveries WHERE webhook_id = ?",
-                    (webhook_id,),
-                ).fetchone()
-                if row is not None:
-                    self._conn.execute("COMMIT")
-                    if row[0] != digest:
-                        return 422, {
-                            "error": "webhook-id reused with a different body",
-                            "webhookId": webhook_id,
-                        }
-                    stored = json.loads(row[2])
-                    stored["duplicate"] = True
-                    return int(row[1]), stored
-                try:
-                    payload = json.loads(body.decode("utf-8"))
-                except (UnicodeDecodeError, ValueError):
-                    self._conn.execute("ROLLBACK")
-                    return 400, {"error": "body is not UTF-8 JSON"}
-                if not isinstance(payload, dict):
-                    self._conn.execute("ROLLBACK")
-                    return 400, {"error": "body is not a JSON object"}
-                build = payload.get("build") or {}
-                run_id = payload.get("runId")
-                key = (
-                    f"run:{run_id}"
-                    if run_id is not None
-                    else f"build:{build.get('jobName')}#{build.get('buildNumber')}"
-                )
-                self._conn.execute(
-                    """INSERT INTO executions (key, run_id, status, passed, failed, skipped,
-                           total, duration_ms, job, build, webhook_id, modes, payload, updated_at)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-                       ON CONFLICT(key) DO UPDATE SET status=excluded.status,
-                           passed=excluded.passed, failed=excluded.failed,
-                           skipped=excluded.skipped, total=excluded.total,
-                           duration_ms=excluded.duration_ms, job=excluded.job,
-                           build=excluded.build, webhook_id=excluded.webhook_id,
-                           modes=excluded.modes, payload=excluded.payload,
-                           updated_at=excluded.updated_at,
-                           applied_count=executions.applied_count + 1""",
-                    (
-                        key,
-                        None if run_id is None else str(run_id),
-                        payload.get("status"),
-                        payload.get("passedCases"),
-                        payload.get("failedCases"),
-                        payload.get("skippedCases"),
-                        payload.get("totalCases"),
-                        payload.get("durationMs"),
-                        build.get("jobName"),
-                        build.get("buildNumber"),
-                        webhook_id,
-                        ",".join(modes),
-                        body.decode("utf-8"),
-                        time.time(),
-                    ),
-                )
-                response = {"accepted": True, "webhookId": webhook_id, "execution": key}
-                self._conn.execute(
-                    "INSERT INTO deliveries VALUES (?,?,?,?,?)",
-                    (webhook_id, digest, 200, json.dumps(response), time.time()),
-                )
-                self._conn.execute("COMMIT")
-                return 200, response
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-
-    def executions(self) -> list[dict[str, Any]]:
-        with self._lock:
-            cur = self._conn.execute(
-                "SELECT key, run_id, status, passed, failed, skipped, total, duration_ms, job,"
-                " build, webhook_id, modes, applied_count, updated_at, payload"
-                " FROM executions ORDER BY updated_at"
-            )
-            names = [d[0] for d in cur.description]
-            rows = [dict(zip(names, row)) for row in cur.fetchall()]
-        for row in rows:
-            row["payload"] = json.loads(row["payload"])
-        return rows
-
-    def requests(self) -> list[dict[str, Any]]:
-        with self._lock:
-            cur = self._conn.execute(
-                "SELECT webhook_id, path, status, reason, at FROM requests ORDER BY id"
-            )
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
 
 RejectHook = Callable[[int, Optional[str], str, str], None]
 
@@ -211,7 +69,7 @@ class _Callbacks:
     def __init__(
         self,
         verifier: CallbackVerifier,
-        store: Store,
+        store: Ledger,
         *,
         observer: Optional[Observer],
         on_apply: Optional[Callable[[Any], None]],
@@ -247,7 +105,7 @@ class _Callbacks:
         if request.path == TEST_PATH:
             self.store.log_request(verified.webhook_id, request.path, 200, "test")
             return Response(200, {"ok": True, "modes": verified.modes})
-        status, body = self.store.apply(verified.webhook_id, request.body, verified.modes)
+        status, body = self.store.apply_callback(verified.webhook_id, request.body, verified.modes)
         self.store.log_request(verified.webhook_id, request.path, status, body.get("error", "ok"))
         if status >= 300:
             self._rejected(status, verified.webhook_id, request.path, str(body.get("error", "")))
@@ -286,27 +144,37 @@ def _bounded(value: Optional[str], limit: int = 256) -> Optional[str]:
     return value if len(value) <= limit else value[:limit] + f"...({len(value)} chars)"
 
 
-def _executions_routes(store: Store) -> list[Route]:
-    def list_all(request: Request) -> Response:
-        return Response(200, {"executions": store.executions()})
+def _executions_routes(api: ExecutionsAPI) -> list[Route]:
+    """``/api/executions*`` (the run ledger's API); a runId the ledger has never seen falls
+    back to the stored callback record of that run (what the receiver showed before runs were
+    tracked)."""
 
-    def one(request: Request) -> Response:
-        if request.path == "/api/executions":
-            return list_all(request)
-        wanted = request.path.rsplit("/", 1)[1]
-        for row in store.executions():
-            if str(row["run_id"]) == wanted or row["key"] == wanted:
-                return Response(200, row)
-        return Response(404, {"error": "no such execution"})
+    def handle(request: Request) -> Response:
+        status, body = api.handle(request.method, request.path, request.query, request.body)
+        if status == 404 and request.method == "GET" and request.path.count("/") == 3:
+            wanted = request.path.rsplit("/", 1)[1]
+            for row in api.ledger.callbacks():
+                if str(row["run_id"]) == wanted or row["key"] == wanted:
+                    return Response(200, row)
+        return Response(status, body)
 
-    return [Route("GET", "/api/executions", one, management=True)]
+    return [
+        Route("GET", EXECUTIONS_PREFIX, handle, management=True),
+        Route("POST", EXECUTIONS_PREFIX, handle, management=True, max_body=1024 * 1024),
+    ]
 
 
 @dataclass
 class ReceiverHandle:
     server: GuardedHTTPServer
     thread: Optional[threading.Thread]
-    store: Store
+    store: Ledger  # the run ledger: callbacks, dedupe, request log, runs
+    owns_store: bool = True
+    reconciler: Optional[Reconciler] = None
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.store
 
     @property
     def base_url(self) -> str:
@@ -340,7 +208,8 @@ class ReceiverHandle:
         )
 
     def executions(self) -> list[dict[str, Any]]:
-        return self.store.executions()
+        """The stored callback records (one per runId, or job + build)."""
+        return self.store.callbacks()
 
     def requests(self) -> list[dict[str, Any]]:
         return self.store.requests()
@@ -353,7 +222,8 @@ class ReceiverHandle:
         self.server.server_close()
         if self.thread is not None:
             self.thread.join(timeout=5)
-        self.store.close()
+        if self.owns_store:
+            self.store.close()
 
 
 def start_receiver(
@@ -375,12 +245,20 @@ def start_receiver(
     on_apply: Optional[Callable[[Any], None]] = None,
     on_reject: Optional[RejectHook] = None,
     ssl_context: Optional[ssl.SSLContext] = None,
+    ledger: Optional[Ledger] = None,
+    reconciler: Optional[Reconciler] = None,
+    tracking: Optional[Tracking] = None,
 ) -> ReceiverHandle:
     """Start the receiver (in a daemon thread unless ``background=False``). ``on_reject``
     gets (status, webhook-id, path, reason) of every refused POST; ``ssl_context`` (a server
     context with its certificate loaded) serves HTTPS; ``require_modes`` (``"jwt"``,
     ``"hmac"``, ``"api-key"``) must all be presented by every callback; ``api_token`` guards the
-    management routes (without one they are served to loopback clients only)."""
+    management routes (without one they are served to loopback clients only).
+
+    Storage is the run ledger: ``tracking`` (from ``platform.tracking.open_tracking``: ledger,
+    reconciler and the trigger behind ``POST /api/executions``), or ``ledger`` (+ optional
+    ``reconciler``), else a SQLite ledger at ``db_path`` that the handle owns and closes.
+    Starting the reconciler's passes is the caller's (``tracking.start(interval)``)."""
     verifier = CallbackVerifier(
         signature_secrets=signature_secrets,
         jwt_secrets=jwt_secrets,
@@ -388,7 +266,12 @@ def start_receiver(
         jwt_audience=jwt_audience,
         require=require_modes,
     )
-    store = Store(str(db_path))
+    owns = tracking is None and ledger is None
+    if tracking is not None:
+        store, reconciler, api = tracking.ledger, tracking.reconciler, tracking.api
+    else:
+        store = ledger if ledger is not None else open_ledger(str(db_path))
+        api = ExecutionsAPI(store, reconciler)
     callbacks = _Callbacks(
         verifier, store, observer=observer, on_apply=on_apply, on_reject=on_reject
     )
@@ -406,14 +289,15 @@ def start_receiver(
             )
         )
     router.add(Route("GET", "/healthz", lambda r: Response(200, {"ok": True}), management=False))
-    for route in _executions_routes(store):
+    for route in _executions_routes(api):
         router.add(route)
     try:
         server = GuardedHTTPServer(
             (host, port), router, limits=limits, api_token=api_token, on_log=on_log
         )
     except BaseException:
-        store.close()
+        if owns:
+            store.close()
         raise
     if ssl_context is not None:
         server.socket = ssl_context.wrap_socket(
@@ -430,4 +314,4 @@ def start_receiver(
             daemon=True,
         )
         thread.start()
-    return ReceiverHandle(server, thread, store)
+    return ReceiverHandle(server, thread, store, owns_store=owns, reconciler=reconciler)

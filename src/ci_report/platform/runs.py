@@ -537,7 +537,8 @@ class Ledger:
                     runId=run.run_id,
                     message=(
                         f"callback from build #{number} is older than build "
-                        f"#{run.build_number} of run {run.run_id}: acknowledged, not applied (the newer result stays)"
+                        f"#{run.build_number} of run {run.run_id}: acknowledged, not applied "
+                        "(the newer result stays)"
                     ),
                 )
             else:
