@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.integration
 
 FAKE = Path(__file__).resolve().parents[1] / "data" / "kaniko" / "fake-executor"
 DEST = "127.0.0.1:5999/team/app:1.0"
+REAL = runpy.run_path(str(FAKE.parent / "failure_lines.py"))
 
 
 @pytest.fixture
@@ -124,6 +126,20 @@ def test_log_scenarios(ws: Path, capsys: pytest.CaptureFixture[str], scenario: s
     assert rep["diagnosis"]["code"] == code, err
     assert rep["diagnosis"]["evidence"] and rep["diagnosis"]["fixes"]
     assert f"image push FAILED [{code}]" in err
+
+
+def test_real_failure_lines_in_direct_mode(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # every real line of tests/data/kaniko/failure_lines.py, printed by the executor as Kaniko
+    # prints its final error, with its wrappers
+    failures = []
+    # one line per (code, stage): each mode once; tests/unit/test_image_failure_lines.py has all
+    one_each = {(c[3], c[4]): c for c in REAL["LINES"]}.values()
+    for wrapper, cause, _source, code, _stage in one_each:
+        line = REAL["line_of"](wrapper, cause)
+        rc, rep, _ = push(ws, capsys, scenario="line", FAKE_KANIKO_LINE=line)
+        if (rc, rep["diagnosis"]["code"]) != (1, code):
+            failures.append((line, rc, rep["diagnosis"]["code"]))
+    assert failures == []
 
 
 def test_color_log_format_is_understood(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import runpy
 import shutil
 import signal
 import subprocess
@@ -176,6 +177,23 @@ def test_every_log_code(ws: Path, busybox_bin: Path, capsys: pytest.CaptureFixtu
         got = (rc, rep["exitCode"], rep["diagnosis"]["code"])
         if got != (exit_code, exit_code, code):
             failures.append((scenario, got))
+    assert failures == []
+
+
+def test_real_failure_lines_in_split_mode(
+    ws: Path, busybox_bin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = runpy.run_path(str(FAKE.parent / "failure_lines.py"))
+    assert plan(capsys)[0] == 0
+    failures = []
+    # one line per (code, stage): each mode once; tests/unit/test_image_failure_lines.py has all
+    one_each = {(c[3], c[4]): c for c in real["LINES"]}.values()
+    for wrapper, cause, _source, code, _stage in one_each:
+        line = real["line_of"](wrapper, cause)
+        assert run_script(ws, busybox_bin, "line", FAKE_KANIKO_LINE=line).returncode == 1
+        rc, rep, _ = diagnose(ws, capsys, "--step-exit", "1")
+        if (rc, rep["diagnosis"]["code"]) != (1, code):
+            failures.append((line, rc, rep["diagnosis"]["code"]))
     assert failures == []
 
 

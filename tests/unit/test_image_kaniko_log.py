@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import pytest
 
 from ci_report.image.kaniko_log import (
@@ -190,9 +193,8 @@ CASES = [
         "name-unknown",
     ),
     (
-        "error checking push permissions -- make sure ...: creating push check transport for "
-        "index.docker.io failed: GET https://auth.docker.io/token?scope=x: unexpected status code "
-        "400 Bad Request",
+        PERM + "creating push check transport for index.docker.io failed: GET "
+        "https://auth.docker.io/token?scope=x: unexpected status code 400 Bad Request",
         "A1c",
         "registry-auth",
     ),
@@ -270,7 +272,7 @@ CASES = [
         "error building image: error building stage: failed to get filesystem from image: error "
         "removing /etc/hosts to make way for new file",
         "B4",
-        "unknown",
+        "filesystem-conflict",
     ),
     ("sh: /kaniko/executor: not found", "X1", "executor-missing"),
     (
@@ -289,7 +291,9 @@ def test_catalogue_entry(line: str, entry_id: str, code: str) -> None:
 
 
 def test_every_catalogue_entry_has_a_case() -> None:
-    covered = {c[1] for c in CASES} | {"C1"}
+    real = runpy.run_path(str(Path(__file__).parents[1] / "data" / "kaniko" / "failure_lines.py"))
+    found = [match_line(real["line_of"](w, cause)) for w, cause, *_ in real["LINES"]]
+    covered = {c[1] for c in CASES} | {"C1"} | {e.id for e in found if e is not None}
     assert {e.id for e in CATALOGUE} <= covered
 
 

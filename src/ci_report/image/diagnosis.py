@@ -49,6 +49,8 @@ CODES = (
     "immutable-tag",
     "name-unknown",
     "executor-missing",
+    "filesystem-conflict",  # a layer's file type clashes with the image or a mounted path
+    "manifest-rejected",  # the registry refused the manifest (media type, tag, missing blob)
     "script-never-ran",  # split mode: the kaniko step exited 127 and left no file of this run
     "stale-result",  # split mode: the rc/log/times files predate the plan or contradict the step
     "unknown",
@@ -388,19 +390,67 @@ def _oom(facts: RunFacts) -> Diagnosis:
 # -- catalogue ---------------------------------------------------------------------------
 
 
+_STAGE_WORDS = {
+    "push-check": "checking push access{to}",
+    "push": "pushing the image{to}",
+    "pull": "pulling the base image",
+}
+
+
+def _stage_of(facts: RunFacts, match: CatalogueMatch) -> Optional[str]:
+    """Where it failed: the wrappers say it best; else the log's last phase."""
+    stage = match.peeled.stage if match.peeled else None
+    if stage in _STAGE_WORDS:
+        return stage
+    phase = _phase(facts)
+    if phase in PULL_PHASES:
+        return "pull"
+    if phase in PUSH_PHASES:
+        return "push"
+    return None
+
+
+def _with_stage(summary: str, stage: Optional[str], match: CatalogueMatch) -> str:
+    if stage is None or stage not in _STAGE_WORDS:
+        return summary
+    peeled = match.peeled
+    where = (peeled.host or peeled.destination) if peeled else None
+    head = _STAGE_WORDS[stage].format(to=f" to {where}" if where else "")
+    return f"{head} failed: {summary}"
+
+
 def _from_catalogue(facts: RunFacts, match: CatalogueMatch) -> Diagnosis:
     item = match.entry
     lines = list(facts.lines)
     evidence: list[str] = []
     fixes = list(item.fixes)
     summary = item.summary
+    code = item.code
+    stage = _stage_of(facts, match)
     if item.code == "run-step-failed":
         # the RUN output just above the error line says what failed
         start = max(_marker_index(lines[: match.index]) + 1, match.index - 4)
         evidence = [parse_line(x).raw for x in lines[start : match.index] if x.strip()]
-        m = item.regex.search(parse_line(match.line).msg)
+        m = item.regex.search(match.peeled.cause if match.peeled else parse_line(match.line).msg)
         status = m.group(1) if m else None
-        if status == "137" or (m and m.group(2) == "killed"):
+        killed_by = m.group(2) if m else None
+        if killed_by == "killed":
+            # the older format (no exit status): SIGKILL inside the container is the kernel's
+            # OOM killer in practice; a Jenkins abort sends SIGTERM
+            code = "oom-killed"
+            summary = (
+                "a RUN process of the Dockerfile was killed with SIGKILL inside the build "
+                "(usually the container's memory limit)"
+            )
+            fixes = [
+                "lower the JVM/tool heap in that RUN, or raise the kaniko container's memory limit",
+                "--compressed-caching=false; --snapshot-mode=redo",
+            ]
+        elif killed_by == "terminated":
+            code = "terminated"
+            summary = "a RUN process of the Dockerfile was stopped with SIGTERM (an abort)"
+            fixes = ["check who stopped the build: a Jenkins abort or timeout(), or the pod"]
+        elif status == "137":
             summary += (
                 "; the RUN process was killed (exit 137 inside the build is usually its "
                 "own memory use)"
@@ -408,30 +458,34 @@ def _from_catalogue(facts: RunFacts, match: CatalogueMatch) -> Diagnosis:
             fixes.append("lower the JVM/tool heap in that RUN, or raise the memory limit")
         elif status:
             summary += f" with exit status {status}"
+        elif killed_by:
+            summary += f" (signal: {killed_by})"
+        stage = None
     elif item.code == "executor-missing":
         summary = f"{summary} (exit {facts.exit_code})"
-    elif item.code in ("registry-auth", "registry-denied") and _phase(facts) in PULL_PHASES:
+        stage = None
+    elif item.code in ("registry-auth", "registry-denied") and stage == "pull":
         # refused while fetching the base image: the base's registry, not the destination
         image, host = _base_being_pulled(lines[: match.index])
         where = f"{host} (base image {image})" if host and image else "the base image's registry"
-        summary = f"pulling the base image failed: {where} refused access"
+        summary = f"refused access by {where}"
         fixes = [
             f"add an 'auths' entry for {host or 'the base image registry host'} to the docker "
             "config.json Kaniko reads (/kaniko/.docker/config.json)",
             "or copy the base image into your own registry and use that in FROM",
         ]
+    elif item.code in ("dockerfile-missing", "copy-source-missing", "snapshot-timeout"):
+        stage = None
+    summary = _with_stage(summary, stage, match)
     evidence.append(match.line)
     marker = facts.log.last_marker if facts.log else None
     if marker and marker not in evidence:
         evidence.insert(0, marker)
-    return Diagnosis(
-        "failed",
-        item.code,
-        summary,
-        evidence,
-        fixes,
-        f"Kaniko's error line matches catalogue entry {item.id}",
-    )
+    peeled = match.peeled
+    cause = f"Kaniko's error line matches catalogue entry {item.id}"
+    if peeled and peeled.wrappers:
+        cause += f" by its innermost cause (under {len(peeled.wrappers)} wrapper(s))"
+    return Diagnosis("failed", code, summary, evidence, fixes, cause)
 
 
 # -- the decision ------------------------------------------------------------------------

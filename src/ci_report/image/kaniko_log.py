@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Optional, Sequence
 
+from .wrappers import Peeled, peel
+
 __all__ = [
     "CATALOGUE",
     "PHASES",
@@ -310,21 +312,32 @@ class LogState:
 
 @dataclass(frozen=True)
 class CatalogueEntry:
-    id: str  # the row in reference/kaniko.md b.4 (P1, A1a, U1e, ...)
+    id: str  # the row of the failure catalogue (P1, A1a, U1e, ...)
     code: str  # the diagnosis code
     regex: re.Pattern[str]
     summary: str
     fixes: tuple[str, ...]
     fatal: bool = True  # False: a warning that does not end the build by itself
+    stages: Optional[tuple[str, ...]] = None  # only behind these wrappers (see wrappers.py)
 
 
 def _e(
-    id: str, code: str, pattern: str, summary: str, *fixes: str, fatal: bool = True, flags: int = 0
+    id: str,
+    code: str,
+    pattern: str,
+    summary: str,
+    *fixes: str,
+    fatal: bool = True,
+    flags: int = 0,
+    stages: Optional[tuple[str, ...]] = None,
 ) -> CatalogueEntry:
-    return CatalogueEntry(id, code, re.compile(pattern, flags), summary, tuple(fixes), fatal)
+    regex = re.compile(pattern, flags)
+    return CatalogueEntry(id, code, regex, summary, tuple(fixes), fatal, stages)
 
 
-# Most specific first: the first entry that matches a line decides that line.
+# Matched against the innermost cause (wrappers peeled, see wrappers.py), first match wins, in a
+# fixed order: Kaniko's own conditions, TLS, plain HTTP, network and timeouts, registry error
+# codes, auth, then build errors.
 CATALOGUE: tuple[CatalogueEntry, ...] = (
     # first: a cache-push warning claims its line even when it quotes another error
     _e(
@@ -369,13 +382,107 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "--kaniko-dir=<a large emptyDir>; a smaller base image; multi-stage builds",
     ),
     _e(
+        "B6",
+        "copy-source-missing",
+        r"failed to get files used from context|copy failed: no source files specified"
+        r"|failed to get fileinfo for",
+        "a COPY/ADD source does not exist in the build context",
+        "build the artifact before the image step, check --context, and check .dockerignore",
+    ),
+    _e(
+        "F1",
+        "filesystem-conflict",
+        r"(?:mkdir|unlinkat|symlink|rename|open|lstat|stat|link|remove|chmod|chown|mknod) \S+: "
+        r"(?:not a directory|file exists|too many levels of symbolic links"
+        r"|device or resource busy)",
+        "a file in the image conflicts with another one of a different type, or with a path "
+        "mounted into the kaniko container",
+        "a layer replaces a directory with a file or a link (or the reverse): find the path in "
+        "the error line and change the Dockerfile or base image so the types agree",
+        "'device or resource busy' is a path mounted into the container (/etc/resolv.conf, "
+        "/etc/hosts, a volume): --ignore-path=<that path>",
+    ),
+    _e(
+        "B4",
+        "filesystem-conflict",
+        r"error removing (\S+) to make way for new",
+        "the base image conflicts with a path mounted into the kaniko container",
+        "do not mount over paths that exist in the base image; use --ignore-path",
+    ),
+    # TLS, then plain HTTP on an HTTPS port
+    _e(
+        "T2",
+        "registry-tls",
+        r"x509: |tls: failed to verify certificate|certificate signed by unknown authority"
+        r"|tls: handshake failure|remote error: tls",
+        "the registry's TLS certificate is not trusted by Kaniko",
+        "--registry-certificate=<host>=/path/ca.crt, or mount the CA at /kaniko/ssl/certs/",
+        "last resort: --skip-tls-verify-registry=<host>",
+    ),
+    _e(
+        "T1",
+        "registry-tls",
+        r"server gave HTTP response to HTTPS client",
+        "the registry speaks plain HTTP but Kaniko used HTTPS",
+        "--insecure-registry=<host:port> (covers push and pull)",
+    ),
+    # network and timeouts
+    _e(
+        "N1",
+        "registry-network",
+        r"\b50[234]\b (?:Bad Gateway|Service Unavailable|Gateway Time-?out)"
+        r"|unsupported status code 50[234]|unexpected status code 50[234]|\bUNAVAILABLE\b"
+        r"|<h1>50[234] ",
+        "a proxy or load balancer in front of the registry answered 502/503/504 (the registry "
+        "behind it is down, overloaded or too slow)",
+        "retry later; --push-retry=3 and --image-download-retry=2 ride out short outages",
+        "check the proxy's upstream timeout and the registry's health",
+    ),
+    _e(
+        "B3",
+        "registry-network",
+        r"connection reset by peer|unexpected EOF|stream error|INTERNAL_ERROR|PROTOCOL_ERROR"
+        r"|connection timed out|i/o timeout|use of closed network connection",
+        "downloading the base image failed mid-transfer",
+        "--image-fs-extract-retry=2 (and --image-download-retry=2)",
+        "use a registry mirror close to the cluster (--registry-mirror / --registry-map)",
+        stages=("pull",),
+    ),
+    _e(
+        "U1f",
+        "push-connection-dropped",
+        r"use of closed network connection|GOAWAY|connection reset by peer|broken pipe"
+        r"|unexpected EOF|BLOB_UPLOAD_INVALID|BLOB_UPLOAD_UNKNOWN|http2: server sent",
+        "the connection to the registry was dropped mid-transfer (proxy idle/body timeout, "
+        "HTTP/2 problems, upload session expired)",
+        "--push-retry=3 (and --image-fs-extract-retry=2 for pulls)",
+        "GODEBUG=http2client=0 in the executor's environment",
+        "raise proxy/load-balancer timeouts above layer size / bandwidth",
+    ),
+    _e(
+        "A1d",
+        "registry-network",
+        r"dial tcp \S+: (?:i/o timeout|connect: no route to host|connect: connection refused)"
+        r"|no such host|TLS handshake timeout|i/o timeout|context deadline exceeded"
+        r"|Client\.Timeout exceeded|network is unreachable|no route to host|connection refused"
+        r"|connection timed out|proxyconnect tcp",
+        "Kaniko could not reach the registry (DNS, network policy, proxy or a registry outage)",
+        "check egress to the registry from the pod (NetworkPolicy, HTTPS_PROXY/NO_PROXY)",
+        "--push-retry=3, --image-download-retry=2 for transient failures",
+    ),
+    # registry error codes
+    _e(
         "U1g",
         "immutable-tag",
         r"The repository has enabled tag immutability|cannot be overwritten because the "
-        r"repository is immutable|tag invalid: The image tag .* already exists",
-        "the destination tag already exists and the repository's tags are immutable",
+        r"repository is immutable|tag invalid: The image tag .* already exists"
+        r"|MANIFEST_INVALID: manifest invalid; map\[description:HTTP 403 Forbidden\]",
+        "the destination tag already exists and the registry refuses to overwrite it (an "
+        "immutable repository; Artifactory answers MANIFEST_INVALID with 'HTTP 403 Forbidden', "
+        "which looks like a permission problem but is not)",
         "push a unique tag (e.g. add the build number or commit)",
-        "or add --push-ignore-immutable-tag-errors for re-runs of release builds",
+        "or allow overwrites for this repository (Artifactory: the deploying user needs "
+        "'Delete/Overwrite'), or --push-ignore-immutable-tag-errors for re-runs of release builds",
     ),
     _e(
         "U1e",
@@ -405,29 +512,61 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "create the repository first (ECR, some Harbor/Nexus setups), or fix the destination path",
     ),
     _e(
+        "M1",
+        "manifest-rejected",
+        r"MANIFEST_INVALID: .*mediaType in manifest should be '([^']+)' not '([^']+)'",
+        "the registry accepts only Docker manifests, and the image has an OCI manifest (an OCI "
+        "base image keeps its media type)",
+        "use a base image published with Docker media types, or let the registry accept OCI "
+        "manifests (GitLab: upgrade; Nexus/Artifactory: enable OCI support)",
+        "or convert the base image once (skopeo copy --format v2s2) into your own registry",
+    ),
+    _e(
+        "M2",
+        "manifest-rejected",
+        r"MANIFEST_INVALID|\bUNSUPPORTED\b",
+        "the registry refused the image manifest (its own validation, a size or policy limit, "
+        "or a server-side failure it reports as an invalid manifest)",
+        "read the registry's description in the error line; ECR 'UNSUPPORTED ... ImageManifest' "
+        "means a manifest it cannot parse: check the media types and --reproducible",
+        "retry when the description names a server problem (e.g. 'Circuit Breaker')",
+    ),
+    _e(
+        "M3",
+        "manifest-rejected",
+        r"TAG_INVALID",
+        "the registry refused the tag (the tag in the manifest PUT did not match, or is not a "
+        "valid tag for it)",
+        "use a plain tag: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}, and one registry per destination",
+    ),
+    _e(
+        "M4",
+        "manifest-rejected",
+        r"MANIFEST_BLOB_UNKNOWN|BLOB_UNKNOWN",
+        "the registry does not have a layer the manifest refers to (an upload that was lost, a "
+        "parallel push or garbage collection, or a cross-repository mount it did not honour)",
+        "retry the push (--push-retry=3); avoid parallel pushes of the same image",
+        "with a cache or base in another repository of the same registry, push without "
+        "cross-repository mounts or copy the base into the destination repository",
+    ),
+    _e(
+        "B1",
+        "base-image-not-found",
+        r"MANIFEST_UNKNOWN|manifest unknown|manifest for .* not found",
+        "the base image (or its linux/amd64 platform) does not exist, or a FROM names a stage "
+        "that is not defined before it",
+        "check the FROM image name, tag and platform (skopeo inspect / crane manifest)",
+        "stage names must be defined before they are used in FROM",
+    ),
+    # auth
+    _e(
         "A1c",
         "registry-auth",
-        r"creating push check transport for (\S+) failed|invalid repository name",
+        r"(?:GET|Get) \"?\S*token\S*\"?: unexpected status code 4\d\d|invalid repository name",
         "the registry's token endpoint refused the destination (often a name without registry "
         "host or namespace)",
         "fully qualify --destination as host/namespace/repo:tag",
         "check the credentials for that host in config.json",
-    ),
-    _e(
-        "T1",
-        "registry-tls",
-        r"server gave HTTP response to HTTPS client",
-        "the registry speaks plain HTTP but Kaniko used HTTPS",
-        "--insecure-registry=<host:port> (covers push and pull)",
-    ),
-    _e(
-        "T2",
-        "registry-tls",
-        r"x509: |tls: failed to verify certificate|certificate signed by unknown authority"
-        r"|tls: handshake failure|remote error: tls",
-        "the registry's TLS certificate is not trusted by Kaniko",
-        "--registry-certificate=<host>=/path/ca.crt, or mount the CA at /kaniko/ssl/certs/",
-        "last resort: --skip-tls-verify-registry=<host>",
     ),
     _e(
         "A1a",
@@ -448,58 +587,12 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         "check the account's push rights on the repository and the namespace/organisation",
         "check registry policies (quota, immutability, project permissions)",
     ),
-    _e(
-        "B1",
-        "base-image-not-found",
-        r"MANIFEST_UNKNOWN|manifest unknown|manifest for .* not found",
-        "the base image (or its linux/amd64 platform) does not exist, or a FROM names a stage "
-        "that is not defined before it",
-        "check the FROM image name, tag and platform (skopeo inspect / crane manifest)",
-        "stage names must be defined before they are used in FROM",
-    ),
-    _e(
-        "B3",
-        "registry-network",
-        r"failed to get filesystem from image: .*(?:connection reset by peer|unexpected EOF"
-        r"|stream error|INTERNAL_ERROR)",
-        "downloading a base-image layer failed mid-transfer",
-        "--image-fs-extract-retry=2 (and --image-download-retry=2)",
-        "use a registry mirror close to the cluster (--registry-mirror / --registry-map)",
-    ),
-    _e(
-        "U1f",
-        "push-connection-dropped",
-        r"use of closed network connection|GOAWAY|connection reset by peer|broken pipe"
-        r"|unexpected EOF|BLOB_UPLOAD_INVALID|BLOB_UPLOAD_UNKNOWN|http2: server sent",
-        "the connection to the registry was dropped mid-transfer (proxy idle/body timeout, "
-        "HTTP/2 problems, upload session expired)",
-        "--push-retry=3 (and --image-fs-extract-retry=2 for pulls)",
-        "GODEBUG=http2client=0 in the executor's environment",
-        "raise proxy/load-balancer timeouts above layer size / bandwidth",
-    ),
-    _e(
-        "A1d",
-        "registry-network",
-        r"dial tcp \S+: (?:i/o timeout|connect: no route to host|connect: connection refused)"
-        r"|no such host|TLS handshake timeout|i/o timeout|context deadline exceeded"
-        r"|Client\.Timeout exceeded|network is unreachable|proxyconnect tcp",
-        "Kaniko could not reach the registry (DNS, network policy, proxy or a registry outage)",
-        "check egress to the registry from the pod (NetworkPolicy, HTTPS_PROXY/NO_PROXY)",
-        "--push-retry=3, --image-download-retry=2 for transient failures",
-    ),
-    _e(
-        "B6",
-        "copy-source-missing",
-        r"failed to get files used from context|copy failed: no source files specified"
-        r"|failed to get fileinfo for",
-        "a COPY/ADD source does not exist in the build context",
-        "build the artifact before the image step, check --context, and check .dockerignore",
-    ),
+    # the build itself
     _e(
         "B5",
         "run-step-failed",
-        r"failed to execute command: waiting for process to exit: (?:exit status (\d+)|signal: "
-        r"(\w+))",
+        r"(?:^|failed to execute command: )waiting for process to exit: (?:exit status (\d+)"
+        r"|signal: (\w+))",
         "a RUN instruction of the Dockerfile failed (its own exit code is passed through)",
         "read the RUN output above the error line: the command in the Dockerfile failed, not "
         "Kaniko",
@@ -510,13 +603,6 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         r"kaniko should only be run inside of a container",
         "the executor was started outside a container",
         "run it in the kaniko image (or pass --force if you know what you are doing)",
-    ),
-    _e(
-        "B4",
-        "unknown",
-        r"error removing (\S+) to make way for new",
-        "the base image conflicts with a path mounted into the kaniko container",
-        "do not mount over paths that exist in the base image; use --ignore-path",
     ),
     _e(
         "X1",
@@ -539,6 +625,7 @@ class CatalogueMatch:
     entry: CatalogueEntry
     line: str  # the line that matched (normalised, ANSI stripped)
     index: int  # its position in the lines searched
+    peeled: Optional[Peeled] = None  # the innermost cause and the wrappers around it
 
 
 def _candidate(line: LogLine) -> bool:
@@ -546,14 +633,27 @@ def _candidate(line: LogLine) -> bool:
     return line.level in (None, "error", "fatal", "panic", "warning")
 
 
-def match_line(text: str) -> Optional[CatalogueEntry]:
+def classify(message: str) -> Optional[tuple[CatalogueEntry, Peeled]]:
+    """The catalogue entry for one error message, decided by its innermost cause."""
+    peeled = peel(message)
+    for item in CATALOGUE:
+        if item.stages is not None and peeled.stage not in item.stages:
+            continue
+        if item.regex.search(peeled.cause):
+            return item, peeled
+    return None
+
+
+def _classify_line(text: str) -> Optional[tuple[CatalogueEntry, Peeled]]:
     parsed = parse_line(text)
     if not _candidate(parsed) or _RETRY.match(parsed.msg):
         return None
-    for item in CATALOGUE:
-        if item.regex.search(parsed.msg):
-            return item
-    return None
+    return classify(parsed.msg)
+
+
+def match_line(text: str) -> Optional[CatalogueEntry]:
+    found = _classify_line(text)
+    return found[0] if found else None
 
 
 def match_catalogue(
@@ -563,8 +663,8 @@ def match_catalogue(
     error). Retry warnings are skipped: a retried error is not the cause by itself."""
     found: list[CatalogueMatch] = []
     for index in range(len(lines) - 1, -1, -1):
-        item = match_line(lines[index])
-        if item is None or (not item.fatal and not include_nonfatal):
+        hit = _classify_line(lines[index])
+        if hit is None or (not hit[0].fatal and not include_nonfatal):
             continue
-        found.append(CatalogueMatch(item, strip_ansi(lines[index]).rstrip(), index))
+        found.append(CatalogueMatch(hit[0], strip_ansi(lines[index]).rstrip(), index, hit[1]))
     return found
