@@ -236,3 +236,18 @@ def test_a_dead_proxy_is_named_as_the_proxy(monkeypatch: pytest.MonkeyPatch) -> 
     err = info.value
     assert "through the proxy http://127.0.0.1:9" in err.message
     assert "NO_PROXY" in (err.fix or "") and "proxy-pass-1" not in err.message
+
+
+def test_answers_are_read_within_a_cap(requests_mock) -> None:
+    """A huge answer is refused at the cap, not read whole (issue 9 finding 6)."""
+    small = JenkinsClient(BASE, "u", "t", max_response_bytes=1000)
+    url = BASE + "job/a/4/artifact/ci-report/callback.json"
+    requests_mock.get(url, content=b"x" * 1001)
+    with pytest.raises(JenkinsHTTPError, match="larger than 1000 bytes"):
+        small.artifact("a", 4, "ci-report/callback.json")
+    requests_mock.get(url, content=b"x" * 1000)
+    assert small.artifact("a", 4, "ci-report/callback.json") == b"x" * 1000
+    assert small.artifact("a", 4, "ci-report/callback.json", max_bytes=10_000) == b"x" * 1000
+    requests_mock.get(BASE + "job/a/4/api/json", content=b'{"n": "' + b"y" * 2000 + b'"}')
+    with pytest.raises(JenkinsHTTPError, match="larger than 1000 bytes"):
+        small.build("a", 4)

@@ -121,7 +121,21 @@ def test_batch_exit_codes() -> None:
     assert batch_exit_code([done, gone]) == 0
     assert batch_exit_code([gone]) == 3 and batch_exit_code([]) == 3
     assert batch_exit_code([done, failed]) == 1
-    assert json.dumps(done.summary())
+    # the summary is the --json line platforms parse: every key, JSON-serializable
+    assert json.loads(json.dumps(done.summary())) == {
+        "runId": None,
+        "job": "a",
+        "build": 1,
+        "state": "recovered",
+        "source": None,
+        "buildResult": None,
+        "deliveryId": None,
+        "url": None,
+        "delivery": "delivered",
+        "attempts": 0,
+        "error": None,
+        "notes": [],
+    }
 
 
 def test_read_batch_names_the_missing_key(tmp_path: Path) -> None:
@@ -135,7 +149,7 @@ def test_read_batch_names_the_missing_key(tmp_path: Path) -> None:
         read_batch(path)
 
 
-def test_jenkins_unreachable_is_never_nothing_to_recover(requests_mock) -> None:
+def test_jenkins_unreachable_is_never_nothing_to_recover(requests_mock, tmp_path: Path) -> None:
     """Exit 3 tells a platform 'give up on this run'; an unreachable Jenkins must not say it."""
     import requests
 
@@ -145,7 +159,7 @@ def test_jenkins_unreachable_is_never_nothing_to_recover(requests_mock) -> None:
 
     base = "https://ci.example/"
     client = JenkinsClient(base, "u", "t")
-    settings = load_settings({}, env={}, cwd=Path("."))
+    settings = load_settings({}, env={}, cwd=tmp_path)
     requests_mock.get(base + "job/a/4/api/json", exc=requests.exceptions.ConnectionError("reset"))
     down = sync_one(client, "a", 4, settings, run_id="64")
     assert down.state == "error" and down.exit_code == 1
@@ -156,7 +170,7 @@ def test_jenkins_unreachable_is_never_nothing_to_recover(requests_mock) -> None:
     assert batch_exit_code([refused]) == 1
 
 
-def test_missing_job_is_not_called_a_missing_build(requests_mock) -> None:
+def test_missing_job_is_not_called_a_missing_build(requests_mock, tmp_path: Path) -> None:
     from ci_report.config import load_settings
     from ci_report.platform.jenkins import JenkinsClient
     from ci_report.platform.sync import sync_build
@@ -166,7 +180,7 @@ def test_missing_job_is_not_called_a_missing_build(requests_mock) -> None:
     requests_mock.get(base + "job/a/api/json", status_code=404)
     requests_mock.get(base + "job/b/9/api/json", status_code=404)
     requests_mock.get(base + "job/b/api/json", json={"buildable": True})
-    client, settings = JenkinsClient(base, "u", "t"), load_settings({}, env={}, cwd=Path("."))
+    client, settings = JenkinsClient(base, "u", "t"), load_settings({}, env={}, cwd=tmp_path)
     no_job = sync_build(client, "a", 4, settings)
     assert no_job.exit_code == 3 and no_job.error == "no job 'a' (or u cannot see it)"
     no_build = sync_build(client, "b", 9, settings)

@@ -491,7 +491,10 @@ def reconcile(
 @click.option(
     "--max", "max_entries", type=click.IntRange(min=1), help="Batch: process at most N entries."
 )
-@click.option("--url", help="Callback URL [env CI_REPORT_URL; else the one the build used].")
+@click.option(
+    "--url",
+    help="Callback URL [env CI_REPORT_URL or API_CALLBACK_URL]; never the one in the artifact.",
+)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON summary line per build on stdout."
 )

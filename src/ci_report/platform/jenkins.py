@@ -10,18 +10,26 @@ Rules (``reference/jenkins.md`` sections c1-c4):
 - ``a/b/c`` -> ``job/a/job/b/job/c/``, each segment percent-encoded; a full job URL is used as is.
 - Connection errors and 5xx raise :class:`JenkinsUnavailable` (pollers back off and go on);
   other HTTP errors raise :class:`JenkinsHTTPError` with a hint.
+- Every answer is streamed and read with a byte cap (``max_response_bytes``, 32 MB by default;
+  an artifact may have its own) and an overall deadline per request (``request_deadline``, 60 s
+  by default, from the start of the request to the last byte of its answer), so a huge answer
+  costs at most the cap and a server that drips its answer is cut off: a larger answer is a
+  :class:`JenkinsHTTPError`, a late one a :class:`JenkinsUnavailable`. (The deadline is checked
+  between reads of the body; the status line and headers are bounded by the read timeout per
+  read and by http.client's limits on their size.)
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from .. import USER_AGENT
 from ..errors import CiReportError, ConfigError
-from ..http import classify, short
+from ..http import DeadlineExceeded, ResponseTooLarge, classify, fmt_limit, read_bounded, short
 
 if TYPE_CHECKING:
     import requests
@@ -30,6 +38,8 @@ if TYPE_CHECKING:
 
 EXIT_USAGE = 2
 EXIT_LOST = 3
+MAX_RESPONSE_BYTES = 32_000_000
+REQUEST_DEADLINE_S = 60.0
 
 QUEUE_TREE = (
     "_class,id,why,blocked,buildable,stuck,cancelled,inQueueSince,params,"
@@ -170,6 +180,8 @@ class JenkinsClient:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         session: Optional[requests.Session] = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        request_deadline: float = REQUEST_DEADLINE_S,
     ) -> None:
         if not base_url or not base_url.startswith(("http://", "https://")):
             raise ConfigError(
@@ -199,6 +211,8 @@ class JenkinsClient:
         token = token or url_token
         self.user = user
         self.timeout = (connect_timeout, read_timeout)
+        self.max_response_bytes = max_response_bytes
+        self.request_deadline = request_deadline
         self.session = session or self._make_session()
         if user and token:
             self.session.auth = (user, token)
@@ -238,20 +252,29 @@ class JenkinsClient:
         data: Union[Mapping[str, Any], Sequence[tuple[str, str]], None] = None,
         timeout: Optional[tuple[float, float]] = None,
         ok: Iterable[int] = (),
+        max_bytes: Optional[int] = None,
     ) -> requests.Response:
         """One request; a ``403 No valid crumb`` fetches the crumb and retries once.
 
-        Raises :class:`JenkinsUnavailable` on connection errors and 5xx (unless listed in
-        ``ok``). Any other status is returned to the caller.
+        The body is read (at most ``max_bytes``, else the client's cap) before this returns.
+        Raises :class:`JenkinsUnavailable` on connection errors, 5xx (unless listed in
+        ``ok``) and answers past the deadline; :class:`JenkinsHTTPError` on answers past the
+        cap. Any other status is returned to the caller.
         """
-        response = self._send(method, url, params=params, data=data, timeout=timeout)
+
+        def send() -> requests.Response:
+            return self._send(
+                method, url, params=params, data=data, timeout=timeout, max_bytes=max_bytes
+            )
+
+        response = send()
         if (
             response.status_code == 403
             and method.upper() != "GET"
             and "no valid crumb" in response.text.lower()
         ):
             self._fetch_crumb()
-            response = self._send(method, url, params=params, data=data, timeout=timeout)
+            response = send()
         if response.status_code >= 500 and response.status_code not in set(ok):
             raise JenkinsUnavailable(
                 f"Jenkins answered HTTP {response.status_code} for {self._shown(url)}",
@@ -268,22 +291,43 @@ class JenkinsClient:
         params: Optional[Mapping[str, Any]],
         data: Any,
         timeout: Optional[tuple[float, float]],
+        max_bytes: Optional[int] = None,
     ) -> requests.Response:
         import requests
 
         headers = {}
         if self._crumb:
             headers[self._crumb[0]] = self._crumb[1]
+        limit = self.max_response_bytes if max_bytes is None else max_bytes
+        timeout = timeout or self.timeout
+        deadline = time.monotonic() + self.request_deadline
         try:
-            return self.session.request(
+            response = self.session.request(
                 method,
                 url,
                 params=params,
                 data=data,
                 headers=headers,
-                timeout=timeout or self.timeout,
+                timeout=timeout,
                 allow_redirects=False,
+                stream=True,
             )
+            read_bounded(response, limit, deadline=deadline, what="Jenkins' answer")
+            return response
+        except ResponseTooLarge:
+            raise JenkinsHTTPError(
+                f"Jenkins' answer for {self._shown(url)} is larger than {fmt_limit(limit)}: "
+                "not read",
+                fix="a build's archived ci-report/callback.json or a JSON answer this large is "
+                "not one ci-report wrote; check the job",
+            ) from None
+        except DeadlineExceeded:
+            raise JenkinsUnavailable(
+                f"Jenkins' answer for {self._shown(url)} did not arrive within "
+                f"{self.request_deadline:g} s: cut off",
+                cause="the server sends its answer too slowly",
+                maybe_sent=True,
+            ) from None
         except requests.exceptions.SSLError as exc:
             raise JenkinsHTTPError(
                 f"TLS error talking to Jenkins at {self._shown(url)}",
@@ -318,7 +362,10 @@ class JenkinsClient:
                 f"Jenkins did not answer within {self.timeout[1]:g} s ({self._shown(url)})",
                 maybe_sent=True,
             ) from None
-        except requests.exceptions.ConnectionError as exc:
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
             failure = classify(exc)
             what = (
                 "the connection to Jenkins broke" if failure.sent else "cannot connect to Jenkins"
@@ -584,10 +631,12 @@ class JenkinsClient:
             what=f"test report of {job} #{number}",
         )
 
-    def artifact(self, job: str, number: int, path: str) -> Optional[bytes]:
-        """The archived file's bytes, None when the build has no such artifact."""
+    def artifact(
+        self, job: str, number: int, path: str, *, max_bytes: Optional[int] = None
+    ) -> Optional[bytes]:
+        """The archived file's bytes (at most ``max_bytes``), None when the build has none."""
         url = self.build_url(job, number) + "artifact/" + quote(path.lstrip("/"))
-        response = self.request("GET", url)
+        response = self.request("GET", url, max_bytes=max_bytes)
         if response.status_code == 404:
             return None
         self._check(response, f"artifact {path} of {job} #{number}", job)

@@ -11,6 +11,12 @@ For one build (or a batch of ``{runId, job, build}`` lines):
    the payload is status only, with ``reports.files: 0`` and a note saying so.
 
 Without ``deliver`` nothing is sent: the caller shows what would be.
+
+What the build archived is data, never configuration: the file is written by whoever wrote the
+Jenkinsfile, so its ``url`` is never used (the payload goes only to the URL the platform
+configured: ``--url``, ``CI_REPORT_URL`` or ``API_CALLBACK_URL``, with the platform's
+credentials), and a payload for another ``runId`` than the one asked for is refused. Every read
+from Jenkins is capped in size and time (see :class:`JenkinsClient`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from .jenkins import (
     JenkinsHTTPError,
     JenkinsUnavailable,
     job_full_name,
+    split_userinfo,
 )
 
 if TYPE_CHECKING:
@@ -298,19 +305,27 @@ def sync_build(
                 f"resending its exact body under the original delivery id"
             )
             wanted = run_id_value(run_id)
-            if wanted is not None and payload.get("runId") != wanted:
-                if payload.get("runId") is None:
-                    payload["runId"] = wanted
-                    out.delivery_id = None  # a different body needs its own id
-                    out.notes.append(
-                        f"the archived payload had no runId; set it to {wanted!r} (new body, "
-                        "so a new delivery id)"
-                    )
-                else:
-                    out.notes.append(
-                        f"the archived payload says runId {payload.get('runId')!r}, not "
-                        f"{wanted!r}: kept the archived one"
-                    )
+            archived = payload.get("runId")
+            if wanted is not None and archived is None:
+                payload["runId"] = wanted
+                out.delivery_id = None  # a different body needs its own id
+                out.notes.append(
+                    f"the archived payload had no runId; set it to {wanted!r} (new body, "
+                    "so a new delivery id)"
+                )
+            elif wanted is not None and str(archived) != str(wanted):
+                out.state = "error"
+                out.usage_error = True
+                out.error = (
+                    f"the archived {ARTIFACT_PATH} reports runId {_shown_id(archived)}, not "
+                    f"{wanted!r}: refused (a build reports only the run it was started for)"
+                )
+                out.notes.append(
+                    "check the runId given for this build: the build was started for another run"
+                    " (or its Jenkinsfile sends a fixed runId)"
+                )
+                out.payload = None
+                return out
             out.run_id = payload.get("runId")
     if payload is None:
         report = client.test_report(job, number)
@@ -331,12 +346,18 @@ def sync_build(
             jenkins_url=client.base_url, job_name=out.job, build_number=out.number
         )
         out.delivery_id = make_delivery_id(context, out.body)
-    out.url = url or settings.callback_url or file_url
+    out.url = url or settings.callback_url
+    if file_url and file_url != out.url:
+        out.notes.append(
+            f"the archived file names the URL {_shown_url(file_url)}: ignored (sync delivers "
+            "only to the URL configured on the platform side)"
+        )
     if not deliver:
         return out
     if not out.url:
         raise ConfigError(
             "no callback URL to deliver to",
+            cause="sync never delivers to a URL written in the build's archived file",
             fix="set CI_REPORT_URL (or API_CALLBACK_URL), or pass --url",
         )
     from ..callback.service import deliver_or_queue
@@ -355,6 +376,21 @@ def sync_build(
         out.error = result.error
         out.notes.extend(result.hints)
     return out
+
+
+def _shown_id(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _shown_url(url: Any) -> str:
+    """A URL from the artifact as a note may show it: no userinfo, bounded."""
+    text = str(url)
+    try:
+        text = split_userinfo(text)[0]
+    except ValueError:
+        text = "***@" + text.rpartition("@")[2] if "@" in text else text
+    return repr(text if len(text) <= 200 else text[:197] + "...")
 
 
 # -- batches ---------------------------------------------------------------------------
