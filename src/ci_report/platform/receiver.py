@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from ..verify import CallbackVerificationError, CallbackVerifier, PendingVerification
+from .agent_headers import parse_agent_headers
 from .events import Observer, safe
 from .executions_api import PREFIX as EXECUTIONS_PREFIX
 from .executions_api import ExecutionsAPI
+from .metrics import DEFAULT_STUCK_AFTER_S
 from .runs import Ledger, open_ledger
 from .server import (
     DEFAULT_MAX_BODY,
@@ -38,6 +40,7 @@ from .server import (
     Route,
     Router,
 )
+from .watch import Watch, api_sync, setup_watch
 
 if TYPE_CHECKING:
     from .reconcile import Reconciler
@@ -117,6 +120,11 @@ class _Callbacks:
                 body.get("outcome") or ("duplicate" if body.get("duplicate") else "applied")
             )
             self.observer.callback_received(outcome, verified.modes)
+            report = parse_agent_headers(request.headers)  # backlog headers, outside the body
+            if not report.empty:
+                self.observer.agent_report(
+                    report.attempt, report.first_attempt_age_s, report.backlog
+                )
             if self.on_apply and outcome == "applied":
                 self.on_apply(verified)
         return Response(status, body)
@@ -171,6 +179,7 @@ class ReceiverHandle:
     store: Ledger  # the run ledger: callbacks, dedupe, request log, runs
     owns_store: bool = True
     reconciler: Optional[Reconciler] = None
+    watch: Optional[Watch] = None  # /metrics, the executions page
 
     @property
     def ledger(self) -> Ledger:
@@ -248,6 +257,7 @@ def start_receiver(
     ledger: Optional[Ledger] = None,
     reconciler: Optional[Reconciler] = None,
     tracking: Optional[Tracking] = None,
+    stuck_after_s: float = DEFAULT_STUCK_AFTER_S,
 ) -> ReceiverHandle:
     """Start the receiver (in a daemon thread unless ``background=False``). ``on_reject``
     gets (status, webhook-id, path, reason) of every refused POST; ``ssl_context`` (a server
@@ -258,7 +268,14 @@ def start_receiver(
     Storage is the run ledger: ``tracking`` (from ``platform.tracking.open_tracking``: ledger,
     reconciler and the trigger behind ``POST /api/executions``), or ``ledger`` (+ optional
     ``reconciler``), else a SQLite ledger at ``db_path`` that the handle owns and closes.
-    Starting the reconciler's passes is the caller's (``tracking.start(interval)``)."""
+    Starting the reconciler's passes is the caller's (``tracking.start(interval)``).
+
+    ``GET /metrics`` and the executions page (``/``, ``/runs/<runId>``) are served from
+    ``platform/watch.py``: pass the same ``observer`` to the ledger and reconciler you give
+    (``setup_watch(...).observer``) so their events are counted; without a PlatformMetrics in
+    ``observer`` one is made here (when prometheus_client is installed)."""
+    watch = setup_watch(observer, api_token=api_token, stuck_after_s=stuck_after_s)
+    observer = watch.observer
     verifier = CallbackVerifier(
         signature_secrets=signature_secrets,
         jwt_secrets=jwt_secrets,
@@ -270,7 +287,7 @@ def start_receiver(
     if tracking is not None:
         store, reconciler, api = tracking.ledger, tracking.reconciler, tracking.api
     else:
-        store = ledger if ledger is not None else open_ledger(str(db_path))
+        store = ledger if ledger is not None else open_ledger(str(db_path), observer=observer)
         api = ExecutionsAPI(store, reconciler)
     callbacks = _Callbacks(
         verifier, store, observer=observer, on_apply=on_apply, on_reject=on_reject
@@ -290,6 +307,9 @@ def start_receiver(
         )
     router.add(Route("GET", "/healthz", lambda r: Response(200, {"ok": True}), management=False))
     for route in _executions_routes(api):
+        router.add(route)
+    watch.attach(store, api_sync(api))
+    for route in watch.routes():
         router.add(route)
     try:
         server = GuardedHTTPServer(
@@ -314,4 +334,6 @@ def start_receiver(
             daemon=True,
         )
         thread.start()
-    return ReceiverHandle(server, thread, store, owns_store=owns, reconciler=reconciler)
+    return ReceiverHandle(
+        server, thread, store, owns_store=owns, reconciler=reconciler, watch=watch
+    )

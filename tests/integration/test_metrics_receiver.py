@@ -1,0 +1,135 @@
+"""The receiver serves /metrics and the executions page; callbacks and their agent headers are
+counted; /metrics is a management route; without prometheus_client it answers 503."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Iterator
+
+import pytest
+import requests
+from fault_server import WHSEC
+from prometheus_client.parser import text_string_to_metric_families
+
+from ci_report.callback.auth import hmac_key, hmac_signature
+from ci_report.platform import metrics as metrics_mod
+from ci_report.platform.receiver import CALLBACK_PATH, ReceiverHandle, start_receiver
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def receiver() -> Iterator[ReceiverHandle]:
+    handle = start_receiver(signature_secrets=[WHSEC])
+    yield handle
+    handle.stop()
+
+
+def _signed(body: bytes, webhook_id: str, **extra: str) -> dict[str, str]:
+    ts = int(time.time())
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": hmac_signature(hmac_key(WHSEC), webhook_id, ts, body),
+        "Content-Type": "application/json",
+        **extra,
+    }
+
+
+def _scrape(base: str, **headers: str) -> dict[str, float]:
+    r = requests.get(base + "/metrics", headers=headers, timeout=5)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    out = {}
+    for family in text_string_to_metric_families(r.text):
+        for s in family.samples:
+            key = s.name + "".join(f"{{{k}={v}}}" for k, v in sorted(s.labels.items()) if v)
+            out[key] = s.value
+    return out
+
+
+def test_callbacks_agent_headers_and_ledger_state_reach_metrics(receiver: ReceiverHandle) -> None:
+    base = receiver.base_url
+    receiver.ledger.create("team/app/main", {}, run_id="run-7")
+    receiver.ledger.update("run-7", reason="build #3 started", status="running", build_number=3)
+    body = json.dumps(
+        {
+            "runId": "run-7",
+            "status": "success",
+            "build": {"jobName": "team/app/main", "buildNumber": 3, "result": "SUCCESS"},
+        }
+    ).encode()
+    agent = {
+        "CI-Report-Attempt": "3",
+        "CI-Report-First-Attempt": str(int(time.time()) - 120),
+        "CI-Report-Outbox-Backlog": "7",
+    }
+    r = requests.post(
+        base + CALLBACK_PATH, data=body, headers=_signed(body, "msg_1", **agent), timeout=5
+    )
+    assert r.status_code == 200, r.text
+    # the same delivery again: a duplicate; garbage agent headers are ignored, not an error
+    garbage = {"CI-Report-Attempt": "x" * 300, "CI-Report-Outbox-Backlog": "-4"}
+    r = requests.post(
+        base + CALLBACK_PATH, data=body, headers=_signed(body, "msg_1", **garbage), timeout=5
+    )
+    assert r.status_code == 200 and r.json().get("duplicate") is True
+    bad = _signed(body, "msg_2")
+    bad["webhook-signature"] = "v1,AAAA"
+    assert requests.post(base + CALLBACK_PATH, data=body, headers=bad, timeout=5).status_code == 401
+
+    got = _scrape(base)
+    assert got["ci_report_callbacks_total{outcome=applied}"] == 1
+    assert got["ci_report_callbacks_total{outcome=duplicate}"] == 1
+    assert got["ci_report_callbacks_total{outcome=rejected}{reason=auth}"] == 1
+    assert got["ci_report_callback_auth_modes_total{mode=hmac}{outcome=applied}"] == 1
+    assert got["ci_report_callbacks_delayed_total"] == 1
+    assert got["ci_report_callback_attempts_count"] == 1
+    assert got["ci_report_agent_outbox_backlog_sum"] == 7
+    assert 110 <= got["ci_report_callback_delivery_delay_seconds_sum"] <= 200
+    # ledger state, read at scrape time; the transitions came through the ledger's observer
+    assert got["ci_report_runs{status=success}"] == 1
+    assert got["ci_report_open_runs"] == 0
+    assert got["ci_report_run_transitions_total{status=running}"] == 1
+    assert got["ci_report_run_transitions_total{status=success}"] == 1
+    assert got["ci_report_ledger_up"] == 1
+
+    page = requests.get(base + "/", timeout=5)
+    assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
+    assert "run-7" in page.text and "callback" in page.text
+    detail = requests.get(base + "/runs/run-7", timeout=5)
+    assert detail.status_code == 200 and "build #3 started" in detail.text
+    # the server's own CSRF token rides along in the Sync now form
+    assert f'name="csrf_token" value="{receiver.csrf_token}"' in detail.text
+
+
+def test_metrics_and_page_are_management_routes() -> None:
+    handle = start_receiver(signature_secrets=[WHSEC], api_token="platform-token-0123456789")
+    try:
+        base = handle.base_url
+        assert requests.get(base + "/metrics", timeout=5).status_code == 401
+        assert requests.get(base + "/", timeout=5).status_code == 401
+        ok = _scrape(base, Authorization="Bearer platform-token-0123456789")
+        assert "ci_report_open_runs" in ok
+        # a browser logs in with Basic (the token as password)
+        page = requests.get(base + "/", auth=("me", "platform-token-0123456789"), timeout=5)
+        assert page.status_code == 200 and "Executions" in page.text
+        assert requests.get(base + "/healthz", timeout=5).status_code == 200
+    finally:
+        handle.stop()
+
+
+def test_without_prometheus_client_metrics_answer_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics_mod, "_prom", None)
+    handle = start_receiver(signature_secrets=[WHSEC])
+    try:
+        assert handle.watch is not None and handle.watch.metrics is None
+        assert any("prometheus_client is not installed" in n for n in handle.watch.notes)
+        r = requests.get(handle.base_url + "/metrics", timeout=5)
+        assert r.status_code == 503
+        assert "pip install 'ci-report[metrics]'" in r.text
+        # the page and the callbacks do not need it
+        assert requests.get(handle.base_url + "/", timeout=5).status_code == 200
+    finally:
+        handle.stop()
