@@ -429,9 +429,14 @@ def e2e_comparison(
 
 
 def make_outbox(directory: Path, entries: int, url: str, tag: str) -> None:
-    """``entries`` outbox files written the way ci-report writes them (Outbox.save)."""
+    """``entries`` outbox files written the way ci-report writes them (Outbox.save), bound to
+    ``url`` and to the benchmark's signature secret (a flush sends only such entries)."""
+    from ci_report.callback.auth import EntryBinding
     from ci_report.callback.outbox import Outbox, OutboxEntry
+    from ci_report.config import Settings
+    from ci_report.jenkins_env import normalize_endpoint
 
+    binding = EntryBinding(Settings(signature_secret=SECRET), normalize_endpoint(url))
     outbox = Outbox(directory)
     now = time.time()
     for i in range(entries):
@@ -474,7 +479,7 @@ def make_outbox(directory: Path, entries: int, url: str, tag: str) -> None:
                 attempts=1,
                 last_error="connection refused",
                 subject=f"bench/flush#{i}",
-            )
+            ).bind(binding)
         )
 
 
@@ -484,7 +489,7 @@ def flush_comparison(entries: int, runs: int, rec: Receiver, tmp: Path) -> Compa
             directory = tmp / f"outbox-{kind}-{index + 1}"
             shutil.rmtree(directory, ignore_errors=True)
             make_outbox(directory, entries, rec.url, f"{kind}-{index + 1}-{time.time_ns()}")
-            env = {"JENKINS_SIGNATURE_SECRET": SECRET}
+            env = {"JENKINS_SIGNATURE_SECRET": SECRET, "CI_REPORT_URL": rec.url}
             if kind == "ci":
                 return [CI_REPORT, "flush", "--strict", "--outbox", str(directory)], env
             return [PYTHON, str(FLOORS / "flush_posts.py"), str(directory)], env

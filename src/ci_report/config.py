@@ -182,6 +182,9 @@ class Settings:
     def outbox_path(self) -> Path:
         if self.outbox:
             return Path(self.outbox).expanduser()
+        if not os.environ.get("XDG_CACHE_HOME") and home_dir() is None:
+            # no home (HOME unset, a uid without a passwd entry): the workspace keeps it
+            return self.workspace_path / "ci-report" / "outbox"
         return cache_dir() / "outbox"
 
     @property
@@ -230,9 +233,30 @@ class Settings:
         return rows
 
 
+def home_dir() -> Optional[Path]:
+    """This user's home directory, or None when it is unknown (``HOME`` unset and a uid
+    without a passwd entry, as in arbitrary-UID pods): never raises."""
+    try:
+        home = os.path.expanduser("~")
+    except (KeyError, RuntimeError, OSError):
+        return None
+    return Path(home) if home and home != "~" and os.path.isabs(home) else None
+
+
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ci-report"
+    """``$XDG_CACHE_HOME/ci-report``, else ``~/.cache/ci-report``; when the home directory is
+    unknown, ``<tmp>/ci-report-<uid>`` (never raises; the outbox then lives in the workspace,
+    see ``Settings.outbox_path``)."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if base:
+        return Path(base) / "ci-report"
+    home = home_dir()
+    if home is None:
+        import tempfile
+
+        uid = os.getuid() if hasattr(os, "getuid") else "user"
+        return Path(tempfile.gettempdir()) / f"ci-report-{uid}"
+    return home / ".cache" / "ci-report"
 
 
 def _setting_fields() -> list[dataclasses.Field[Any]]:

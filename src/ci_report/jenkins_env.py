@@ -8,20 +8,70 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit, urlunsplit
 
+REDACTED_USERINFO = "****"
+
 
 def strip_credentials(url: Optional[str]) -> Optional[str]:
-    """``https://user:token@host/x`` -> ``https://host/x`` (build URLs end up in payloads)."""
+    """``https://user:token@host/x`` -> ``https://host/x`` (build URLs end up in payloads).
+
+    A URL that does not parse as ``scheme://host/...`` (``user:pass@host/x`` without a
+    scheme, a malformed IPv6 address ``http://[::1``) has everything before its last ``@``
+    replaced with ``****``: whatever it is, it never reaches a message, an entry or a file."""
     if not url:
         return url
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(url)  # a malformed port is kept as written: no parts.port here
+        parsed = bool(parts.scheme and parts.netloc)
     except ValueError:
+        parsed = False
+    if not parsed:
+        if "@" in url:
+            return REDACTED_USERINFO + "@" + url.rpartition("@")[2]
         return url
-    if parts.username is None and parts.password is None:
+    if "@" not in parts.netloc:
         return url
-    # keep host[:port] as written: parts.port raises on a malformed port
+    # keep host[:port] as written
     netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def url_userinfo(url: Optional[str]) -> Optional[str]:
+    """The ``user:password`` part of ``url`` (also of one that does not parse), or None."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc if parts.scheme and parts.netloc else None
+    except ValueError:
+        netloc = None
+    if netloc is None:
+        head = url.rpartition("@")[0] if "@" in url else ""
+        return head.split("://", 1)[-1] or None
+    if "@" not in netloc:
+        return None
+    return netloc.rpartition("@")[0] or None
+
+
+def normalize_endpoint(url: Optional[str]) -> Optional[str]:
+    """The endpoint a URL names, comparable: lower-case scheme and host, no default port, no
+    userinfo, no fragment. A URL that does not parse is returned redacted, as is."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+        host = parts.hostname
+    except ValueError:
+        return strip_credentials(url)
+    if not parts.scheme or not host:
+        return strip_credentials(url)
+    scheme = parts.scheme.lower()
+    host = host.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    return urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
 
 
 _REMOTE_PREFIX = re.compile(r"^(?:refs/remotes/)?(?:origin|upstream)/")

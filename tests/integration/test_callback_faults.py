@@ -127,9 +127,9 @@ def scenarios(module_receiver, tmp_path_factory: pytest.TempPathFactory):
                 s.stop()
 
 
-def _flush_to(sc: Scenario, receiver: Any, **env: str) -> CliResult:
+def _flush_to(sc: Scenario, receiver: Any, *extra: str, **env: str) -> CliResult:
     flush_env = dict(sc.env, **env)
-    return sc.cli.run(["flush", "--strict", "--url", receiver.url], env=flush_env)
+    return sc.cli.run(["flush", "--strict", "--url", receiver.url, *extra], env=flush_env)
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
@@ -218,8 +218,14 @@ def test_401_rejected_not_retried_kept_then_flushed_with_fixed_key(scenarios, mo
     still = _flush_to(sc, module_receiver)
     assert still.returncode == 75, still
     assert len(sc.cli.outbox_entries()) == 1
-    # fixed configuration: flush delivers it once
-    fixed = _flush_to(sc, module_receiver, JENKINS_API_KEY=API_KEY)
+    # fixed configuration: the entry was made with the wrong key, so a plain flush leaves it
+    # alone (never signs what other credentials made); flush --adopt, the operator's explicit
+    # choice, re-binds it and delivers it once. The entry's endpoint is the one configured.
+    fixed_env = dict(JENKINS_API_KEY=API_KEY, CI_REPORT_URL=sc.env["CI_REPORT_URL"])
+    plain = sc.cli.run(["flush", "--strict"], env=dict(sc.env, **fixed_env))
+    assert "left alone" in plain.stderr, plain
+    assert len(sc.cli.outbox_entries()) == 1
+    fixed = sc.cli.run(["flush", "--strict", "--adopt"], env=dict(sc.env, **fixed_env))
     assert fixed.returncode == 0, fixed
     assert sc.cli.outbox_entries() == []
     assert applied(module_receiver)[sc.run_id]["applied_count"] == 1

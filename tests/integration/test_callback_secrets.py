@@ -97,10 +97,11 @@ def test_canary_secret_never_leaks(sig_form, tmp_path, receiver, fault_servers, 
     redirect = fault_servers(receiver.url, default="302")
     with closed_port() as port:
         refused = f"http://127.0.0.1:{port}/api/jenkins/callback"
-        # a file where the result file's directory should be: writing it fails (internal error)
+        # a file where the --output file's directory should be: writing it fails (internal
+        # error; a result file that cannot be written is only a warning)
         blocker = tmp_path / "not-a-directory"
         blocker.write_text("x")
-        unwritable = ["--result-file", str(blocker / "callback.json")]
+        unwritable = ["--output", str(blocker / "callback.json")]
         paths = [
             Path_("refused", [], {"CI_REPORT_URL": refused}, 75, "connection refused"),
             Path_("500", [], {"CI_REPORT_URL": failing.url}, 75, "HTTP 500"),
@@ -210,7 +211,7 @@ def test_debug_internal_error_traceback_is_redacted(cli, fault_servers):
     blocker = cli.tmp / "file"
     blocker.write_text("x")
     env = cli.env(CI_REPORT_URL=server.url, JENKINS_API_KEY=CANARY, CI_REPORT_MAX_ATTEMPTS="1")
-    args = ["callback", "--strict", "--result-file", str(blocker / "callback.json")]
+    args = ["callback", "--strict", "--output", str(blocker / "callback.json")]
     quiet = cli.run(args, env=env)
     loud = cli.run(["--debug", *args], env=env)
     for res in (quiet, loud):
@@ -230,12 +231,14 @@ def _userinfo_run(cli, fault_servers):
 
 
 def _userinfo_run_at(cli, server, url):
+    """Without JWT mode: user:password@ is dropped with a warning, never sent."""
     res = cli.run(
         ["callback", "--strict", "--debug"],
-        env=cli.env(CI_REPORT_URL=url, CI_REPORT_MAX_ATTEMPTS="1"),
+        env=cli.env(CI_REPORT_URL=url, CI_REPORT_MAX_ATTEMPTS="1", JENKINS_JWT_SECRET=None),
     )
     assert res.returncode == 75, res
-    assert server.requests[0].headers["authorization"].startswith("Basic ")  # it was used
+    assert "authorization" not in server.requests[0].headers  # never sent implicitly
+    assert "it is NOT sent" in res.stderr, res
     return res
 
 
@@ -249,9 +252,8 @@ def test_url_password_not_in_output_or_result_file(cli, fault_servers):
     assert cli.result()["url"].startswith("http://127.0.0.1:")
 
 
-def test_url_password_not_in_outbox_and_flush_takes_it_from_config(cli, fault_servers):
-    """The outbox keeps the URL without user:password@; a flush with the same endpoint
-    configured sends the credentials again (Basic auth), without them ever being stored."""
+def test_url_password_never_stored_nor_sent_by_flush(cli, fault_servers):
+    """The outbox keeps the URL without user:password@, and a flush never sends it either."""
     server = fault_servers(None, default="503")
     url = f"http://ci:{CANARY}@127.0.0.1:{server.port}/api/jenkins/callback"
     _userinfo_run_at(cli, server, url)
@@ -259,7 +261,51 @@ def test_url_password_not_in_outbox_and_flush_takes_it_from_config(cli, fault_se
     assert texts
     assert [t for t in texts if leaks(t)] == []
     before = len(server.requests)
-    res = cli.run(["flush"], env=cli.env(CI_REPORT_URL=url, CI_REPORT_MAX_ATTEMPTS="1"))
+    env = cli.env(CI_REPORT_URL=url, CI_REPORT_MAX_ATTEMPTS="1", JENKINS_JWT_SECRET=None)
+    res = cli.run(["flush"], env=env)
     assert len(server.requests) == before + 1, res
-    assert server.requests[-1].headers["authorization"].startswith("Basic ")
+    assert "authorization" not in server.requests[-1].headers
     assert leaks(res.stdout + res.stderr) == []
+
+
+def test_url_userinfo_with_jwt_is_a_configuration_error_and_keeps_the_payload(cli, fault_servers):
+    """Finding 8: requests turned user:password@ into Authorization: Basic, replacing the JWT
+    (a JWT-only platform answered 401). Now: a clear configuration error, nothing sent, the
+    payload kept, the password nowhere."""
+    server = fault_servers(None, default="200")
+    url = f"http://ci:{CANARY}@127.0.0.1:{server.port}/api/jenkins/callback"
+    res = cli.run(["callback", "--strict"], env=cli.env(CI_REPORT_URL=url))
+    assert res.returncode == 78, res
+    assert "user:password@ and JWT mode" in res.stderr, res
+    assert server.requests == []
+    assert cli.result()["outcome"] == "queued"
+    (entry,) = cli.outbox_entries()
+    assert entry["deliveryId"] == cli.result()["deliveryId"]
+    files = [p.read_text() for p in cli.outbox.rglob("*.json")] + [cli.result_file.read_text()]
+    assert [t for t in files if leaks(t)] == []
+    assert leaks(res.stdout + res.stderr) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"ci:{CANARY}@127.0.0.1/api/jenkins/callback",  # no scheme
+        f"http://ci:{CANARY}@[::1/api/jenkins/callback",  # malformed IPv6
+        f"http://ci:{CANARY}@127.0.0.1:99999/cb",  # port out of range
+    ],
+    ids=["scheme-less", "bad-ipv6", "bad-port"],
+)
+def test_unparsable_url_redacted_everywhere_and_payload_kept(url, cli):
+    """Finding 12: a scheme-less user:pass@host/x leaked the password into stderr, the outbox
+    and the result file; a malformed IPv6 URL lost the payload."""
+    res = cli.run(["callback", "--strict"], env=cli.env(CI_REPORT_URL=url))
+    assert res.returncode == 78, res
+    assert "Traceback" not in res.stderr
+    assert "not usable" in res.stderr, res
+    result = cli.result()
+    assert result["outcome"] == "queued"
+    (entry,) = cli.outbox_entries()
+    assert entry["deliveryId"] == result["deliveryId"]
+    files = [p.read_text() for p in cli.outbox.rglob("*.json")] + [cli.result_file.read_text()]
+    assert [t for t in files if CANARY in t] == []
+    assert CANARY not in res.stdout + res.stderr

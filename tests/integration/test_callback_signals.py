@@ -13,6 +13,27 @@ pytestmark = pytest.mark.integration
 EXIT_WITHIN_S = 5.0  # the contract: save what is in flight, exit within 5 s
 
 
+def read_stderr_until(proc, marker: str, timeout: float) -> str:
+    """Read ``proc``'s stderr (raw, below the text wrapper) until ``marker`` shows up."""
+    import os
+    import selectors
+
+    fd = proc.stderr.fileno()
+    seen = b""
+    end = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while marker.encode() not in seen:
+            left = end - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                raise TimeoutError(f"no {marker!r} on stderr: {seen.decode(errors='replace')}")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise EOFError(f"stderr closed before {marker!r}: {seen.decode()}")
+            seen += chunk
+    return seen.decode()
+
+
 @pytest.mark.parametrize(
     ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"]
 )
@@ -29,11 +50,14 @@ def test_signal_mid_delivery_saves_and_exits(signum, code, phase, cli, receiver,
     proc = cli.popen(["callback", "--strict"], env=env)
     try:
         server.wait_for_requests(1, timeout=20)
+        early = ""
         if phase == "backoff-sleep":
-            time.sleep(0.2)  # the answer is in; the process is now waiting to retry
+            # observed, not assumed: the process says it waits to retry right before it sleeps
+            early = read_stderr_until(proc, "retrying in", timeout=20)
         sent = time.monotonic()
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=EXIT_WITHIN_S + 5)
+        err = early + err
         took = time.monotonic() - sent
     finally:
         if proc.poll() is None:
@@ -74,9 +98,10 @@ def test_signal_during_auto_flush_keeps_this_builds_payload(cli, receiver, fault
     current build's payload (the flush ran outside the save-on-interrupt guard)."""
     earlier = fault_servers(receiver.url, default="503")
     earlier_id = _queue_earlier_build(cli, earlier)
-    earlier.set_default("hold")
+    earlier.set_default("ok")
+    earlier.push("hold")  # the resend of build 1 is held; build 2's own send would pass
     env = cli.env(
-        CI_REPORT_URL=receiver.url,
+        CI_REPORT_URL=earlier.url,  # the same endpoint: an outbox resends only there
         BUILD_NUMBER="2",
         RUN_ID="9200",
         CI_REPORT_READ_TIMEOUT="30",
@@ -111,9 +136,10 @@ def test_auto_flush_stays_within_its_budget(cli, receiver, fault_servers):
     between requests; one unanswered request held the build for the full read timeout."""
     earlier = fault_servers(receiver.url, default="503")
     _queue_earlier_build(cli, earlier)
-    earlier.set_default("hold")
+    earlier.set_default("ok")
+    earlier.push("hold")  # the resend of build 1 is held; build 2's own send passes
     env = cli.env(
-        CI_REPORT_URL=receiver.url,
+        CI_REPORT_URL=earlier.url,  # the same endpoint: an outbox resends only there
         BUILD_NUMBER="2",
         RUN_ID="9300",
         CI_REPORT_READ_TIMEOUT="30",
@@ -137,7 +163,7 @@ def test_flush_killed_mid_send_loses_nothing(signum, code, cli, receiver, fault_
     earlier = fault_servers(receiver.url, default="503")
     delivery_id = _queue_earlier_build(cli, earlier)
     earlier.set_default("hold")
-    env = cli.env(CI_REPORT_READ_TIMEOUT="30", RUN_ID="9400")
+    env = cli.env(CI_REPORT_URL=earlier.url, CI_REPORT_READ_TIMEOUT="30", RUN_ID="9400")
     proc = cli.popen(["flush", "--strict"], env=env)
     try:
         earlier.wait_for_requests(2, timeout=20)

@@ -68,16 +68,33 @@ def test_file_mode_0600(box: Outbox) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_no_secret_in_entry(box: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = box.save(entry())
+SECRETS = {
+    "api_key": "entry-api-key-0123456789",
+    "jwt_secret": "entry-jwt-secret-0123456789abcdef0123",
+    "signature_secret": "whsec_ZW50cnktaG1hYy1zZWNyZXQtMDEyMzQ1Njc4OQ==",
+}
+
+
+def test_no_secret_in_entry(box: Outbox, make_settings) -> None:
+    """Built the way the callback builds it: secrets configured, entry bound to them."""
+    from ci_report.callback.auth import EntryBinding
+
+    settings = make_settings(**SECRETS, url="https://bob:hunter2pw@platform.example.com/cb")
+    e = entry(url=settings.callback_url)
+    e.bind(EntryBinding(settings, "https://platform.example.com/cb"))
+    path = box.save(e)
     data = json.loads(path.read_text())
     assert set(data) == {
         "schema",
         "deliveryId",
         "kind",
         "url",
+        "endpoint",
+        "credentialFingerprint",
+        "seal",
         "createdAt",
         "createdAtIso",
+        "firstAttemptAt",
         "attempts",
         "lastError",
         "lastStatus",
@@ -85,9 +102,13 @@ def test_no_secret_in_entry(box: Outbox, monkeypatch: pytest.MonkeyPatch) -> Non
         "subject",
         "body",
     }
-    text = path.read_text().lower()
+    assert data["credentialFingerprint"] and data["seal"]
+    text = path.read_text()
+    secret_values = [*SECRETS.values(), "ZW50cnktaG1hYy1zZWNyZXQtMDEyMzQ1Njc4OQ==", "hunter2pw"]
+    for value in secret_values:
+        assert value not in text
     for word in ("secret", "x-api-key", "authorization", "signature", "bearer", "token"):
-        assert word not in text
+        assert word not in text.lower()
 
 
 def test_pending_oldest_first(box: Outbox) -> None:
@@ -210,11 +231,37 @@ def test_iter_claimed_moves_corrupt_file_aside(box: Outbox) -> None:
     assert box.pending() == [] and not good.exists()  # the good one is claimed, not released
 
 
-def test_iter_claimed_skips_entry_taken_by_another(box: Outbox, monkeypatch) -> None:
-    box.save(entry(1))
+def test_iter_claimed_skips_entry_held_by_a_live_process(box: Outbox) -> None:
+    """Another (live) process claims entry 1 first: iterating yields only entry 2; once that
+    process is gone its claim is taken back. A real second process, no monkeypatch."""
+    first = box.save(entry(1))
     box.save(entry(2))
-    monkeypatch.setattr(Outbox, "claim", lambda self, path: None)
-    assert list(box.iter_claimed()) == []
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys,time;from pathlib import Path;"
+            "from ci_report.callback.outbox import Outbox;"
+            "print(Outbox(Path(sys.argv[1])).claim(Path(sys.argv[2])), flush=True);"
+            "time.sleep(60)",
+            str(box.path),
+            str(first),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        claim = Path(holder.stdout.readline().strip())  # the claim exists: observed, not slept
+        assert claim.exists()
+        old = time.time() - 10 * STALE_CLAIM_S
+        os.utime(claim, (old, old))  # old, but its process is alive: never taken
+        seen = [e.delivery_id for _, e in box.iter_claimed()]
+        assert seen == [entry(2).delivery_id]
+        assert claim.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert box.pending() == [first]  # its process is dead: taken back
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
@@ -259,13 +306,21 @@ def flush_settings(tmp_path: Path, make_settings, monkeypatch):
     from ci_report.callback import delivery
 
     monkeypatch.setattr(delivery, "backoff_delay", lambda attempt: 0.0)
-    return make_settings(api_key="flush-api-key", outbox=str(tmp_path / "outbox"), max_attempts=2)
+    return make_settings(
+        api_key="flush-api-key", outbox=str(tmp_path / "outbox"), max_attempts=2, url=URL
+    )
 
 
 def queue(settings, n: int, url: str = URL, age_s: float = 60.0, **kw) -> Path:
-    """An entry created ``age_s`` ago; ``n`` orders them (lower = older file)."""
+    """An entry created ``age_s`` ago by a build with ``settings``' credentials, for ``url``;
+    ``n`` orders them (lower = older file)."""
+    from ci_report.callback.auth import EntryBinding
+    from ci_report.jenkins_env import normalize_endpoint
+
     box = Outbox(settings.outbox_path)
-    path = box.save(entry(n, url=url, created_at=time.time() - age_s, **kw))
+    made = entry(n, url=url, created_at=time.time() - age_s, **kw)
+    made.bind(EntryBinding(settings, normalize_endpoint(url)))
+    path = box.save(made)
     mtime = time.time() - 1000 + n
     os.utime(path, (mtime, mtime))
     return path
@@ -289,7 +344,7 @@ def test_flush_delivers_everything(requests_mock, flush_settings, captured_conso
 def test_flush_url_override(requests_mock, flush_settings, captured_console) -> None:
     from ci_report.callback.service import flush_outbox
 
-    queue(flush_settings, 1, url=DOWN)
+    queue(flush_settings, 1, url=DOWN)  # ours (our credentials), made for an endpoint that moved
     requests_mock.post(URL, status_code=200)
     summary = flush_outbox(flush_settings, console=captured_console, url_override=URL)
     assert summary.delivered == 1
@@ -328,18 +383,17 @@ def test_flush_auto_skips_rejected_and_stops_at_transport_failure(
 
     queue(flush_settings, 1, rejected=True)  # waits for an explicit flush
     queue(flush_settings, 2)  # delivered
-    queue(flush_settings, 3, url=DOWN)  # the endpoint is down: stop here
+    queue(flush_settings, 3)  # the endpoint goes down: stop here
     queue(flush_settings, 4)  # not tried this time
-    requests_mock.post(URL, status_code=200)
     refused = requests.exceptions.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
-    requests_mock.post(DOWN, exc=refused)
+    requests_mock.post(URL, [{"status_code": 200}, {"exc": refused}])
     summary = flush_outbox(flush_settings, console=captured_console, auto=True)
     assert summary.skipped_rejected == 1
     assert summary.delivered == 1
     assert summary.remaining == 3
     assert "connection refused" in (summary.stopped_reason or "")
     sent = [(r.url, r.headers["webhook-id"]) for r in requests_mock.request_history]
-    assert sent == [(URL, entry(2).delivery_id), (DOWN, entry(3).delivery_id)]  # one try each
+    assert sent == [(URL, entry(2).delivery_id), (URL, entry(3).delivery_id)]  # one try each
     box = Outbox(flush_settings.outbox_path)
     left = {box.load(p).delivery_id: box.load(p) for p in box.pending()}
     assert set(left) == {entry(n).delivery_id for n in (1, 3, 4)}

@@ -164,3 +164,70 @@ def sign_request(
             settings.signature_secrets, delivery_id, timestamp, body
         )
     return headers
+
+
+# -- outbox binding: which endpoint and which credentials an entry belongs to ---------------
+_FINGERPRINT_LABEL = b"ci-report/outbox/credential-fingerprint/v1"
+_SEAL_LABEL = b"ci-report/outbox/entry-seal/v1"
+
+
+def _credential_material(settings: Settings) -> bytes:
+    """Every credential a request is signed with, labelled and sorted (never stored)."""
+    values = []
+    if settings.api_key:
+        values.append("api-key=" + settings.api_key.strip())
+    if settings.jwt_secret:
+        values.append("jwt=" + settings.jwt_secret.strip())
+    values.extend("hmac=" + s for s in settings.signature_secrets)
+    return "\n".join(sorted(values)).encode("utf-8")
+
+
+class EntryBinding:
+    """Binds an outbox entry to its endpoint and to the credentials it was made with.
+
+    ``fingerprint``: HMAC-SHA256 over the sorted credential values, keyed with a fixed label,
+    as hex (it identifies the credentials, it reveals nothing usable). ``seal``: HMAC-SHA256
+    keyed with a key derived from the credentials, over the entry's id, endpoint, kind, subject
+    and body: whoever does not hold the credentials cannot make an entry they would sign."""
+
+    def __init__(self, settings: Settings, endpoint: Optional[str]) -> None:
+        material = _credential_material(settings)
+        self.endpoint = endpoint
+        self.fingerprint = hmac.new(_FINGERPRINT_LABEL, material, hashlib.sha256).hexdigest()
+        self._seal_key = hmac.new(_SEAL_LABEL, material, hashlib.sha256).digest()
+
+    def seal(
+        self,
+        *,
+        delivery_id: str,
+        endpoint: Optional[str],
+        kind: str,
+        subject: Optional[str],
+        body: bytes,
+    ) -> str:
+        fields = [
+            delivery_id,
+            endpoint or "",
+            kind,
+            subject or "",
+            hashlib.sha256(body).hexdigest(),
+        ]
+        message = "\n".join(fields).encode("utf-8")
+        return hmac.new(self._seal_key, message, hashlib.sha256).hexdigest()
+
+    def verify(
+        self,
+        seal: Optional[str],
+        *,
+        delivery_id: str,
+        endpoint: Optional[str],
+        kind: str,
+        subject: Optional[str],
+        body: bytes,
+    ) -> bool:
+        if not isinstance(seal, str):
+            return False
+        expected = self.seal(
+            delivery_id=delivery_id, endpoint=endpoint, kind=kind, subject=subject, body=body
+        )
+        return hmac.compare_digest(expected, seal)

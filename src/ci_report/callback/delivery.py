@@ -28,6 +28,10 @@ RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 BACKOFF_START_S = 1.0
 BACKOFF_CAP_S = 60.0
 CLOCK_SKEW_LIMIT_S = 300
+# backlog headers, outside the signed body (the receiver reads them for its metrics)
+ATTEMPT_HEADER = "CI-Report-Attempt"
+FIRST_ATTEMPT_HEADER = "CI-Report-First-Attempt"
+BACKLOG_HEADER = "CI-Report-Outbox-Backlog"
 _DUPLICATE = re.compile(r'"duplicate"\s*:\s*true')
 
 
@@ -44,6 +48,7 @@ class DeliveryResult:
     elapsed_s: float = 0.0
     hints: list[str] = field(default_factory=list)  # fixes for a person
     notes: list[str] = field(default_factory=list)  # facts: why the loop stopped
+    first_attempt_at: Optional[float] = None  # unix seconds of the delivery id's first attempt
 
     @property
     def duplicate(self) -> bool:
@@ -137,10 +142,24 @@ def deliver(
     timeout_s: Optional[float] = None,
     sleep: Callable[[float], Any] = time.sleep,
     quiet: bool = False,
+    earlier_attempts: int = 0,
+    first_attempt_at: Optional[float] = None,
+    backlog: Optional[int] = None,
 ) -> DeliveryResult:
     """POST ``body`` to ``url`` until it is delivered, refused, or attempts/deadline run out.
-    ``timeout_s`` caps the connect and read timeouts (a flush budget)."""
+    ``timeout_s`` caps the connect and read timeouts (a flush budget).
+
+    Besides the signed headers every POST carries, outside the signature, ``CI-Report-Attempt``
+    (``earlier_attempts`` + this attempt: the count over the delivery id's life),
+    ``CI-Report-First-Attempt`` (unix seconds of the delivery id's first attempt) and, when
+    ``backlog`` is given, ``CI-Report-Outbox-Backlog`` (other entries waiting in the outbox)."""
     import requests
+
+    from ..jenkins_env import strip_credentials
+
+    # userinfo is never sent implicitly (requests would turn it into Authorization: Basic and
+    # replace the JWT): the caller decides about credentials, the URL carries none
+    url = strip_credentials(url) or url
 
     console = console or get_console()
     own_session = session is None
@@ -153,10 +172,17 @@ def deliver(
         timeout = (min(timeout[0], timeout_s), min(timeout[1], timeout_s))
     start = time.monotonic()
     result = DeliveryResult(outcome="queued")
+    result.first_attempt_at = first_attempt_at
     try:
         for attempt in range(1, max_attempts + 1):
             result.attempts = attempt
             headers = sign_request(settings, body, delivery_id, url=url, subject=subject)
+            if first_attempt_at is None:
+                first_attempt_at = time.time()
+            headers[ATTEMPT_HEADER] = str(max(0, earlier_attempts) + attempt)
+            headers[FIRST_ATTEMPT_HEADER] = str(int(first_attempt_at))
+            if backlog is not None:
+                headers[BACKLOG_HEADER] = str(max(0, backlog))
             retry_after: Optional[float] = None
             try:
                 response = session.post(
@@ -261,6 +287,7 @@ def deliver(
             sleep(delay)
     finally:
         result.elapsed_s = time.monotonic() - start
+        result.first_attempt_at = first_attempt_at
         if own_session:
             session.close()
     return result

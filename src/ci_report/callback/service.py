@@ -6,6 +6,7 @@ the console and return outcomes; exit codes are derived from the outcome by the 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,9 @@ from ..errors import (
     Interrupted,
 )
 from ..jenkins_env import BuildContext
-from .auth import check_auth_settings
+from .auth import EntryBinding, check_auth_settings
 from .delivery import DeliveryResult, deliver, make_session
-from .outbox import Outbox, OutboxEntry
+from .outbox import Outbox, OutboxEntry, UntrustedOutbox
 from .payload import build_payload, canonical_body, make_delivery_id, normalize_build_result
 from .result_file import ResultSpill, write_result_file
 
@@ -63,8 +64,10 @@ class FlushSummary:
     remaining: int = 0
     dead: int = 0
     skipped_rejected: int = 0
+    foreign: int = 0  # entries of another endpoint or other credentials, left alone
     stopped_reason: Optional[str] = None
     errors: list[str] = field(default_factory=list)
+    buried: list[str] = field(default_factory=list)  # moved to dead/ by this flush, and why
 
 
 def _counts(run: TestRun) -> str:
@@ -192,8 +195,8 @@ def run_callback(
             f"from {len(run.files)} report file(s){unreadable}"
         )
         facts = {"runId": payload["runId"], "status": payload["status"]}
-        _write_output(output, body)
         if dry_run:
+            _write_output(output, body)
             console.outcome(
                 f"dry run: {summary}; nothing sent",
                 outcome="dry-run",
@@ -202,7 +205,7 @@ def run_callback(
             )
             return CallbackOutcome("dry-run", delivery_id, body)
         outcome = _deliver_and_record(
-            settings, context, console, body, delivery_id, summary, spill, facts
+            settings, context, console, body, delivery_id, summary, spill, facts, output=output
         )
         if run.results_truncated:
             console.detail(
@@ -263,6 +266,182 @@ def _write_output(output: Optional[str], body: bytes) -> None:
             atomic_write(target, body + b"\n", mode=0o644)
 
 
+class _Keeper:
+    """Where this build's callback is kept while it is sent: the outbox, else the workspace
+    (``$WORKSPACE/ci-report/outbox/``), else only the result file. Every write holds signals
+    off (a signal then acts after the write), and no failure to write ever stops the send."""
+
+    def __init__(self, settings: Settings, console: Console, entry: OutboxEntry) -> None:
+        self.settings = settings
+        self.console = console
+        self.entry = entry
+        self.outbox: Optional[Outbox] = None
+        self.claim: Optional[Path] = None  # our claim: no other process sends it meanwhile
+        self.problems: list[str] = []
+
+    def candidates(self) -> list[Outbox]:
+        boxes = [Outbox(self.settings.outbox_path)]
+        fallback = fallback_outbox_path(self.settings)
+        if fallback != boxes[0].path:
+            boxes.append(Outbox(fallback))
+        return boxes
+
+    def persist(self, *, claimed: bool) -> Optional[Path]:
+        """Write the entry (as our claim while we send it); returns where, or None."""
+        from ..signals import held
+
+        with held():
+            if self.outbox is not None and self.claim is not None:
+                # already ours: rewrite it in place (attempt record)
+                try:
+                    return self._rewrite_claim()
+                except OSError as exc:
+                    self.problems.append(f"{self.outbox.path}: {_reason(exc)}")
+            for box in self.candidates():
+                try:
+                    box.ensure()
+                    if claimed:
+                        self._adopt_earlier(box)
+                    path = box.save(self.entry, claimed=claimed)
+                except OSError as exc:
+                    self.problems.append(f"{box.path}: {_reason(exc)}")
+                    continue
+                self.outbox, self.claim = box, (path if claimed else None)
+                return path
+        return None
+
+    def _rewrite_claim(self) -> Path:
+        from ..fileio import atomic_write
+
+        assert self.outbox is not None and self.claim is not None
+        atomic_write(self.claim, self.outbox._serialize(self.entry), make_parents=False)
+        return self.claim
+
+    def _adopt_earlier(self, box: Outbox) -> None:
+        """An earlier run of this very build left this delivery id in the outbox: take over
+        its attempt record (the attempt count covers the delivery id's whole life)."""
+        path = box.path / f"{self.entry.delivery_id}.json"
+        if not path.is_file():
+            return
+        claimed = box.claim(path)
+        if claimed is None:
+            return
+        try:
+            earlier = box.load(claimed)
+            if earlier.body == self.entry.body:
+                self.entry.attempts = max(self.entry.attempts, earlier.attempts)
+                self.entry.first_attempt_at = earlier.first_attempt_at or earlier.created_at
+                self.entry.created_at = min(self.entry.created_at, earlier.created_at)
+            box.done(claimed)
+        except Exception:  # an unreadable earlier copy: ours supersedes it
+            with contextlib.suppress(OSError):
+                box.done(claimed)
+
+    def settle(self, delivered: bool) -> Optional[Path]:
+        """After the send: delivered -> the entry goes; otherwise it is given back (pending)."""
+        from ..signals import held
+
+        with held():
+            if self.outbox is None or self.claim is None:
+                if delivered:
+                    return None
+                # never written (or only as pending): try once more, as a pending entry
+                return self.persist(claimed=False) if self.outbox is None else self.entry.path
+            box, claim = self.outbox, self.claim
+            self.claim = None
+            try:
+                if delivered:
+                    box.done(claim)
+                    box.discard(self.entry.delivery_id)
+                    return None
+                return box.release(claim, self.entry)
+            except OSError as exc:
+                self.problems.append(f"{box.path}: {_reason(exc)}")
+                return claim if claim.exists() else None
+
+    def where(self) -> str:
+        if self.entry.path is not None and self.outbox is not None:
+            return str(self.outbox.path / f"{self.entry.delivery_id}.json")
+        return "nowhere but the result file"
+
+    def warn_if_displaced(self, result_path: Path) -> None:
+        """Say exactly where the payload is when the outbox could not keep it."""
+        if not self.problems:
+            return
+        primary = self.candidates()[0]
+        if self.outbox is not None and self.outbox.path == primary.path:
+            return
+        if self.outbox is not None:
+            self.console.block(
+                f"the outbox {primary.path} cannot be used: the callback is kept in the "
+                f"workspace instead, at {self.entry.path}",
+                level="warning",
+                cause="; ".join(self.problems),
+                fixes=[
+                    f"resend it with 'ci-report flush --outbox {self.outbox.path}' (the Jenkins "
+                    "library archives ci-report/); fix the outbox (CI_REPORT_OUTBOX or --outbox "
+                    "to a directory of this user, mode 0700)"
+                ],
+            )
+        else:
+            self.console.block(
+                "no outbox can keep this callback: if it is not delivered, the payload is only "
+                f"in the result file {result_path}",
+                level="error",
+                cause="; ".join(self.problems),
+                fixes=["set CI_REPORT_OUTBOX (or --outbox) to a writable directory of this user"],
+            )
+
+
+def fallback_outbox_path(settings: Settings) -> Path:
+    """Where callbacks are kept when the outbox cannot be used: ``$WORKSPACE/ci-report/outbox``."""
+    return settings.workspace_path / "ci-report" / "outbox"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, UntrustedOutbox):
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def check_callback_url(url: str, settings: Settings, console: Console) -> None:
+    """Refuse a URL that cannot be sent to, or whose credentials would replace the JWT; a
+    ``user:password@`` is never sent (see the README). Its password is redacted everywhere."""
+    from urllib.parse import urlsplit
+
+    from ..jenkins_env import strip_credentials, url_userinfo
+
+    userinfo = url_userinfo(url)
+    if userinfo:
+        console.add_secret(userinfo)
+        console.add_secret(userinfo.partition(":")[2])
+    shown = strip_credentials(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(
+            "the callback URL is not usable",
+            cause=f"{shown!r} is not an http(s)://host/... URL",
+            fix="set CI_REPORT_URL to a full http(s):// URL (API_CALLBACK_URL: the base URL)",
+        )
+    if userinfo and settings.jwt_secret:
+        raise ConfigError(
+            "the callback URL carries user:password@ and JWT mode is on",
+            cause="userinfo in the URL would become 'Authorization: Basic' and replace the JWT",
+            fix="remove user:password@ from CI_REPORT_URL / API_CALLBACK_URL (ci-report never "
+            "sends it); the JWT, API key or signature authenticate the callback",
+        )
+    if userinfo:
+        console.warn(
+            f"the callback URL carries user:password@: it is NOT sent (only to {shown}); "
+            "authenticate with JENKINS_API_KEY, JENKINS_JWT_SECRET or JENKINS_SIGNATURE_SECRET"
+        )
+
+
 def _deliver_and_record(
     settings: Settings,
     context: BuildContext,
@@ -272,9 +451,15 @@ def _deliver_and_record(
     summary: str,
     spill: Optional[ResultSpill],
     facts: Optional[dict[str, Any]] = None,
+    output: Optional[str] = None,
 ) -> CallbackOutcome:
+    """Persist first, then send, one save site: the outbox entry and the result file
+    (``queued``) are on disk before the first attempt, and settled after it. ``output``
+    (``--output``) is written after the entry, so nothing that goes wrong there loses it."""
+    from ..jenkins_env import normalize_endpoint
+    from ..signals import held
+
     url = settings.callback_url
-    outbox = Outbox(settings.outbox_path)
     entry = OutboxEntry(
         delivery_id=delivery_id,
         body=body,
@@ -282,20 +467,32 @@ def _deliver_and_record(
         created_at=time.time(),
         subject=context.identity,
     )
+    entry.bind(EntryBinding(settings, normalize_endpoint(url)))
+    keeper = _Keeper(settings, console, entry)
     result_path = settings.result_file_path
+    result_problem: list[str] = []
 
     def record(outcome: str, delivery: Optional[DeliveryResult], error: Optional[str]) -> None:
-        write_result_file(
-            result_path,
-            payload_bytes=body,
-            delivery_id=delivery_id,
-            url=url,
-            outcome=outcome,
-            attempts=delivery.attempts if delivery else 0,
-            status_code=delivery.status_code if delivery else None,
-            error=error,
-            spill=spill,
-        )
+        with held():
+            try:
+                write_result_file(
+                    result_path,
+                    payload_bytes=body,
+                    delivery_id=delivery_id,
+                    url=url,
+                    outcome=outcome,
+                    attempts=entry.attempts,
+                    status_code=delivery.status_code if delivery else entry.last_status,
+                    error=error,
+                    spill=spill,
+                )
+            except OSError as exc:
+                if not result_problem:
+                    result_problem.append(_reason(exc))
+                    console.warn(
+                        f"cannot write the result file {result_path}: {_reason(exc)} "
+                        f"(the callback is kept in {keeper.where()})"
+                    )
 
     # configuration first: a broken one keeps the payload, so nothing is lost
     try:
@@ -319,13 +516,23 @@ def _deliver_and_record(
                 ),
                 evidence=also,
             )
+        check_callback_url(url, settings, console)
         if auth_error is not None:
             raise auth_error
     except ConfigError as err:
         entry.last_error = err.message
-        outbox_file = outbox.save(entry)
+        saved = keeper.persist(claimed=False)
         record("queued", None, err.message)
-        err.evidence.append(f"payload kept in the outbox: {outbox_file}")
+        keeper.warn_if_displaced(result_path)
+        try:
+            _write_output(output, body)
+        except OSError as exc:
+            console.warn(f"cannot write --output {output}: {_reason(exc)}")
+        err.evidence.append(
+            f"payload kept in the outbox: {saved}"
+            if saved
+            else f"payload kept only in the result file: {result_path}"
+        )
         err.message = f"callback NOT sent ({err.message}): {summary}"
         raise
 
@@ -335,38 +542,55 @@ def _deliver_and_record(
             "use an https:// URL"
         )
 
+    # persist first: on disk (claimed by us) before the first attempt, so that neither a
+    # signal nor kill -9 during the send can lose it
+    entry.first_attempt_at = entry.first_attempt_at or time.time()
+    entry.last_error = "not delivered yet: the process stopped while sending"
+    keeper.persist(claimed=True)
+    record("queued", None, entry.last_error)
+    keeper.warn_if_displaced(result_path)
+
     delivery: Optional[DeliveryResult] = None
     backlog: Optional[FlushSummary] = None
+    earlier_attempts = entry.attempts
     try:
-        # inside the try: a signal during the auto-flush must not lose this build's payload
-        backlog = _auto_flush(settings, console, outbox, skip_id=delivery_id)
-        delivery = deliver(body, delivery_id, url, settings, console=console, subject=entry.subject)
+        _write_output(output, body)
+        # a backlog that cannot be flushed never affects this build's own delivery
+        backlog = _auto_flush(settings, console, skip_id=delivery_id)
+        delivery = deliver(
+            body,
+            delivery_id,
+            url,
+            settings,
+            console=console,
+            subject=entry.subject,
+            earlier_attempts=earlier_attempts,
+            first_attempt_at=entry.first_attempt_at,
+            backlog=_backlog_count(settings, keeper),
+        )
     except Interrupted:
         entry.last_error = "interrupted during delivery"
-        saved = outbox.save(entry)
+        saved = keeper.settle(delivered=False)
         record("queued", delivery, entry.last_error)
-        console.warn(f"interrupted: the callback is kept in the outbox ({saved})")
+        console.warn(f"interrupted: the callback is kept in the outbox ({saved or result_path})")
         raise
-    except Exception:
-        entry.last_error = "internal error during delivery"
-        saved = outbox.save(entry)
+    except Exception as exc:
+        entry.last_error = (
+            exc.message if isinstance(exc, ConfigError) else "internal error during delivery"
+        )
+        saved = keeper.settle(delivered=False)
         record("queued", delivery, entry.last_error)
-        console.warn(f"the callback is kept in the outbox ({saved})")
+        console.warn(f"the callback is kept in the outbox ({saved or result_path})")
         raise
 
-    outbox_file: Optional[Path] = None
-    if not delivery.delivered:
-        entry.attempts = delivery.attempts
-        entry.last_error = delivery.error
-        entry.last_status = delivery.status_code
-        entry.rejected = delivery.outcome == "rejected"
-        outbox_file = outbox.save(entry)
-    else:
-        # an earlier run of this build left this very callback in the outbox: it has arrived
-        outbox.discard(delivery_id)
+    entry.attempts = earlier_attempts + delivery.attempts
+    entry.last_error = delivery.error
+    entry.last_status = delivery.status_code
+    entry.rejected = delivery.outcome == "rejected"
+    outbox_file = keeper.settle(delivered=delivery.delivered)
     record(delivery.outcome, delivery, delivery.error)
     _report(console, delivery, summary, url, delivery_id, outbox_file, result_path, facts or {})
-    if backlog is not None and (backlog.delivered or backlog.remaining):
+    if backlog is not None and (backlog.delivered or backlog.remaining or backlog.dead):
         waiting = f", {backlog.remaining} still waiting" if backlog.remaining else ""
         why = ""
         if backlog.skipped_rejected:
@@ -376,13 +600,22 @@ def _deliver_and_record(
             )
         elif backlog.stopped_reason:
             why = f" ({backlog.stopped_reason})"
+        buried = f", {backlog.dead} moved to dead/" if backlog.dead else ""
         console.detail(
             "outbox backlog",
-            f"resent {backlog.delivered} earlier callback(s){waiting}{why}",
+            f"resent {backlog.delivered} earlier callback(s){waiting}{buried}{why}",
         )
     return CallbackOutcome(
         delivery.outcome, delivery_id, body, url, delivery, result_path, outbox_file
     )
+
+
+def _backlog_count(settings: Settings, keeper: _Keeper) -> Optional[int]:
+    """Other entries waiting in this agent's outbox (ours is a claim, not counted)."""
+    try:
+        return len(Outbox(settings.outbox_path).pending())
+    except Exception:
+        return None
 
 
 def _report(
@@ -397,6 +630,7 @@ def _report(
 ) -> None:
     from ..jenkins_env import strip_credentials
 
+    url = strip_credentials(url) or url
     attempts = f"{delivery.attempts} attempt{'s' if delivery.attempts != 1 else ''}"
     status = f"HTTP {delivery.status_code}, " if delivery.status_code else ""
     fields = {
@@ -451,20 +685,30 @@ def _is_loopback(url: str) -> bool:
 
 
 def _auto_flush(
-    settings: Settings, console: Console, outbox: Outbox, skip_id: Optional[str] = None
+    settings: Settings, console: Console, skip_id: Optional[str] = None
 ) -> Optional[FlushSummary]:
     """Resend what earlier builds left behind, within ``flush_budget`` seconds. The caller
-    reports the summary after its own outcome (the outcome comes first)."""
-    pending = outbox.pending()
-    if settings.flush_budget <= 0 or not any(p.name != f"{skip_id}.json" for p in pending):
+    reports the summary after its own outcome (the outcome comes first). Nothing in the
+    outbox can stop this build's own delivery: any failure here is one warning."""
+    try:
+        pending = Outbox(settings.outbox_path).pending()
+        if settings.flush_budget <= 0 or not any(p.name != f"{skip_id}.json" for p in pending):
+            return None
+        return flush_outbox(
+            settings,
+            console=console,
+            budget_s=settings.flush_budget,
+            auto=True,
+            skip_ids={skip_id} if skip_id else None,
+        )
+    except Interrupted:
+        raise
+    except Exception as exc:
+        console.warn(
+            f"the outbox backlog was not resent ({_reason(exc)}); this build's callback is "
+            "sent anyway"
+        )
         return None
-    return flush_outbox(
-        settings,
-        console=console,
-        budget_s=settings.flush_budget,
-        auto=True,
-        skip_ids={skip_id} if skip_id else None,
-    )
 
 
 def flush_outbox(
@@ -475,24 +719,92 @@ def flush_outbox(
     url_override: Optional[str] = None,
     auto: bool = False,
     skip_ids: Optional[set[str]] = None,
+    outbox_path: Optional[Path] = None,
+    adopt: bool = False,
 ) -> FlushSummary:
     """Resend outbox entries, oldest first, each under its original delivery id.
+
+    Only entries of this build's endpoint and credentials are sent (fingerprint and seal, see
+    :mod:`.outbox`): an entry made for another endpoint or with other credentials is left alone
+    and counted in ``foreign``; one that carries our fingerprint but not our seal was altered
+    or forged, and moves to ``dead/``. ``url_override`` (``flush --url``) sends our own entries
+    to another URL (the operator says the endpoint moved); it never sends another's entries.
+
+    ``adopt`` (``flush --adopt``, an operator's explicit choice after fixing a wrong key): entries
+    made for the configured endpoint with *other* credentials are re-bound to ours and sent;
+    entries of other endpoints are still left alone.
 
     ``auto`` (the bounded flush at the start of every callback) sends each entry once and skips
     entries the receiver rejected (they wait for a fixed configuration and an explicit flush).
     A transport failure stops the run: the endpoint is down, the rest waits for next time.
     ``skip_ids``: entries left alone and not counted (the callback being sent right now).
     """
+    from ..jenkins_env import normalize_endpoint, strip_credentials
+
     console = console or get_console()
     check_auth_settings(settings)
-    outbox = Outbox(settings.outbox_path)
+    outbox = Outbox(outbox_path or settings.outbox_path)
     summary = FlushSummary()
+    if not outbox.path.is_dir():
+        return summary
+    outbox.check()  # refuses a directory others could have planted entries in
+    configured = settings.callback_url
+    if configured:
+        check_callback_url(configured, settings, console)
+    binding = EntryBinding(settings, normalize_endpoint(configured))
+    if url_override:
+        check_callback_url(url_override, settings, console)
     ttl_s = settings.outbox_ttl_days * 86_400
     start = time.monotonic()
+    waiting = len(outbox.pending())
     session = make_session(settings)
     stop = False
+
+    def on_bad(name: str, reason: str, dead: Path) -> None:
+        summary.dead += 1
+        summary.buried.append(f"{name}: {reason}")
+        console.error(
+            f"outbox entry {name} cannot be used ({reason}): moved to {dead}; it is never sent "
+            "(look at it, then delete it)"
+        )
+
     try:
-        for claimed, entry in outbox.iter_claimed(skip_ids):
+        for claimed, entry in outbox.iter_claimed(skip_ids, on_bad=on_bad):
+            waiting = max(0, waiting - 1)
+            if (
+                adopt
+                and not url_override
+                and entry.endpoint is not None
+                and entry.endpoint == binding.endpoint
+                and not entry.sealed_by(binding)
+            ):
+                entry.bind(binding)  # the operator vouches for it: ours from now on
+                console.info(f"outbox: adopting {entry.delivery_id} (flush --adopt)")
+            if entry.fingerprint != binding.fingerprint:
+                # made with other credentials (another team, a third party, an older
+                # ci-report): never signed with ours, not counted as ours
+                outbox.release(claimed, entry)
+                summary.foreign += 1
+                continue
+            if not entry.sealed_by(binding):
+                dead = outbox.bury(claimed, entry, suffix=".forged")
+                summary.dead += 1
+                summary.buried.append(f"{entry.delivery_id}: seal does not match")
+                console.error(
+                    f"outbox entry {entry.delivery_id} claims this build's credentials but its "
+                    f"seal does not match (altered or planted): moved to {dead}, never sent",
+                    deliveryId=entry.delivery_id,
+                )
+                continue
+            url = url_override
+            if not url_override:
+                if entry.endpoint is not None and entry.endpoint == binding.endpoint:
+                    url = configured
+                elif entry.endpoint is not None:
+                    # our credentials, another endpoint: they belong to the configured one
+                    outbox.release(claimed, entry)
+                    summary.foreign += 1
+                    continue
             if stop:
                 outbox.release(claimed, entry)
                 summary.remaining += 1
@@ -501,13 +813,13 @@ def flush_outbox(
             if age > ttl_s:
                 dead = outbox.bury(claimed, entry)
                 summary.dead += 1
+                summary.buried.append(f"{entry.delivery_id}: expired")
                 console.error(
                     f"outbox entry {entry.delivery_id} expired after {age / 86400:.1f} days "
                     f"without delivery and moved to {dead}: this result was NOT delivered",
                     deliveryId=entry.delivery_id,
                 )
                 continue
-            url = url_override or _resend_url(entry.url, settings.callback_url)
             left = None if budget_s is None else budget_s - (time.monotonic() - start)
             if not url or (auto and entry.rejected) or (left is not None and left <= 0.5):
                 outbox.release(claimed, entry)
@@ -531,9 +843,15 @@ def flush_outbox(
                     deadline_s=deadline,
                     timeout_s=left,
                     quiet=auto,
+                    earlier_attempts=entry.attempts,
+                    first_attempt_at=entry.first_attempt_at or entry.created_at,
+                    backlog=waiting,
                 )
             except BaseException:
-                outbox.release(claimed, entry)
+                from ..signals import held
+
+                with held():
+                    outbox.release(claimed, entry)
                 raise
             if result.delivered:
                 outbox.done(claimed)
@@ -541,6 +859,7 @@ def flush_outbox(
                 console.debug(f"outbox: delivered {entry.delivery_id}")
                 continue
             entry.attempts += result.attempts
+            entry.first_attempt_at = result.first_attempt_at
             entry.last_error = result.error
             entry.last_status = result.status_code
             entry.rejected = result.outcome == "rejected"
@@ -554,17 +873,13 @@ def flush_outbox(
                 stop = True
     finally:
         session.close()
+    if summary.foreign:
+        console.debug(
+            f"outbox: {summary.foreign} entr{'y' if summary.foreign == 1 else 'ies'} of another "
+            f"endpoint or other credentials left alone (this flush sends only to "
+            f"{strip_credentials(configured) or '(no URL)'} with its own credentials)"
+        )
     return summary
-
-
-def _resend_url(stored: Optional[str], configured: Optional[str]) -> Optional[str]:
-    """The outbox keeps URLs without ``user:password@``; when the configured URL is the same
-    endpoint, use it, credentials included."""
-    from ..jenkins_env import strip_credentials
-
-    if stored and configured and strip_credentials(configured) == stored:
-        return configured
-    return stored
 
 
 def deliver_or_queue(
@@ -579,19 +894,23 @@ def deliver_or_queue(
     """Deliver ``body``; if that fails, keep it in the outbox for ``flush``."""
     console = console or get_console()
     check_auth_settings(settings)
+    from ..jenkins_env import normalize_endpoint
+
+    check_callback_url(url, settings, console)
     result = deliver(body, delivery_id, url, settings, console=console, subject=subject)
     if not result.delivered:
-        Outbox(settings.outbox_path).save(
-            OutboxEntry(
-                delivery_id=delivery_id,
-                body=body,
-                url=url,
-                created_at=time.time(),
-                attempts=result.attempts,
-                last_error=result.error,
-                last_status=result.status_code,
-                rejected=result.outcome == "rejected",
-                subject=subject,
-            )
+        entry = OutboxEntry(
+            delivery_id=delivery_id,
+            body=body,
+            url=url,
+            created_at=time.time(),
+            attempts=result.attempts,
+            last_error=result.error,
+            last_status=result.status_code,
+            rejected=result.outcome == "rejected",
+            subject=subject,
+            first_attempt_at=result.first_attempt_at,
         )
+        entry.bind(EntryBinding(settings, normalize_endpoint(url)))
+        Outbox(settings.outbox_path).save(entry)
     return result

@@ -112,7 +112,18 @@ Examples:
 @click.option("--url", "url_override", help="Send every entry here instead of its own URL.")
 @click.option("--budget", type=float, help="Stop after this many seconds.")
 @click.option("--list", "list_only", is_flag=True, help="List the entries; send nothing.")
-@click.option("--strict", is_flag=True, default=None, help="Exit 75 if entries remain.")
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Also send entries made for the configured URL with other credentials (after fixing "
+    "a wrong key), signed with the current ones. Only when the outbox is known to be yours.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    default=None,
+    help="Exit 75 if entries remain, 65 if entries were moved to dead/.",
+)
 @global_options
 @click.pass_context
 def flush(
@@ -120,51 +131,79 @@ def flush(
     url_override: Optional[str],
     budget: Optional[float],
     list_only: bool,
+    adopt: bool,
     **opts: Any,
 ) -> None:
     """Resend callbacks kept in the outbox, each under its original delivery id."""
     strict = StrictSwitch.from_flag_or_env(opts.get("strict"))
 
     def action(console: Console) -> int:
-        from ..callback.outbox import Outbox
+        from ..callback.outbox import BadEntry, Outbox, UntrustedOutbox
         from ..callback.service import flush_outbox
+        from ..errors import EXIT_DATAERR, EXIT_TEMPFAIL, ConfigError
 
         settings = _settings(ctx, opts)
         strict.on = settings.strict
         outbox = Outbox(settings.outbox_path)
+        try:
+            if outbox.path.is_dir():
+                outbox.check()
+        except UntrustedOutbox as exc:
+            raise ConfigError(
+                "the outbox cannot be trusted: nothing sent", cause=str(exc)
+            ) from None
         if list_only:
             paths = outbox.pending()
             console.outcome(
                 f"outbox {outbox.path}: {len(paths)} entr{'y' if len(paths) == 1 else 'ies'}"
             )
             for path in paths:
-                entry = outbox.load(path)
+                try:
+                    entry = outbox.load(path)
+                except BadEntry as exc:
+                    console.detail(path.name, f"cannot be used: {exc}", level="warning")
+                    continue
                 console.detail(
                     entry.delivery_id,
-                    f"{entry.url} attempts={entry.attempts} last={entry.last_error}",
+                    f"{entry.endpoint or entry.url} attempts={entry.attempts} "
+                    f"last={entry.last_error}",
                 )
             return EXIT_OK
         if not outbox.pending():
             console.outcome(f"outbox is empty ({outbox.path})")
             return EXIT_OK
         summary = flush_outbox(
-            settings, console=console, budget_s=budget, url_override=url_override
+            settings, console=console, budget_s=budget, url_override=url_override, adopt=adopt
         )
         line = (
             f"outbox flushed: {summary.delivered} delivered, {summary.remaining} remaining"
             + (f", {summary.rejected} rejected" if summary.rejected else "")
-            + (f", {summary.dead} expired" if summary.dead else "")
+            + (f", {summary.dead} moved to dead/" if summary.dead else "")
+            + (
+                f", {summary.foreign} of other endpoints or credentials left alone"
+                if summary.foreign
+                else ""
+            )
         )
-        if summary.remaining:
+        if summary.remaining or summary.dead:
+            fixes = []
+            if summary.remaining:
+                fixes.append("run 'ci-report diagnose' to check the endpoint and credentials")
+            if summary.dead:
+                fixes.append(f"look at {outbox.dead_path}: those results were NOT delivered")
             console.block(
                 line,
                 level="warning",
                 cause=summary.stopped_reason,
-                evidence=summary.errors[:10],
-                fixes=["run 'ci-report diagnose' to check the endpoint and credentials"],
+                evidence=(summary.errors + summary.buried)[:10],
+                fixes=fixes,
             )
         else:
             console.outcome(line)
-        return 75 if (settings.strict and summary.remaining) else EXIT_OK
+        if not settings.strict:
+            return EXIT_OK
+        if summary.remaining:
+            return EXIT_TEMPFAIL
+        return EXIT_DATAERR if summary.dead else EXIT_OK
 
     run_lenient(ctx, action, strict)
