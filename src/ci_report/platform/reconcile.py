@@ -198,6 +198,13 @@ class Reconciler:
                     summary.skipped += 1
                 return
             try:
+                # re-read under the lease: another replica may have moved it since the list
+                fresh = self.ledger.get(run.run_id)
+                if fresh is None or not fresh.is_open():
+                    with lock:
+                        summary.skipped += 1
+                    return
+                run = fresh
                 if down.is_set():
                     raise _Unreachable(run, "Jenkins unreachable (earlier in this pass)")
                 old = run.status
