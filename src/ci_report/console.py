@@ -15,7 +15,7 @@ import re
 import sys
 import threading
 import time
-from typing import IO, Any, Iterable, Optional, Sequence
+from typing import IO, Any, Iterable, Mapping, Optional, Sequence
 
 PREFIX = "[ci-report]"
 MASK = "****"
@@ -24,15 +24,38 @@ _COLORS = {"warning": "\033[33m", "error": "\033[31m", "outcome": "\033[1m", "de
 _RESET = "\033[0m"
 
 # Shapes that are credentials whatever their value: redacted even if never registered.
+# Every pattern is linear in the input: each starts with a literal (or a bounded prefix), and
+# no unbounded repetition is followed by something that can fail after it (a 1 MB token-like
+# run or an 8000-letter message costs one pass, see tests/unit/test_console.py).
 _PATTERNS = [
-    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + MASK),
-    (re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]{8,}"), r"\1" + MASK),
+    (re.compile(r"(?i)(bearer[ \t]{1,16})[A-Za-z0-9._~+/=-]{8,}"), r"\1" + MASK),
+    (re.compile(r"(?i)(basic[ \t]{1,16})[A-Za-z0-9+/=]{8,}"), r"\1" + MASK),
     (re.compile(r"\bv1,[A-Za-z0-9+/]{20,}={0,2}"), "v1," + MASK),
     (re.compile(r"\bwhsec_[A-Za-z0-9+/=]+"), "whsec_" + MASK),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), MASK),
-    (re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@"), r"\1" + MASK + "@"),
-    (re.compile(r"(?i)(x-api-key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"), r"\1" + MASK),
+    # user:password@ after a scheme: anchored on the literal "://" (a scheme pattern tried at
+    # every letter of a long word was quadratic)
+    (re.compile(r"(://[^/\s:@]{1,256}:)[^@\s/]+@"), r"\1" + MASK + "@"),
+    (re.compile(r"(?i)(x-api-key['\"]?[ \t]{0,16}[:=][ \t]{0,16}['\"]?)[^\s'\",}]+"), r"\1" + MASK),
 ]
+# JWTs (eyJ...): found inside maximal runs of token characters, each run looked at once
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9_.-]{19,}")
+_JWT_HEAD = re.compile(r"(?:^|[^A-Za-z0-9_])eyJ")
+
+
+def _mask_jwt_run(match: re.Match[str]) -> str:
+    """A run of token characters that holds ``eyJ<8+>.<8+>.<...>`` (a JWT) is masked whole."""
+    run = match.group(0)
+    if "eyJ" not in run or run.count(".") < 2:
+        return run
+    head = _JWT_HEAD.search(run)
+    if head is None:
+        return run
+    start = head.end() - 3
+    parts = run[start:].split(".")
+    if len(parts) >= 3 and len(parts[0]) >= 11 and len(parts[1]) >= 8:
+        return run[:start] + MASK
+    return run
+
 
 # Environment variables whose values are secrets wherever they appear.
 SECRET_ENV_VARS = (
@@ -66,10 +89,10 @@ class Redactor:
                         self._secrets.add(part[len("whsec_") :])
             self._regex = None
 
-    def add_from_env(self, env: Optional[dict[str, str]] = None) -> None:
-        env = os.environ if env is None else env
+    def add_from_env(self, env: Optional[Mapping[str, str]] = None) -> None:
+        source: Mapping[str, str] = os.environ if env is None else env
         for name in SECRET_ENV_VARS:
-            self.add(env.get(name))
+            self.add(source.get(name))
 
     def redact(self, text: str) -> str:
         if not text:
@@ -83,6 +106,8 @@ class Redactor:
             text = regex.sub(MASK, text)
         for pattern, repl in _PATTERNS:
             text = pattern.sub(repl, text)
+        if "eyJ" in text:
+            text = _TOKEN_RUN.sub(_mask_jwt_run, text)
         return text
 
     def redact_obj(self, obj: Any) -> Any:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import json
 
 import pytest
@@ -178,3 +180,60 @@ def test_closed_stream_does_not_raise() -> None:
     console, out = make()
     out.close()
     console.error("nobody listens")  # must not raise
+
+
+# -- linear-time redaction (finding 7, console part) ----------------------------------------
+
+_HOSTILE_INPUTS = r"""
+import sys, time
+from ci_report.console import Redactor
+
+r = Redactor()
+r.add("registered-secret-value")
+MB = 1024 * 1024
+inputs = {
+    "letters": "a" * MB,
+    "token-run": "eyJ-" * (MB // 4),
+    "jwt-dots": "eyJ" + "a" * 10 + "." + "b" * MB,
+    "bearer-spaces": ("bearer " + " " * 100) * (MB // 108),
+    "api-key-spaces": ("x-api-key" + " " * 100) * (MB // 110),
+    "scheme-run": "://a:" + "b" * MB,
+    "schemes": "http://u:" * (MB // 9),
+    "v1-run": "v1," + "A" * MB + "!",
+    "message-8000": ("x" * 8000 + " ") * 128,
+}
+start = time.process_time()
+for name, text in inputs.items():
+    r.redact(text)
+print(f"{time.process_time() - start:.2f}")
+"""
+
+
+def test_redaction_is_linear_on_hostile_megabyte_inputs() -> None:
+    """Regression: the URL pattern was tried at every letter of a long word (quadratic: a
+    65 KB webhook-id froze the receiver 17 s, an 8000-letter message cost 0.27 s). Nine 1 MB
+    inputs shaped against each pattern must finish in one subprocess within a ceiling that a
+    quadratic pattern cannot meet by orders of magnitude (1 MB^2 steps are hours)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _HOSTILE_INPUTS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    cpu_s = float(proc.stdout.strip())
+    assert cpu_s < 20, f"redacting 9 MB took {cpu_s} s of CPU"
+
+
+def test_linear_patterns_still_redact_what_they_did() -> None:
+    r = Redactor()
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXZhbHVl"
+    text = (
+        f"Authorization: Bearer abcdefgh12345678 token {jwt} and x-api-key: k-123456 "
+        "https://bob:hunter2@host/x v1,QUJDREVGR0hJSktMTU5PUFFSU1RVVldY sig whsec_abcd"
+    )
+    out = r.redact(text)
+    for secret in ("abcdefgh12345678", jwt, "k-123456", "hunter2", "QUJDREVGR0hJSktM", "abcd"):
+        assert secret not in out, out
+    assert "https://bob:****@host/x" in out
+    assert "-" + jwt[:20] not in r.redact("prefix-" + jwt)
