@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -133,3 +134,38 @@ def test_without_prometheus_client_metrics_answer_503(monkeypatch: pytest.Monkey
         assert requests.get(handle.base_url + "/", timeout=5).status_code == 200
     finally:
         handle.stop()
+
+
+def test_the_receiver_says_at_start_when_metrics_are_off(tmp_path: Path) -> None:
+    """``ci-report receiver`` in an environment where prometheus_client cannot be imported."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JENKINS_", "CI_REPORT_"))}
+    env["JENKINS_SIGNATURE_SECRET"] = WHSEC
+    code = (
+        "import sys; sys.modules['prometheus_client'] = None\n"  # import fails like when absent
+        "from ci_report.cli import main; sys.argv[0] = 'ci-report'; main()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "receiver", "--port", "0", "--db", str(tmp_path / "r.db")],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        lines = [proc.stderr.readline() for _ in range(3)]
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)/", lines[0])
+        assert match, lines
+        assert "executions page" in lines[1] and "/metrics" in lines[1]
+        assert "metrics are off" in lines[2] and "ci-report[metrics]" in lines[2], lines
+        r = requests.get(match.group(1) + "/metrics", timeout=5)
+        assert r.status_code == 503
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")

@@ -65,3 +65,79 @@ def test_every_metric_the_rules_read_is_exported() -> None:
     assert wanted, "no metric found in the rules file"
     missing = sorted(wanted - names)
     assert not missing, f"rules read metrics the receiver does not export: {missing}"
+
+
+@needs_promtool
+def test_a_stuck_run_scraped_from_the_receiver_fires_the_stuck_alert(tmp_path: Path) -> None:
+    """What the live receiver exports for a stuck run, held for 15 minutes, fires
+    CIReportRunsStuck with the rules file as it is (promtool evaluates it)."""
+    import json
+    import time
+
+    import requests
+    import yaml
+    from fault_server import WHSEC
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from ci_report.console import Console
+    from ci_report.platform.receiver import start_receiver
+    from ci_report.platform.runs import open_ledger
+
+    offset = [-3600.0]
+    log = (tmp_path / "console.log").open("w")
+    ledger = open_ledger(
+        str(tmp_path / "runs.db"),
+        clock=lambda: time.time() + offset[0],
+        console=Console(stream=log),
+    )
+    ledger.create("team/app/main", {}, run_id="r-stuck")  # an hour ago, never changed since
+    offset[0] = 0.0
+    handle = start_receiver(signature_secrets=[WHSEC], ledger=ledger)
+    try:
+        text = requests.get(handle.base_url + "/metrics", timeout=5).text
+    finally:
+        handle.stop()
+        ledger.close()
+        log.close()
+    scraped = {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name in ("ci_report_stuck_runs", "ci_report_open_runs")
+    }
+    assert scraped == {"ci_report_stuck_runs": 1.0, "ci_report_open_runs": 1.0}
+
+    rules = yaml.safe_load(RULES.read_text())
+    stuck = next(
+        r for g in rules["groups"] for r in g["rules"] if r["alert"] == "CIReportRunsStuck"
+    )
+    annotations = dict(stuck["annotations"])
+    annotations["summary"] = annotations["summary"].replace("{{ $value }}", "1")
+    case = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": f'{name}{{instance="receiver"}}', "values": f"{value:g}x20"}
+                    for name, value in scraped.items()
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "5m", "alertname": "CIReportRunsStuck", "exp_alerts": []},
+                    {
+                        "eval_time": "15m",
+                        "alertname": "CIReportRunsStuck",
+                        "exp_alerts": [
+                            {"exp_labels": {"severity": "warning"}, "exp_annotations": annotations}
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "live_test.yaml"
+    path.write_text(json.dumps(case))  # JSON is YAML
+    result = _promtool("test", "rules", str(path))
+    print(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -97,6 +97,7 @@ def fixture_ledger() -> FakeLedger:
                 status="running",
                 build_number=42,
                 build_url="javascript:alert(1)",
+                trigger_message="queued as item #7",
                 created_at=NOW - 120,
                 updated_at=NOW - 100,
             ),
@@ -248,6 +249,10 @@ def test_run_detail_has_history_parameters_and_a_sync_form() -> None:
     assert '<input type="hidden" name="csrf_token" value="t&quot;&lt;">' in with_server
     detail = text(get(p, "/runs/run-bad-trigger"))
     assert "API_TOKEN" in detail and "***" in detail
+    assert "Trigger failure" in detail and "job-missing" in detail
+    # a successful trigger's message is not shown as a failure
+    fresh = text(get(p, "/runs/run-fresh"))
+    assert "Trigger failure" not in fresh and "success (queued as item #7)" in fresh
     assert get(p, "/runs/nope").status == 404
 
 

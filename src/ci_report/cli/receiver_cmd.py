@@ -66,6 +66,9 @@ def receiver(
             signature_secrets=keys["signature_secrets"],
         )
         console.outcome(f"receiver listening on {handle.url} (database {db}); Ctrl-C stops it")
+        console.info(f"executions page {handle.base_url}/, metrics {handle.base_url}/metrics")
+        for note in handle.watch.notes if handle.watch else ():
+            console.warn(note)
         try:
             handle.serve_forever()
         except Interrupted as stop:  # Ctrl-C / SIGTERM is how a foreground server ends

@@ -606,9 +606,13 @@ class ExecutionsPage:
             ("Why", esc(run.status_reason or "")),
             ("Build", build),
             ("Queue item", esc(run.queue_id if run.queue_id is not None else "")),
-            ("Trigger", esc(run.trigger_status)),
         ]
-        if run.trigger_code or run.trigger_message:
+        failed = run.status == "trigger_failed" or run.trigger_status == "failed"
+        trigger = esc(run.trigger_status)
+        if run.trigger_message and not failed:
+            trigger += f" ({esc(run.trigger_message)})"
+        rows.append(("Trigger", trigger))
+        if failed:
             rows.append(
                 (
                     "Trigger failure",
