@@ -8,6 +8,7 @@ metrics observer); :meth:`Watch.attach` gives it the ledger and the sync operati
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 from urllib.parse import quote
@@ -48,6 +49,9 @@ class Watch:
     token_protected: bool = False
     page: Optional[ExecutionsPage] = None
     notes: list[str] = field(default_factory=list)  # what the receiver says when it starts
+    # keys the page's Sync now tokens; derived from the API token, so replicas behind one address
+    # accept each other's forms (None: a random per-process key)
+    page_secret: Optional[bytes] = field(default=None, repr=False)
 
     def attach(self, ledger: Optional[PageLedger], sync: Optional[SyncFn] = None) -> None:
         """Read runs from ``ledger`` (page and ledger gauges); ``sync`` runs "Sync now"."""
@@ -61,6 +65,7 @@ class Watch:
                 sync=sync,
                 stuck_after_s=self.stuck_after_s,
                 token_protected=self.token_protected,
+                secret=self.page_secret,
             )
         )
 
@@ -125,6 +130,11 @@ def setup_watch(
         stuck_after_s=float(stuck_after_s),
         token_protected=bool(api_token),
         notes=notes,
+        page_secret=(
+            hashlib.sha256(b"ci-report page sync token\0" + api_token.encode()).digest()
+            if api_token
+            else None
+        ),
     )
 
 
