@@ -169,3 +169,81 @@ def test_the_receiver_says_at_start_when_metrics_are_off(tmp_path: Path) -> None
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
     assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
+
+
+def _pg_skip_reason() -> str:
+    import os
+
+    from pg_server import find_binaries
+
+    if find_binaries() is None:
+        return "PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb)"
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "psycopg is not installed (pip install 'ci-report[postgres]')"
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam("nobody")
+        except KeyError:
+            return "running as root without a 'nobody' user: PostgreSQL refuses to run as root"
+    return ""
+
+
+def test_two_replicas_on_postgresql_report_the_same_ledger_figures(tmp_path: Path) -> None:
+    """Ledger gauges are read from the shared database: a callback applied by replica A shows
+    on replica B's /metrics and page too; event counters stay per process."""
+    reason = _pg_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from pg_server import PostgresServer, find_binaries
+
+    from ci_report.console import Console
+    from ci_report.platform.runs import open_ledger
+
+    bindir = find_binaries()
+    assert bindir is not None
+    server = PostgresServer(bindir).start()
+    log = (tmp_path / "console.log").open("w")
+    handles: list[ReceiverHandle] = []
+    ledgers = []
+    try:
+        dsn = server.new_database()
+        for _ in range(2):
+            ledger = open_ledger(dsn, console=Console(stream=log))
+            ledgers.append(ledger)
+            handles.append(start_receiver(signature_secrets=[WHSEC], ledger=ledger))
+        a, b = handles
+        ledgers[0].create("team/app/main", {}, run_id="run-pg")
+        ledgers[0].create("team/app/main", {}, run_id="run-pg-open")
+        body = json.dumps(
+            {
+                "runId": "run-pg",
+                "status": "success",
+                "build": {"jobName": "team/app/main", "buildNumber": 1, "result": "SUCCESS"},
+            }
+        ).encode()
+        r = requests.post(
+            a.base_url + CALLBACK_PATH, data=body, headers=_signed(body, "msg_pg"), timeout=10
+        )
+        assert r.status_code == 200, r.text
+        got_a, got_b = _scrape(a.base_url), _scrape(b.base_url)
+        for name in (
+            "ci_report_runs{status=success}",
+            "ci_report_runs{status=queued}",
+            "ci_report_open_runs",
+        ):
+            assert got_a[name] == got_b[name] == 1, name
+        assert got_a["ci_report_callbacks_total{outcome=applied}"] == 1
+        assert got_b["ci_report_callbacks_total{outcome=applied}"] == 0
+        page = requests.get(b.base_url + "/?status=success", timeout=10)
+        assert page.status_code == 200 and "run-pg" in page.text
+    finally:
+        for handle in handles:
+            handle.stop()
+        for ledger in ledgers:
+            ledger.close()
+        log.close()
+        server.stop()
