@@ -142,6 +142,48 @@ def test_real_failure_lines_in_direct_mode(ws: Path, capsys: pytest.CaptureFixtu
     assert failures == []
 
 
+SECRETS = {
+    "JENKINS_API_KEY": "key-must-not-reach-kaniko",
+    "JENKINS_JWT_SECRET": "jwt-must-not-reach-kaniko",
+    "JENKINS_SIGNATURE_SECRET": "whsec_bXVzdC1ub3QtcmVhY2gta2FuaWtv",
+    "JENKINS_TOKEN": "token-must-not-reach-kaniko",
+}
+
+
+def test_the_executor_never_sees_the_callback_secrets(
+    ws: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # issue 9 finding 11: a RUN step could read them from the executor's environment
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("KEEP_ME", "1")
+    env_file = ws / "env.json"
+    rc, _, _ = push(ws, capsys, FAKE_KANIKO_ENV_FILE=str(env_file))
+    seen = json.loads(env_file.read_text())
+    assert rc == 0 and seen["KEEP_ME"] == "1" and "PATH" in seen
+    assert not set(SECRETS) & set(seen)
+    assert not any(v in json.dumps(seen) for v in SECRETS.values())
+
+
+def test_docker_mode_container_env_has_no_secrets(
+    ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ci_report.image.docker_mode import container_spec
+
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    spec = container_spec(
+        image="ghcr.io/osscontainertools/kaniko:v1.28.3",
+        context=ws / "ctx",
+        dockerfile=ws / "ctx" / "Dockerfile",
+        destinations=[DEST],
+        extra_args=[],
+        docker_config=ws / "dc",
+    )
+    assert spec["environment"] == {"DOCKER_CONFIG": "/kaniko/.docker"}
+    assert not any(v in json.dumps(spec) for v in SECRETS.values())
+
+
 def test_color_log_format_is_understood(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, rep, _ = push(ws, capsys, "--", "--log-format=color", scenario="oom-killed")
     assert (rc, rep["diagnosis"]["code"], rep["phase"]) == (137, "oom-killed", "snapshot")

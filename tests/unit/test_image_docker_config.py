@@ -152,3 +152,33 @@ def test_missing_empty_and_invalid_files(tmp_path: Path):
         load_docker_config(_write(tmp_path / "bad.json", '{"auths": {'))
     with pytest.raises(ConfigError, match="not a Docker config"):
         load_docker_config(_write(tmp_path / "list.json", "[]"))
+
+
+@pytest.mark.parametrize(
+    "name", ["../../bin/sh", "/bin/sh", "bin/sh", "..", "a..b", "", "x" * 65, "ecr login"]
+)
+def test_helper_names_with_a_path_are_refused(tmp_path: Path, monkeypatch, name: str):
+    # issue 9 finding 11: credsStore "../../bin/sh" ran a program from the workspace
+    ran = tmp_path / "ran"
+    tool = tmp_path / "bin" / "sh"
+    tool.parent.mkdir()
+    tool.write_text(f'#!/bin/sh\ntouch {ran}\necho \'{{"Username":"u","Secret":"s"}}\'\n')
+    tool.chmod(0o755)
+    (tmp_path / "docker-credential-..").mkdir()  # so "docker-credential-../../bin/sh" resolves
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"credsStore": name, "credHelpers": {"reg.example.com": name}}))
+    config = load_docker_config(path)
+    assert config.resolve("reg.example.com") is None and not ran.exists()
+    assert config.creds_store is None and config.cred_helpers == {}
+    if name:
+        assert config.refused_helpers == ["credHelpers[reg.example.com]", "credsStore"]
+
+
+@pytest.mark.parametrize(
+    "name", ["ecr-login", "gcloud", "desktop", "osxkeychain", "pass", "acr-env"]
+)
+def test_real_helper_names_are_kept(tmp_path: Path, name: str):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"credsStore": name}))
+    assert load_docker_config(path).creds_store == name

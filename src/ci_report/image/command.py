@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
-__all__ = ["ADDED_DEFAULTS", "build_args_of", "executor_args", "flag_values", "has_flag"]
+__all__ = [
+    "ADDED_DEFAULTS",
+    "build_args_of",
+    "executor_args",
+    "executor_env",
+    "flag_values",
+    "has_flag",
+    "secret_env_names",
+]
 
 # added unless the user set them (Kaniko defaults: colour logs, no push retry)
 ADDED_DEFAULTS = (("--log-format", "text"), ("--push-retry", "3"))
@@ -69,3 +77,23 @@ def executor_args(
 def first_value(args: Sequence[str], name: str) -> Optional[str]:
     values = flag_values(args, name)
     return values[-1] if values else None
+
+
+def secret_env_names() -> frozenset[str]:
+    """Environment names that carry ci-report's own secrets (callback API key, JWT and
+    signature secrets, the Jenkins token): the executor and its RUN steps never need them."""
+    from ..config import _setting_fields
+
+    return frozenset(
+        name for f in _setting_fields() if f.metadata.get("secret") for name in f.metadata["env"]
+    )
+
+
+def executor_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """The environment for the executor (and ``executor version``, credential helpers): ours
+    without the callback secrets, which a Dockerfile RUN step could otherwise read."""
+    import os
+
+    names = secret_env_names()
+    source = os.environ if environ is None else environ
+    return {k: v for k, v in source.items() if k not in names}

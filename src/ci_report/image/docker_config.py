@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ..errors import ConfigError
+from .command import executor_env
 
 __all__ = [
     "DOCKER_HUB_ALIASES",
@@ -94,6 +96,8 @@ class DockerConfig:
     cred_helpers: dict[str, str] = field(default_factory=dict)  # normalized host -> helper
     creds_store: Optional[str] = None
     raw_keys: dict[str, str] = field(default_factory=dict)  # normalized host -> key as written
+    # credsStore/credHelpers values that are not helper names ("../../bin/sh"): never run
+    refused_helpers: list[str] = field(default_factory=list)
 
     # -- lookups -------------------------------------------------------------------------
     def hosts(self) -> list[str]:
@@ -160,6 +164,8 @@ class DockerConfig:
         helper = self.helper_for(registry_host)
         if not helper:
             return None
+        if not valid_helper_name(helper):
+            return None
         program = shutil.which(f"docker-credential-{helper}")
         if not program:
             return None
@@ -173,6 +179,7 @@ class DockerConfig:
                 text=True,
                 timeout=timeout,
                 check=False,
+                env=executor_env(),
             )
             if proc.returncode != 0:
                 return None
@@ -189,9 +196,11 @@ class DockerConfig:
             creds.username, creds.password = str(user or ""), secret
         return creds
 
-    def resolve(self, registry_host: str) -> Optional[Credentials]:
+    def resolve(self, registry_host: str, *, timeout: float = 10.0) -> Optional[Credentials]:
         """Inline credentials, else what the helper says, else None (anonymous)."""
-        return self.credentials_for(registry_host) or self.credentials_via_helper(registry_host)
+        return self.credentials_for(registry_host) or (
+            self.credentials_via_helper(registry_host, timeout=timeout) if timeout > 0 else None
+        )
 
 
 def _decode_auth(auth: str) -> Optional[tuple[str, str]]:
@@ -207,6 +216,16 @@ def _decode_auth(auth: str) -> Optional[tuple[str, str]]:
     if not user:
         return None
     return user, password.strip("\n")
+
+
+# docker-credential-<name> is looked up on PATH; a name with a path separator or ".." would make
+# the lookup run a program from the workspace (shutil.which and Go's LookPath both take a name
+# containing "/" as a path)
+_HELPER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+
+
+def valid_helper_name(name: str) -> bool:
+    return bool(_HELPER_NAME.fullmatch(name)) and ".." not in name
 
 
 def parse_docker_config(data: Any, path: Optional[Path] = None) -> DockerConfig:
@@ -229,10 +248,16 @@ def parse_docker_config(data: Any, path: Optional[Path] = None) -> DockerConfig:
     if isinstance(helpers, dict):
         for key, name in helpers.items():
             if isinstance(name, str) and name:
-                config.cred_helpers[normalize_host(str(key))] = name
+                if valid_helper_name(name):
+                    config.cred_helpers[normalize_host(str(key))] = name
+                else:
+                    config.refused_helpers.append(f"credHelpers[{key}]")
     store = data.get("credsStore")
     if isinstance(store, str) and store:
-        config.creds_store = store
+        if valid_helper_name(store):
+            config.creds_store = store
+        else:
+            config.refused_helpers.append("credsStore")
     return config
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence
 
 from ..errors import CiReportError
+from .globmatch import GlobPattern, compile_glob
 
 __all__ = [
     "CopySource",
@@ -397,48 +398,6 @@ def used_stages(stages: Sequence[Stage], target: Optional[str] = None) -> list[S
 
 # -- .dockerignore -----------------------------------------------------------------------
 
-_SPECIAL = set(".+()|{}$^")
-
-
-def _glob_regex(pattern: str, double_star: bool = True) -> str:
-    """moby/patternmatcher's translation of a pattern to a regular expression body."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        ch = pattern[i]
-        if ch == "*":
-            if double_star and i + 1 < n and pattern[i + 1] == "*":
-                i += 2
-                if i < n and pattern[i] == "/":
-                    i += 1
-                out.append(".*" if i >= n else "(.*/)?")
-                continue
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "\\":
-            if i + 1 < n:
-                i += 1
-                out.append(re.escape(pattern[i]))
-            else:
-                out.append(r"\\")
-        elif ch == "[":
-            j = pattern.find("]", i + 1)
-            if j == -1:
-                out.append(r"\[")
-            else:
-                body = pattern[i + 1 : j]
-                if body.startswith("^") or body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                i = j
-        elif ch in _SPECIAL:
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-        i += 1
-    return "".join(out)
-
 
 def _clean(path: str) -> str:
     """Go's filepath.Clean for forward-slash paths."""
@@ -466,7 +425,7 @@ def _clean(path: str) -> str:
 class _Pattern:
     text: str
     exclusion: bool
-    regex: re.Pattern
+    glob: GlobPattern
 
 
 class DockerIgnore:
@@ -487,11 +446,7 @@ class DockerIgnore:
                 line = line[1:]
             if not line:
                 continue
-            try:
-                regex = re.compile("^" + _glob_regex(line) + "$")
-            except re.error:
-                regex = re.compile("^" + re.escape(line) + "$")
-            self.patterns.append(_Pattern(line, exclusion, regex))
+            self.patterns.append(_Pattern(line, exclusion, compile_glob(line)))
 
     def __bool__(self) -> bool:
         return bool(self.patterns)
@@ -511,9 +466,7 @@ class DockerIgnore:
         for pattern in self.patterns:
             if pattern.exclusion and not matched:
                 continue
-            hit = bool(pattern.regex.match(path)) or any(
-                pattern.regex.match(p) for p in parent_paths
-            )
+            hit = pattern.glob.match(path) or any(pattern.glob.match(p) for p in parent_paths)
             if hit:
                 matched = not pattern.exclusion
         return matched
@@ -645,9 +598,9 @@ def copy_sources(
                 if _GLOB_CHARS & set(rel):
                     if tree is None:
                         tree = list(_walk(context)) if context.is_dir() else []
-                    regex = re.compile("^" + _glob_regex(rel, double_star=False) + "$")
+                    glob = compile_glob(rel, double_star=False)
                     for item_rel, item_path, _is_dir in tree:
-                        if regex.match(item_rel):
+                        if glob.match(item_rel):
                             files.extend(_files_under(item_path, item_rel, ignore, counts))
                 else:
                     target_path = context if rel == "." else context / rel

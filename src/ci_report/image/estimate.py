@@ -20,6 +20,7 @@ context bytes plus a conservative, labelled guess for the base image.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -163,29 +164,44 @@ def show_estimate(estimate: Estimate, console: Optional[Console] = None) -> None
 class _Registries:
     """One client per registry host (tokens are reused), credentials from config.json."""
 
-    def __init__(self, docker_config, insecure: Sequence[str], factory: Optional[Callable]):
+    def __init__(
+        self,
+        docker_config: Any,
+        insecure: Sequence[str],
+        factory: Optional[Callable[..., Any]],
+        deadline: Optional[float] = None,
+    ) -> None:
         self.docker_config = docker_config
         self.insecure = {h.lower() for h in insecure}
         self.factory = factory
+        self.deadline = deadline
         self.clients: dict[str, Any] = {}
 
-    def client(self, registry: str):
+    def client(self, registry: str) -> Any:
         if registry not in self.clients:
             from .registry import RegistryClient
 
             creds = None
+            helper_timeout = 10.0
+            if self.deadline is not None:
+                helper_timeout = min(helper_timeout, self.deadline - time.monotonic())
             if self.docker_config is not None:
                 try:
-                    creds = self.docker_config.resolve(registry)
+                    creds = self.docker_config.resolve(registry, timeout=helper_timeout)
                 except Exception:  # a broken helper must not break the estimate
                     creds = None
                 if creds is not None:
                     for secret in creds.secrets():
                         get_console().add_secret(secret)
-            make = self.factory or RegistryClient
-            self.clients[registry] = make(
-                registry, credentials=creds, insecure=registry.lower() in self.insecure
-            )
+            insecure = registry.lower() in self.insecure
+            if self.factory is not None:
+                self.clients[registry] = self.factory(
+                    registry, credentials=creds, insecure=insecure
+                )
+            else:
+                self.clients[registry] = RegistryClient(
+                    registry, credentials=creds, insecure=insecure, deadline=self.deadline
+                )
         return self.clients[registry]
 
 
@@ -212,11 +228,13 @@ def estimate_push(
     target: Optional[str] = None,
     client_factory: Optional[Callable] = None,
     console: Optional[Console] = None,
+    deadline: Optional[float] = None,
 ) -> Estimate:
     """Size the push of ``dockerfile`` built in ``context`` to ``destinations``.
 
     Raises only for a Dockerfile that cannot be read or parsed (preflight reports those first);
-    every registry problem becomes a note and ``reachable=False``.
+    every registry problem becomes a note and ``reachable=False``. ``deadline`` (a
+    ``time.monotonic()`` value) bounds every registry call and credential helper together.
     """
     from .registry import RegistryError, parse_reference
 
@@ -233,7 +251,7 @@ def estimate_push(
     notes: list[str] = []
     parts: list[EstimatePart] = []
     reachable = True
-    regs = _Registries(docker_config, insecure_registries, client_factory)
+    regs = _Registries(docker_config, insecure_registries, client_factory, deadline)
 
     def trouble(what: str, err: Exception) -> None:
         nonlocal reachable

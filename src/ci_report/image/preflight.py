@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .command import build_args_of, first_value, flag_values
+from .command import build_args_of, executor_env, first_value, flag_values
 
 __all__ = ["Preflight", "Problem", "executor_version", "resolve_dockerfile", "run_preflight"]
 
@@ -69,7 +69,12 @@ def executor_version(executor: str, timeout: float = 10.0) -> tuple[Optional[str
     """(version, output) of ``<executor> version``; version None when it cannot be read."""
     try:
         proc = subprocess.run(
-            [executor, "version"], capture_output=True, text=True, timeout=timeout, check=False
+            [executor, "version"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=executor_env(),
         )
     except (OSError, subprocess.SubprocessError) as exc:
         return None, str(exc)
@@ -343,6 +348,11 @@ def run_preflight(
         )
         return pf
     pf.docker_config = config
+    for key in config.refused_helpers:
+        pf.warnings.append(
+            f"{key} in {config.path} is not a credential helper name (letters, digits, '.', "
+            "'_', '-', no '/' or '..'): ignored, so no program is run from a path in it"
+        )
     _check_dockerfile(pf, build_args_of(extra_args), first_value(extra_args, "--target"), config)
     insecure = flag_values(extra_args, "--insecure-registry")
     _check_destinations(pf, destinations, config, insecure, needs_push=not no_push)

@@ -8,7 +8,13 @@
   entries are skipped) and checks whether blobs exist (HEAD).
 
 Every failure is a :class:`RegistryError` with a ``kind`` (``auth``, ``denied``, ``not-found``,
-``network``, ``tls``, ``rate-limited``, ``unknown``) and a message without secrets.
+``network``, ``tls``, ``rate-limited``, ``too-large``, ``deadline``, ``unknown``) and a message
+without secrets.
+
+Bounded: every body is streamed with a byte cap (a manifest at most ``MAX_MANIFEST_BYTES``, the
+limit of distribution/distribution), a manifest with more than ``MAX_LAYERS`` layers or an index
+with more than ``MAX_INDEX_ENTRIES`` entries is refused (each layer costs one HEAD later), and an
+optional ``deadline`` (``time.monotonic()``) bounds all calls of one client together.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -52,7 +59,21 @@ ACCEPT_MANIFESTS = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIF
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
-ERROR_KINDS = ("auth", "denied", "not-found", "network", "tls", "rate-limited", "unknown")
+ERROR_KINDS = (
+    "auth",
+    "denied",
+    "not-found",
+    "network",
+    "tls",
+    "rate-limited",
+    "too-large",
+    "deadline",
+    "unknown",
+)
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # distribution's own manifest limit
+MAX_BODY_BYTES = 1024 * 1024  # token answers, error bodies, tag lists
+MAX_LAYERS = 256  # overlayfs stacks at most 128 lower layers; a base with more is not real
+MAX_INDEX_ENTRIES = 1024
 
 
 class RegistryError(CiReportError):
@@ -327,6 +348,7 @@ class RegistryClient:
         skip_tls_verify: bool = False,
         session: Optional[requests.Session] = None,
         user_agent: str = USER_AGENT,
+        deadline: Optional[float] = None,
     ) -> None:
         host = host.strip().rstrip("/")
         if "://" in host:
@@ -345,6 +367,7 @@ class RegistryClient:
         self._challenge: Optional[tuple[str, dict[str, str]]] = None
         self._tokens: dict[str, str] = {}  # scope -> bearer token
         self.requests_made = 0
+        self.deadline = deadline  # time.monotonic() by which every call must be done
 
     # -- plumbing ------------------------------------------------------------------------
     @property
@@ -356,12 +379,71 @@ class RegistryClient:
             self._session = make_session(user_agent=self.user_agent, follow_redirects=True)
         return self._session
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _deadline_error(self, url: str) -> RegistryError:
+        return RegistryError(
+            "deadline",
+            f"the registry calls to {self.host} ran out of the time set for preflight and the "
+            "estimate (deadline)",
+            url=_strip_query(url),
+            fix="the registry is slow or hangs; the timeout falls back to the defaults",
+        )
+
+    def _timeout(self, url: str) -> Union[float, tuple[float, float]]:
+        """The per-request timeout, shortened to what is left of the deadline."""
+        if self.deadline is None:
+            return self.timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self._deadline_error(url)
+        if isinstance(self.timeout, tuple):
+            return (min(self.timeout[0], left), min(self.timeout[1], left))
+        return min(self.timeout, left)
+
+    def _send(
+        self, method: str, url: str, *, max_bytes: int = MAX_BODY_BYTES, **kwargs: Any
+    ) -> requests.Response:
+        """One request; its body (if any) read with ``max_bytes`` and the deadline."""
+        resp = self._open(method, url, **kwargs)
+        if method == "HEAD":
+            resp.close()
+            return resp
+        from ..http import DeadlineExceeded, ResponseTooLarge, read_bounded
+
+        try:
+            read_bounded(resp, max_bytes, deadline=self.deadline, what=f"the answer of {self.host}")
+        except ResponseTooLarge:
+            raise RegistryError(
+                "too-large",
+                f"{self.host} sent more than {max_bytes // 1024} KiB for {_strip_query(url)}: "
+                "not read",
+                url=_strip_query(url),
+            ) from None
+        except DeadlineExceeded:
+            raise RegistryError(
+                "deadline",
+                f"{self.host} was still sending {_strip_query(url)} when the time set for "
+                "preflight and the estimate ran out",
+                url=_strip_query(url),
+            ) from None
+        except Exception as exc:  # urllib3 read errors are not wrapped by requests here
+            from .interrupt import check as interrupted
+
+            interrupted()
+            raise RegistryError(
+                "network",
+                f"the connection to {self.host} broke while reading {_strip_query(url)}",
+                url=_strip_query(url),
+                cause=short(str(exc)),
+            ) from None
+        return resp
+
+    def _open(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         import requests
 
-        kwargs.setdefault("timeout", self.timeout)
+        kwargs["timeout"] = self._timeout(url)
         kwargs.setdefault("verify", self.verify)
         kwargs.setdefault("allow_redirects", True)
+        kwargs["stream"] = True
         from .interrupt import check as interrupted
 
         interrupted()  # a SIGTERM during the estimate: no more registry calls
@@ -383,17 +465,18 @@ class RegistryClient:
                 or "give the registry's CA (--registry-certificate / ca_bundle) "
                 "or, for a test registry only, skip TLS verification",
             ) from None
-        except requests.exceptions.Timeout as exc:
-            interrupted()
-            raise RegistryError(
-                "network",
-                f"{self.host} did not answer in time",
-                url=_strip_query(url),
-                cause=short(str(exc)),
-                fix="check the network path (proxy, firewall) from the build agent",
-            ) from None
         except requests.exceptions.RequestException as exc:
             interrupted()
+            if self.deadline is not None and time.monotonic() >= self.deadline - 0.05:
+                raise self._deadline_error(url) from None
+            if isinstance(exc, requests.exceptions.Timeout):
+                raise RegistryError(
+                    "network",
+                    f"{self.host} did not answer in time",
+                    url=_strip_query(url),
+                    cause=short(str(exc)),
+                    fix="check the network path (proxy, firewall) from the build agent",
+                ) from None
             raise RegistryError(
                 "network",
                 f"cannot connect to {urllib.parse.urlsplit(url).netloc}",
@@ -416,14 +499,20 @@ class RegistryClient:
         return None
 
     def _request(
-        self, method: str, path: str, *, scope: Optional[str] = None, headers=None
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: Optional[str] = None,
+        headers=None,
+        max_bytes: int = MAX_BODY_BYTES,
     ) -> requests.Response:
         url = self.base + path
         hdrs = dict(headers or {})
         auth = self._auth_header(scope)
         if auth:
             hdrs["Authorization"] = auth
-        resp = self._send(method, url, headers=hdrs)
+        resp = self._send(method, url, headers=hdrs, max_bytes=max_bytes)
         if resp.status_code == 401 and not auth:
             header = resp.headers.get("WWW-Authenticate", "")
             if header:
@@ -436,7 +525,7 @@ class RegistryClient:
                 auth = self._auth_header(scope)
                 if auth:
                     hdrs["Authorization"] = auth
-                    resp = self._send(method, url, headers=hdrs)
+                    resp = self._send(method, url, headers=hdrs, max_bytes=max_bytes)
         return resp
 
     def _fetch_token(self, params: dict[str, str], scope: Optional[str]) -> str:
@@ -573,8 +662,15 @@ class RegistryClient:
         scope = f"repository:{repo}:pull"
         data, media_type, digest = self._get_manifest(repo, ref, scope)
         if media_type in INDEX_TYPES or (not media_type and "manifests" in data):
+            listed = data.get("manifests") or []
+            if isinstance(listed, list) and len(listed) > MAX_INDEX_ENTRIES:
+                raise RegistryError(
+                    "too-large",
+                    f"the index of {repo}:{ref} lists {len(listed)} manifests, more than "
+                    f"{MAX_INDEX_ENTRIES}: not sized",
+                )
             try:
-                entries = [Descriptor.from_json(d) for d in data.get("manifests") or []]
+                entries = [Descriptor.from_json(d) for d in listed]
             except (TypeError, ValueError) as exc:
                 raise RegistryError("unknown", f"malformed index for {repo}:{ref}: {exc}") from None
             if not resolve_index:
@@ -601,7 +697,11 @@ class RegistryClient:
 
     def _get_manifest(self, repo: str, ref: str, scope: str) -> tuple[dict, str, Optional[str]]:
         resp = self._request(
-            "GET", f"/v2/{repo}/manifests/{ref}", scope=scope, headers={"Accept": ACCEPT_MANIFESTS}
+            "GET",
+            f"/v2/{repo}/manifests/{ref}",
+            scope=scope,
+            headers={"Accept": ACCEPT_MANIFESTS},
+            max_bytes=MAX_MANIFEST_BYTES,
         )
         self._check(resp, f"manifest {repo}:{ref}" if ":" not in ref else f"manifest {repo}@{ref}")
         try:
@@ -640,9 +740,16 @@ class RegistryClient:
             raise RegistryError(
                 "unknown", f"unsupported manifest media type {media_type!r} for {repo}:{ref}"
             )
+        listed = data.get("layers") or []
+        if isinstance(listed, list) and len(listed) > MAX_LAYERS:
+            raise RegistryError(
+                "too-large",
+                f"{repo}:{ref} has {len(listed)} layers, more than {MAX_LAYERS}: not sized (each "
+                "layer would cost one request to the destination)",
+            )
         try:
             config = Descriptor.from_json(data["config"]) if data.get("config") else None
-            layers = [Descriptor.from_json(d) for d in data.get("layers") or []]
+            layers = [Descriptor.from_json(d) for d in listed]
         except (TypeError, ValueError) as exc:
             raise RegistryError("unknown", f"malformed manifest for {repo}:{ref}: {exc}") from None
         return Manifest(

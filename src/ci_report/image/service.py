@@ -6,11 +6,12 @@ the exit code: the executor's own, 0 on success or skip, 1 when preflight stops 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .command import build_args_of, executor_args, first_value, flag_values
+from .command import build_args_of, executor_args, executor_env, first_value, flag_values
 from .diagnosis import Diagnosis, RunFacts, diagnose, fmt_bytes, fmt_duration
 from .preflight import Preflight, run_preflight
 from .report import build_report, print_summary, write_report
@@ -18,6 +19,7 @@ from .report import build_report, print_summary, write_report
 __all__ = ["Prepared", "PushRequest", "image_diagnose", "image_plan", "image_push", "prepare"]
 
 DEFAULT_DOCKER_IMAGE = "ghcr.io/osscontainertools/kaniko:latest"
+PREPARE_SECONDS = 120.0
 
 
 @dataclass
@@ -38,6 +40,9 @@ class PushRequest:
     kill_grace: float = 30.0
     heartbeat: float = 30.0
     skip_if_no_dockerfile: bool = False
+    # preflight and the estimate together: every registry call and credential helper ends by
+    # then (a slow or hanging registry only costs the estimate, never the build)
+    prepare_seconds: float = PREPARE_SECONDS
 
     @classmethod
     def from_settings(
@@ -221,8 +226,10 @@ def resolve_missing(req: PushRequest, pf: Preflight) -> str:
 
 
 def prepare(req: PushRequest, console: Any) -> Prepared:
-    """Preflight, then (if it passed) the estimate and the timeout plan, all shown."""
+    """Preflight, then (if it passed) the estimate and the timeout plan, all shown. One deadline
+    (``prepare_seconds`` from now) bounds both."""
     req.validate()
+    deadline = time.monotonic() + req.prepare_seconds
     pf = run_preflight(
         context=req.context,
         dockerfile=req.dockerfile,
@@ -245,7 +252,7 @@ def prepare(req: PushRequest, console: Any) -> Prepared:
     for label, value in pf.facts:
         console.detail(label, value)
     explicit = req.explicit_timeout
-    prepared.estimate = _estimate(req, pf, console)
+    prepared.estimate = _estimate(req, pf, console, deadline)
     prepared.plan = _plan(req, prepared, explicit, console)
     prepared.timeout = (
         int(prepared.plan.seconds)
@@ -255,7 +262,7 @@ def prepare(req: PushRequest, console: Any) -> Prepared:
     return prepared
 
 
-def _estimate(req: PushRequest, pf: Preflight, console: Any) -> Any:
+def _estimate(req: PushRequest, pf: Preflight, console: Any, deadline: float) -> Any:
     from .estimate import estimate_push, show_estimate
 
     extra = req.extra_args
@@ -271,6 +278,7 @@ def _estimate(req: PushRequest, pf: Preflight, console: Any) -> Any:
             insecure_registries=tuple(flag_values(extra, "--insecure-registry")),
             target=first_value(extra, "--target"),
             console=console,
+            deadline=deadline,
         )
     except Exception as exc:  # the estimate informs the timeout; it never stops a build
         from .interrupt import check as interrupted
@@ -456,7 +464,7 @@ def image_push(req: PushRequest, console: Any) -> int:
             ),
         ]
         console.info(f"starting {req.executor} (timeout {prepared.timeout} s)")
-        result = sup.run(lambda: ProcessHandle(argv))
+        result = sup.run(lambda: ProcessHandle(argv, env=executor_env()))
     facts = _facts(
         req,
         prepared,
