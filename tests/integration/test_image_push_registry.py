@@ -94,7 +94,9 @@ def test_estimate_history_and_bandwidth_source(registry, base, tmp_path: Path) -
     assert "timeout: 600 s (auto, default bandwidth)" in err
     # history: the estimate's bytes over the measured Pushing -> Pushed time
     sample = json.loads((ws / "history.json").read_text())["hosts"][registry.host]["samples"][0]
-    assert sample["bytes"] == est["totalBytes"] and sample["seconds"] >= 1.0
+    # the executor slept 1.0 s between the two lines; their arrival through the pipe reader can
+    # be a few ms apart from their emission on a loaded machine (seen: 0.988 s)
+    assert sample["bytes"] == est["totalBytes"] and sample["seconds"] >= 0.9
     line = next(x for x in err.splitlines() if "push history:" in x)  # "in 1s" or more under load
     assert f"push history: {registry.host} 2.9 MB in " in line and ", bandwidth now" in line
 
