@@ -154,6 +154,40 @@ class Settings:
         metadata=_meta("CI_REPORT_RECONCILE_INTERVAL", help="seconds between reconcile passes"),
     )
 
+    # -- the reference receiver (ci-report receiver) --------------------------------------
+    receiver_host: str = field(
+        default="127.0.0.1",
+        metadata=_meta("CI_REPORT_RECEIVER_HOST", help="address the receiver listens on"),
+    )
+    receiver_port: int = field(
+        default=8080, metadata=_meta("CI_REPORT_RECEIVER_PORT", help="port (0: a free one)")
+    )
+    require: list[str] = field(
+        default_factory=list,
+        metadata=_meta(
+            "CI_REPORT_REQUIRE",
+            kind="list",
+            help="auth modes every callback must present (api-key, jwt, hmac); an API key "
+            "alone gives no integrity",
+        ),
+    )
+    api_token: Optional[str] = field(
+        default=None,
+        repr=False,
+        metadata=_meta(
+            "CI_REPORT_API_TOKEN",
+            secret=True,
+            help="Bearer token for the receiver's management API and page",
+        ),
+    )
+    max_body: int = field(
+        default=32_000_000,
+        metadata=_meta(
+            "CI_REPORT_MAX_BODY",
+            help="largest callback body the receiver reads (after authentication), bytes",
+        ),
+    )
+
     # -- bookkeeping (not settings) ------------------------------------------------------
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     config_file: Optional[str] = field(default=None, repr=False, compare=False)

@@ -84,7 +84,10 @@ def _hmac_key(secret: str) -> bytes:
     secret = secret.strip()
     if secret.startswith("whsec_"):
         encoded = secret[len("whsec_") :]
-        return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        try:
+            return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("a whsec_ signature secret is not valid base64") from None
     return secret.encode("utf-8")
 
 

@@ -43,6 +43,7 @@ from .server import (
 from .watch import Watch, api_sync, setup_watch
 
 if TYPE_CHECKING:
+    from ..config import Settings
     from .reconcile import Reconciler
     from .tracking import Tracking
 
@@ -54,6 +55,7 @@ __all__ = [
     "ReceiverHandle",
     "Request",
     "Response",
+    "auth_from_settings",
     "start_receiver",
 ]
 
@@ -61,9 +63,24 @@ CALLBACK_PATH = "/api/jenkins/callback"
 TEST_PATH = "/api/jenkins/callback/test"
 # a callback body the sender builds with its default caps (10,000 results, 8,000-character
 # messages) stays well below this; it is read only after the headers authenticated the sender
-MAX_BODY = 32 * 1024 * 1024
+MAX_BODY = 32_000_000
 
 RejectHook = Callable[[int, Optional[str], str, str], None]
+
+
+def auth_from_settings(settings: Settings) -> dict[str, Any]:
+    """The verifier's keyword arguments of :func:`start_receiver`, read through ``Settings``: the
+    same parser as the sender's, so a secret the sender signs with is the one accepted here
+    (several ``whsec_`` secrets separated by spaces are all accepted; a raw secret stays whole,
+    spaces included)."""
+    return {
+        "api_keys": [settings.api_key] if settings.api_key else [],
+        "jwt_secrets": [settings.jwt_secret] if settings.jwt_secret else [],
+        "signature_secrets": settings.signature_secrets,
+        "jwt_audience": settings.jwt_audience,
+        "jwt_issuer": settings.jwt_issuer,
+        "require_modes": list(settings.require),
+    }
 
 
 class _Callbacks:
@@ -242,6 +259,7 @@ def start_receiver(
     jwt_secrets: Sequence[str] = (),
     signature_secrets: Sequence[str] = (),
     jwt_audience: Optional[str] = None,
+    jwt_issuer: Optional[str] = "ci-report",
     require_modes: Sequence[str] = (),
     api_token: Optional[str] = None,
     host: str = "127.0.0.1",
@@ -281,6 +299,7 @@ def start_receiver(
         jwt_secrets=jwt_secrets,
         api_keys=api_keys,
         jwt_audience=jwt_audience,
+        jwt_issuer=jwt_issuer,
         require=require_modes,
     )
     owns = tracking is None and ledger is None

@@ -39,6 +39,7 @@ import ipaddress
 import json
 import secrets
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -226,6 +227,19 @@ class GuardedHTTPServer(ThreadingHTTPServer):
                 self.stats["evicted"] += 1
             self._conns[id(request)] = _Conn(request, "head", now, now + self.limits.head_timeout_s)
         super().process_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """socketserver calls this for what escaped a request. A signal turned into
+        :class:`~ci_report.errors.Interrupted` while the main thread was starting a handler
+        thread must stop the server (socketserver would swallow it, and the recorder raises only
+        once: the server would never stop); anything else goes to the log, not to stderr."""
+        from ..errors import Interrupted
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, Interrupted):
+            self.shutdown_request(request)
+            raise exc
+        self.log(f"error while serving {client_address}:\n{traceback.format_exc()}")
 
     def _refuse(self, request: Any) -> None:
         try:
