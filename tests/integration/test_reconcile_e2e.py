@@ -2,8 +2,8 @@
 
 The fake Jenkins on 127.0.0.1, the real SQLite ledger, runs triggered with ``POST
 /api/executions`` on a real receiver, callbacks signed and posted to it; a receiver process
-SIGKILLed between its POST to Jenkins and the build number (the in-test receiver on the same
-ledger is its restart), and a ``ci-report trigger --ledger`` process killed the same way. The
+SIGKILLed between its POST to Jenkins and the build number (``ci-report receiver`` as a process;
+the in-test receiver on the same ledger is its restart). The
 reconciler's clock is moved past the grace period instead of sleeping through it. Run with
 ``-s`` to see the console.
 """
@@ -11,6 +11,7 @@ reconciler's clock is moved past the grace period instead of sleeping through it
 from __future__ import annotations
 
 import io
+import re
 import signal
 import subprocess
 import sys
@@ -85,29 +86,47 @@ def _client(fake: FakeJenkins) -> JenkinsClient:
 
 
 def kill_receiver_mid_trigger(fake: FakeJenkins, scenario: Scenario, db: Path) -> None:
-    """A receiver process takes ``POST /api/executions``, queues the item in Jenkins, and is
-    SIGKILLed while Jenkins' answer (with the queue id) is still on its way."""
+    """``ci-report receiver --db DB`` (with JENKINS_URL) takes ``POST /api/executions``, queues
+    the item in Jenkins, and is SIGKILLed while Jenkins' answer (the queue id) is on its way."""
     job = scenario.jobs["killed"]
     env = Cli(db.parent).env(
         auth=False,
         JENKINS_URL=fake.url,
         JENKINS_USER=fake.user,
         JENKINS_TOKEN=fake.token,
-        JENKINS_API_KEY=API_KEY,
-        CI_REPORT_DB=str(db),
+        JENKINS_SIGNATURE_SECRET=WHSEC,
     )
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("receiver_proc.py"))],
+        [
+            sys.executable,
+            "-m",
+            "ci_report",
+            "receiver",
+            "--port",
+            "0",
+            "--db",
+            str(db),
+            "--reconcile-interval",
+            "3600",  # its one pass runs at start, before the trigger
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("PORT "), (line, proc.stderr.read() if proc.stderr else "")
-        base = f"http://127.0.0.1:{int(line.split()[1])}"
+        assert proc.stderr is not None
+        base = ""
+        seen = []
+        for _ in range(50):
+            line = proc.stderr.readline()
+            seen.append(line)
+            match = re.search(r"receiver listening on (http://127\.0\.0\.1:\d+)/", line)
+            if match:
+                base = match.group(1)
+                break
+            assert line, "".join(seen)
+        assert base, "".join(seen)
         fake.hang_trigger = 30.0
         doc = {"job": scenario.name("killed"), "parameters": {"RUN_ID": "r-killed"}}
         doc["runId"] = "r-killed"

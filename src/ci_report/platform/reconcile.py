@@ -263,7 +263,9 @@ class Reconciler:
             + f" ({summary.duration_s:.2f} s)"
         )
         if not summary.errors:
-            self.console.info(line)
+            # a pass that moved nothing is repeated every interval: not worth a line each time
+            quiet = not summary.moved and self.passes > 1
+            (self.console.debug if quiet else self.console.info)(line)
             return
         self.console.warn(line + f", {len(summary.errors)} could not be checked")
         for error in summary.errors[:3]:

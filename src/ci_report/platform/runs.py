@@ -764,6 +764,7 @@ def trigger_run(
                 + (" (merged with an identical waiting request)" if outcome.merged else ""),
                 "queue_id": outcome.queue_id,
                 "trigger_id": outcome.trigger_id,
+                "status_reason": f"queued as item #{outcome.queue_id}; the reconciler follows it",
             }
             if outcome.number is not None:
                 fields.update(build_number=outcome.number, build_url=outcome.url, status="running")
