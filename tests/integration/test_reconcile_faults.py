@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -233,3 +234,33 @@ def test_trigger_json_prints_one_line_for_every_outcome(
         assert {r.status for r in ledger.list()} == {"queued", "trigger_failed"}
     finally:
         ledger.close()
+
+
+def test_a_slow_trigger_keeps_its_lease(jenkins: FakeJenkins, world: dict[str, Any]) -> None:
+    job = jenkins.add_job("app/x", params=PARAMS)
+    jenkins.hang_trigger = 1.5  # Jenkins queues the item, then answers slowly
+    ledger = world["ledger"]
+    client = JenkinsClient(jenkins.url, jenkins.user, jenkins.token)
+    result: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: result.append(
+            trigger_run(ledger, client, "app/x", {"RUN_ID": "r1"}, "r1", lease_s=0.3)
+        )
+    )
+    thread.start()
+    try:
+        _wait(lambda: bool(jenkins.items_of(job) or job.builds))
+        leases = set()
+
+        def renewed_twice() -> bool:
+            row = ledger.db.conn.execute("SELECT lease_until FROM runs").fetchone()
+            leases.add(row[0])
+            return len(leases) >= 3
+
+        _wait(renewed_twice, timeout=5)  # the lease moves on while Jenkins is slow
+        assert not ledger.claim("r1", "reconciler", 60)
+    finally:
+        thread.join(timeout=10)
+        client.close()
+    assert result and result[0].queue_id is not None
+    assert ledger.claim("r1", "reconciler", 60)  # released when the trigger ended

@@ -97,6 +97,7 @@ class Reconciler:
         lost_grace: Optional[float] = None,
         lease_s: float = 120.0,
         trigger_id_param: Optional[str] = None,
+        max_per_pass: int = 100_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.ledger = ledger
@@ -115,6 +116,7 @@ class Reconciler:
         self.lost_grace = float(self.callback_grace if lost_grace is None else lost_grace)
         self.lease_s = float(lease_s)
         self.trigger_id_param = trigger_id_param
+        self.max_per_pass = max(1, int(max_per_pass))  # a pass is bounded; the rest waits
         self.clock = clock
         self._local = threading.local()
         self._clients: list[JenkinsClient] = []
@@ -128,7 +130,11 @@ class Reconciler:
     def run_pass(self) -> PassSummary:
         """Every open run once (oldest first), ``concurrency`` at a time."""
         with self._pass_lock:
-            return self._run(self.ledger.open_runs(), force=False, what="reconcile pass")
+            runs = self.ledger.open_runs(limit=self.max_per_pass)
+            what = "reconcile pass"
+            if len(runs) == self.max_per_pass:
+                what += f" (the {self.max_per_pass} oldest open runs; the rest next pass)"
+            return self._run(runs, force=False, what=what)
 
     def sync_stuck(self, timeout_minutes: float, max_executions: int) -> PassSummary:
         """Runs open and unchanged for ``timeout_minutes``, at most ``max_executions``: a

@@ -24,6 +24,7 @@ import builtins
 import hashlib
 import json
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -67,7 +68,7 @@ RESULT_STATUS = {
 # parameter names whose values are never stored (the trigger still sends them)
 SECRET_PARAM = re.compile(r"(?i)(pass(word|wd)?|secret|token|credential|api[_-]?key|private)")
 REDACTED = "***"
-TRIGGER_LEASE_S = 90.0  # covers the trigger's retries; a crashed trigger is resumed after it
+TRIGGER_LEASE_S = 30.0  # renewed while the trigger runs; a crashed trigger is resumed after it
 
 _COLUMNS = (
     "run_id",
@@ -734,7 +735,20 @@ def trigger_run(
         console.info(f"run {run.run_id} already exists ({run.status}): not triggered again")
         return run
     owner = owner or f"trigger-{uuid.uuid4().hex[:8]}"
-    ledger.claim(run.run_id, owner, lease_s)  # the reconciler leaves it alone meanwhile
+    # the reconciler leaves a leased run alone; renewed while the trigger runs, so a slow
+    # Jenkins never lets the lease lapse, and a dead process's lease runs out in lease_s
+    ledger.claim(run.run_id, owner, lease_s)
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(max(0.05, lease_s / 3)):
+            try:
+                ledger.claim(run.run_id, owner, lease_s)
+            except Exception:  # a database hiccup: the next renewal tries again
+                continue
+
+    renewer = threading.Thread(target=renew, name="ci-report-trigger-lease", daemon=True)
+    renewer.start()
     id_param = trigger_options.get("trigger_id_param") or DEFAULT_TRIGGER_ID_PARAM
     pairs = [(str(k), "" if v is None else str(v)) for k, v in params.items()]
     pairs = [p for p in pairs if p[0] != id_param]  # the ledger's trigger id, not the caller's
@@ -757,6 +771,7 @@ def trigger_run(
             outcome, error = runner.outcome, exc
         code = failure_code(outcome, error)
         if outcome.queue_id is not None:
+            # fields only: a fast build's callback may already have closed the run
             fields: dict[str, Any] = {
                 "trigger_status": "success",
                 "trigger_code": None,
@@ -764,15 +779,25 @@ def trigger_run(
                 + (" (merged with an identical waiting request)" if outcome.merged else ""),
                 "queue_id": outcome.queue_id,
                 "trigger_id": outcome.trigger_id,
-                "status_reason": f"queued as item #{outcome.queue_id}; the reconciler follows it",
             }
-            if outcome.number is not None:
-                fields.update(build_number=outcome.number, build_url=outcome.url, status="running")
+            current = ledger.get(run.run_id)
+            if current is not None and current.is_open():
+                fields["status_reason"] = (
+                    f"queued as item #{outcome.queue_id}; the reconciler follows it"
+                )
+            queued = ledger.update(
+                run.run_id, reason=f"queued as item #{outcome.queue_id}", source="trigger", **fields
+            )
+            if outcome.number is None or not queued.is_open():
+                return queued
             return ledger.update(
                 run.run_id,
-                reason=f"queued as item #{outcome.queue_id}",
+                reason=f"build #{outcome.number} found by trigger id",
                 source="trigger",
-                **fields,
+                expect_open=True,
+                status="running",
+                build_number=outcome.number,
+                build_url=outcome.url,
             )
         message = _failure_message(outcome, error)
         obs.trigger_failed(code)
@@ -780,6 +805,7 @@ def trigger_run(
             run.run_id,
             reason=f"trigger failed ({code}): {message}",
             source="trigger",
+            expect_open=True,
             status="trigger_failed",
             trigger_status="failed",
             trigger_code=code,
@@ -787,6 +813,8 @@ def trigger_run(
             trigger_id=outcome.trigger_id,
         )
     finally:
+        done.set()
+        renewer.join(timeout=5)
         ledger.release(run.run_id, owner)
 
 
