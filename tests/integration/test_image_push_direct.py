@@ -259,7 +259,7 @@ def test_push_timeout_names_the_timeout_that_fits(
     )
     fix = rep["diagnosis"]["fixes"][0]
     assert fix.startswith("--timeout 720 would have fitted"), fix
-    assert "200.0 MB at 0.50 MB/s = 6m40s of push" in fix
+    assert "200 MB at 0.50 MB/s = 6m40s of push" in fix
     assert "still in phase push" in err  # heartbeat while Kaniko is silent
 
 

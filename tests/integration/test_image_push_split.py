@@ -355,6 +355,7 @@ def test_image_watch_prints_heartbeats_during_a_silent_push(
     assert exc.value.code in (0, None)
     beats = [x for x in err.splitlines() if "still in phase push" in x]
     assert beats, err
+    print(beats[0])  # docs/image-push.md quotes one (pytest -s)
     assert all("no output for" in x and "left before the 1m00s timeout" in x for x in beats)
     if Path("/proc/net/dev").exists():
         assert all("uploading" in x and "MB/s" in x for x in beats)

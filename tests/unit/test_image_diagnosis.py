@@ -40,7 +40,7 @@ def test_push_timeout_names_the_timeout_that_fits() -> None:
     assert (d.outcome, d.code) == ("timed-out", "push-timeout")
     assert fitting_timeout(120, 400) == 900  # 1.5 x 520 + 120 = 900
     assert d.fixes[0].startswith("--timeout 900 would have fitted")
-    assert "200.0 MB at 0.50 MB/s" in d.fixes[0]
+    assert "200 MB at 0.50 MB/s" in d.fixes[0]
     assert any("Pushing image to" in e for e in d.evidence)
 
 

@@ -174,7 +174,16 @@ def test_run_layers_sized_from_previous_image_and_cache(requests_mock, project):
 
 def test_scratch_and_fmt():
     assert fmt_bytes(412_000_000) == "412 MB" and fmt_bytes(3_003_266) == "3.0 MB"
-    assert fmt_bytes(48_000) == "48 KB" and fmt_bytes(12) == "12 B"
+    assert fmt_bytes(48_000) == "48 kB" and fmt_bytes(12) == "12 B"
+    assert fmt_bytes(1_234_000_000) == "1.23 GB" and fmt_bytes(None) == "?"
+
+
+def test_one_byte_format_across_the_image_wing():
+    # issue 14: the estimate printed "412 MB" and the summary "412.0 MB" in the same run
+    from ci_report.image import diagnosis, estimate, report, runner, service, timeout, units
+
+    for module in (diagnosis, estimate, report, runner, service, timeout):
+        assert module.fmt_bytes is units.fmt_bytes, module.__name__
 
 
 def test_scratch_image(tmp_path):

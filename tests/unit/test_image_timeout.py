@@ -157,3 +157,33 @@ def test_headline_says_what_decided_the_timeout(tmp_path: Path):
     assert head(plan_timeout(None, registry_host="r.io", history=h, cap=7200)) == (
         "[ci-report] timeout: 7200 s (auto: the cap, no estimate)"
     )
+
+
+def test_plan_and_estimate_round_trip_in_one_casing(tmp_path: Path):
+    # issue 14: the plan file mixed snake_case (timeoutPlan) and camelCase (estimate)
+    from ci_report.image.timeout import TimeoutPlan
+
+    est = _est(pull=30_000_000)
+    est.base_layers = [{"digest": "sha256:" + "a" * 64, "size": 5, "present": []}]
+    plan = plan_timeout(est, registry_host="reg.example.com", history=None, bandwidth_mbps=2.0)
+    wire = plan.to_dict()
+    assert "expectedPushSeconds" in wire and "bandwidthBps" in wire
+    assert all("_" not in k for k in wire) and all("_" not in k for k in est.to_dict())
+    assert TimeoutPlan.from_dict(wire) == plan
+    assert Estimate.from_dict(est.to_dict()) == est
+    with pytest.raises(ValueError):
+        TimeoutPlan.from_dict({"expected_push_s": 1})  # the old casing is not read
+
+
+def test_the_timeout_formula_lives_in_one_place(monkeypatch):
+    # the plan and the "would have fitted" fix use the same formula
+    from ci_report.image import timeout
+    from ci_report.image.diagnosis import fitting_timeout
+
+    assert fitting_timeout(100, 200) == 600  # 1.5 x 300 + 120 = 570 -> whole minutes
+    monkeypatch.setattr(timeout, "MARGIN", 2.0)
+    assert fitting_timeout(100, 200) == 720  # 2 x 300 + 120
+    plan = plan_timeout(
+        _est(total=0), registry_host="r.io", history=None, bandwidth_mbps=1.0, floor=0
+    )
+    assert plan.auto_seconds == 2 * (0 + 120 + 0) + 120

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from .kaniko_log import CatalogueMatch, LogState, match_catalogue, parse_line, phase_of
+from .timeout import FORMULA_TEXT, formula_seconds
+from .units import fmt_bytes, fmt_duration, fmt_rate
 
 __all__ = [
     "CODES",
@@ -59,33 +61,6 @@ OUTCOMES = ("pushed", "failed", "timed-out", "terminated", "skipped")
 PUSH_PHASES = ("push", "pushed")
 
 
-def fmt_duration(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return "?"
-    s = round(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m{s % 60:02d}s"
-
-
-def fmt_bytes(n: Optional[float]) -> str:
-    if n is None:
-        return "?"
-    if n >= 1e9:
-        return f"{n / 1e9:.2f} GB"
-    if n >= 1e6:
-        return f"{n / 1e6:.1f} MB"
-    if n >= 1e3:
-        return f"{n / 1e3:.1f} kB"
-    return f"{int(n)} B"
-
-
-def fmt_rate(bps: Optional[float]) -> str:
-    return "?" if not bps else f"{bps / 1e6:.2f} MB/s"
-
-
 def shell_exit_code(returncode: Optional[int]) -> Optional[int]:
     """A return code as a shell reports it: Popen's -15 (killed by SIGTERM) -> 143, -9 -> 137.
     Negative codes also come from wrappers that store Popen's value; never exit with them."""
@@ -106,9 +81,9 @@ def signal_name(exit_code: Optional[int]) -> Optional[str]:
 
 
 def fitting_timeout(pre_push: float, push_seconds: float, floor: float = 0.0) -> int:
-    """The DESIGN section 6 formula for a known run: 1.5 x (time before the push + push) +
-    120 s, rounded up to a whole minute and at least ``floor``."""
-    value = 1.5 * (round(pre_push) + round(push_seconds)) + 120
+    """The timeout formula (:func:`timeout.formula_seconds`) for a known run: the time before
+    the push and the push, rounded up to a whole minute and at least ``floor``."""
+    value = formula_seconds(0.0, round(pre_push), round(push_seconds))
     value = max(value, floor)
     return int(-(-value // 60) * 60)
 
@@ -136,7 +111,7 @@ class RunFacts:
     def push_bytes(self) -> Optional[int]:
         if not self.estimate:
             return None
-        value = self.estimate.get("total_bytes", self.estimate.get("totalBytes"))
+        value = self.estimate.get("totalBytes")
         return int(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
@@ -224,7 +199,7 @@ def _push_timeout(facts: RunFacts) -> Diagnosis:
             fixes.append(
                 f"--timeout {fit} would have fitted: {fmt_duration(pre_push)} before the push + "
                 f"{fmt_bytes(size)} at {fmt_rate(bw)} = {fmt_duration(expected)} of push, "
-                f"x1.5 + 120 s"
+                f"{FORMULA_TEXT}"
             )
         else:
             upper = size / push_ran

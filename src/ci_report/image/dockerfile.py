@@ -366,9 +366,10 @@ def final_chain(stages: Sequence[Stage], target: Optional[str] = None) -> list[S
             raise DockerfileError(f"target stage {target!r} is not in the Dockerfile")
         idx = found[0]
     chain: list[Stage] = []
-    while idx is not None:
-        chain.append(stages[idx])
-        idx = stages[idx].parent
+    at: Optional[int] = idx
+    while at is not None:
+        chain.append(stages[at])
+        at = stages[at].parent
     return list(reversed(chain))
 
 

@@ -21,7 +21,7 @@ context bytes plus a conservative, labelled guess for the base image.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -35,6 +35,8 @@ from .dockerfile import (
     parse_dockerfile,
     used_stages,
 )
+from .units import fmt_bytes
+from .wire import fields_from_wire, to_wire
 
 __all__ = [
     "CONFIG_BYTES",
@@ -64,18 +66,6 @@ _BASE_GUESSES: list[tuple[tuple[str, ...], int, str]] = [
     (("python", "node"), 65 * MB, "a slim language runtime"),
 ]
 DEFAULT_BASE_GUESS = 250 * MB
-
-
-def fmt_bytes(n: float) -> str:
-    """Decimal units, as bandwidth is in MB/s: ``412 MB``, ``3.0 MB``, ``48 KB``."""
-    n = float(n)
-    if n >= 10 * MB:
-        return f"{n / MB:,.0f} MB"
-    if n >= MB:
-        return f"{n / MB:.1f} MB"
-    if n >= 1000:
-        return f"{n / 1000:.0f} KB"
-    return f"{int(n)} B"
 
 
 def base_guess(image: str) -> tuple[int, str]:
@@ -121,17 +111,29 @@ class Estimate:
         return sum(p.bytes for p in self.parts if p.kind == kind)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["totalBytes"] = data.pop("total_bytes")
-        data["baseImage"] = data.pop("base_image")
-        data["baseBytesTotal"] = data.pop("base_bytes_total")
-        data["baseBytesPresent"] = data.pop("base_bytes_present")
-        data["pullBytes"] = data.pop("pull_bytes")
-        data["baseDigest"] = data.pop("base_digest")
-        data["baseLayers"] = data.pop("base_layers")
-        data["contextBytes"] = data.pop("context_bytes")
+        """camelCase, as in the plan file and the report (``totalBytes``, ``isGuess``, ...)."""
+        data: dict[str, Any] = to_wire(self)
         data["isGuess"] = self.is_guess
         return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Estimate:
+        """The inverse of :meth:`to_dict` (the plan file's ``estimate``)."""
+        kw = fields_from_wire(cls, data)
+        kw["parts"] = [
+            EstimatePart(**fields_from_wire(EstimatePart, p)) for p in kw.get("parts", [])
+        ]
+        for name, default in (
+            ("total_bytes", 0),
+            ("base_image", None),
+            ("base_bytes_total", 0),
+            ("base_bytes_present", 0),
+            ("reachable", True),
+            ("notes", []),
+            ("pull_bytes", 0),
+        ):
+            kw.setdefault(name, default)
+        return cls(**kw)
 
     def lines(self) -> list[str]:
         """Human lines for the console: the total, then one line per part, then notes."""
@@ -219,14 +221,14 @@ def estimate_push(
     dockerfile: Path,
     context: Path,
     destinations: Sequence[str],
-    docker_config=None,
+    docker_config: Any = None,
     build_args: Mapping[str, str] = {},
     compression: float = 0.45,
     cache_repo: Optional[str] = None,
     insecure_registries: Sequence[str] = (),
     platform: str = "linux/amd64",
     target: Optional[str] = None,
-    client_factory: Optional[Callable] = None,
+    client_factory: Optional[Callable[..., Any]] = None,
     console: Optional[Console] = None,
     deadline: Optional[float] = None,
 ) -> Estimate:
@@ -401,15 +403,15 @@ def estimate_push(
     for src in sources:
         for f in src.files:
             try:
-                size = f.lstat().st_size
+                nbytes = f.lstat().st_size
             except OSError:
                 continue
-            raw += size
+            raw += nbytes
             if _is_compressed(f):
-                compressed_raw += size
-                weighted += size * COMPRESSED_FACTOR
+                compressed_raw += nbytes
+                weighted += nbytes * COMPRESSED_FACTOR
             else:
-                weighted += size * compression
+                weighted += nbytes * compression
     missing = [s for s in sources if s.missing]
     if missing:
         notes.append(
@@ -502,7 +504,7 @@ def estimate_push(
     for stage in used_stages(stages, target):
         if not stage.is_external or stage is root:
             continue
-        size = None
+        size: Optional[int] = None
         try:
             sref = parse_reference(stage.base, insecure_registries=insecure_registries)
             size = (

@@ -25,7 +25,7 @@ import re
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
 
 from .. import USER_AGENT
 from ..errors import CiReportError, InputError
@@ -154,7 +154,7 @@ class ImageRef:
         return text
 
 
-def parse_reference(ref: str, *, insecure_registries: Union[tuple, list, set] = ()) -> ImageRef:
+def parse_reference(ref: str, *, insecure_registries: Iterable[str] = ()) -> ImageRef:
     """Parse an image reference like Docker's ``reference.ParseNormalizedNamed``."""
     text = ref.strip()
     if not text or any(c.isspace() for c in text):
@@ -504,7 +504,7 @@ class RegistryClient:
         path: str,
         *,
         scope: Optional[str] = None,
-        headers=None,
+        headers: Optional[dict[str, str]] = None,
         max_bytes: int = MAX_BODY_BYTES,
     ) -> requests.Response:
         url = self.base + path

@@ -201,8 +201,8 @@ class Supervisor:
             finally:
                 handle.close()
         finally:
-            for signum, old in previous.items():
-                signal.signal(signum, old)
+            for restore, old in previous.items():
+                signal.signal(restore, old)
 
     def _loop(
         self,

@@ -9,15 +9,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 from .command import build_args_of, executor_args, executor_env, first_value, flag_values
 from .diagnosis import Diagnosis, RunFacts, diagnose, fmt_bytes, fmt_duration
+from .estimate import Estimate
 from .preflight import Preflight, run_preflight
 from .report import build_report, print_summary, write_report
+from .timeout import TimeoutPlan
 
 __all__ = ["Prepared", "PushRequest", "image_diagnose", "image_plan", "image_push", "prepare"]
 
+T = TypeVar("T")
 DEFAULT_DOCKER_IMAGE = "ghcr.io/osscontainertools/kaniko:latest"
 PREPARE_SECONDS = 120.0
 
@@ -107,8 +110,8 @@ class PushRequest:
 @dataclass
 class Prepared:
     preflight: Preflight
-    estimate: Any = None  # Estimate
-    plan: Any = None  # TimeoutPlan
+    estimate: Optional[Estimate] = None
+    plan: Optional[TimeoutPlan] = None
     timeout: Optional[int] = None
 
     @property
@@ -262,10 +265,11 @@ def prepare(req: PushRequest, console: Any) -> Prepared:
     return prepared
 
 
-def _estimate(req: PushRequest, pf: Preflight, console: Any, deadline: float) -> Any:
+def _estimate(req: PushRequest, pf: Preflight, console: Any, deadline: float) -> Optional[Estimate]:
     from .estimate import estimate_push, show_estimate
 
     extra = req.extra_args
+    assert pf.dockerfile is not None  # preflight passed
     cache = "true" in flag_values(extra, "--cache", boolean=True)
     try:
         estimate = estimate_push(
@@ -293,7 +297,9 @@ def _estimate(req: PushRequest, pf: Preflight, console: Any, deadline: float) ->
     return estimate
 
 
-def _plan(req: PushRequest, prepared: Prepared, explicit: Optional[int], console: Any) -> Any:
+def _plan(
+    req: PushRequest, prepared: Prepared, explicit: Optional[int], console: Any
+) -> Optional[TimeoutPlan]:
     from .history import PushHistory
     from .timeout import plan_timeout, show_plan
 
@@ -322,11 +328,11 @@ def _facts(req: PushRequest, prepared: Prepared, **kw: Any) -> RunFacts:
     plan = prepared.plan
     return RunFacts(
         estimate=prepared.estimate_dict,
-        bandwidth_bps=getattr(plan, "bandwidth_bps", None),
-        expected_push_s=getattr(plan, "expected_push_s", None),
+        bandwidth_bps=plan.bandwidth_bps if plan else None,
+        expected_push_s=plan.expected_push_s if plan else None,
         timeout_floor=req.timeout_floor,
         timeout_cap=req.timeout_cap,
-        timeout_source=getattr(plan, "source", None),
+        timeout_source=plan.source if plan else None,
         mode=req.mode,
         **kw,
     )
@@ -398,7 +404,7 @@ def _record_history(req: PushRequest, prepared: Prepared, facts: RunFacts, conso
         )
         return
     rate = PushHistory(req.history_path).record(
-        prepared.registry_host, size, seconds, build_seconds=log.build_seconds()
+        prepared.registry_host, size, seconds, build_seconds=log.build_seconds() if log else None
     )
     text = f"push history: {prepared.registry_host} {fmt_bytes(size)} in {fmt_duration(seconds)}"
     if rate:
@@ -428,11 +434,9 @@ def image_push(req: PushRequest, console: Any) -> int:
         kill_grace=req.kill_grace,
         heartbeat=req.heartbeat,
         expect=Expectations(
-            push_s=getattr(plan, "expected_push_s", None),
-            build_s=(getattr(plan, "expected_pull_s", 0) or 0)
-            + (getattr(plan, "expected_build_s", 0) or 0)
-            or None,
-            push_bytes=getattr(prepared.estimate, "total_bytes", None),
+            push_s=plan.expected_push_s if plan else None,
+            build_s=(plan.expected_pull_s + plan.expected_build_s) or None if plan else None,
+            push_bytes=prepared.estimate.total_bytes if prepared.estimate else None,
         ),
     )
     assert pf.dockerfile is not None
@@ -446,7 +450,7 @@ def image_push(req: PushRequest, console: Any) -> int:
             dockerfile=pf.dockerfile,
             destinations=req.destinations,
             extra_args=req.extra_args,
-            docker_config=getattr(pf.docker_config, "path", None),
+            docker_config=pf.docker_config.path if pf.docker_config is not None else None,
             stop_grace=req.kill_grace,
         )
         console.info(
@@ -621,8 +625,8 @@ def image_diagnose(
         Preflight(context=Path(req.context), dockerfile=None),
         preflight_destinations=req.destinations,
     )
-    prepared.estimate = _Frozen(plan.get("estimate"))
-    prepared.plan = _Frozen(plan.get("timeoutPlan"))
+    prepared.estimate = _typed(Estimate.from_dict, plan.get("estimate"))
+    prepared.plan = _typed(TimeoutPlan.from_dict, plan.get("timeoutPlan"))
     facts = _facts(
         req,
         prepared,
@@ -640,14 +644,12 @@ def image_diagnose(
     )
 
 
-class _Frozen:
-    """A plan's JSON dict seen through attribute access (estimate, timeout plan)."""
-
-    def __init__(self, data: Optional[dict[str, Any]]) -> None:
-        self._data = data or {}
-
-    def __getattr__(self, name: str) -> Any:
-        return self._data.get(name)
-
-    def to_dict(self) -> Optional[dict[str, Any]]:
-        return self._data or None
+def _typed(parse: Callable[[Any], T], data: Any) -> Optional[T]:
+    """A plan file's estimate or timeout plan, typed; None when absent or not readable (an
+    unreadable part only costs its figures, never the diagnosis)."""
+    if not data:
+        return None
+    try:
+        return parse(data)
+    except (TypeError, ValueError):
+        return None

@@ -15,12 +15,14 @@ Every step is a human line in ``reasoning`` with its numbers.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
 
 from ..console import Console, get_console
-from .estimate import Estimate, fmt_bytes
+from .estimate import Estimate
 from .history import PushHistory
+from .units import fmt_bytes, fmt_rate
+from .wire import fields_from_wire, to_wire
 
 __all__ = [
     "DEFAULT_BANDWIDTH_BPS",
@@ -39,8 +41,12 @@ MARGIN = 1.5
 OVERHEAD_SECONDS = 120.0
 
 
-def _mbps(bps: float) -> str:
-    return f"{bps / 1e6:.2f} MB/s"
+def formula_seconds(pull_s: float, build_s: float, push_s: float) -> float:
+    """The one timeout formula: ``MARGIN x (pull + build + push) + OVERHEAD_SECONDS``."""
+    return MARGIN * (pull_s + build_s + push_s) + OVERHEAD_SECONDS
+
+
+FORMULA_TEXT = f"x{MARGIN:g} + {OVERHEAD_SECONDS:.0f} s"
 
 
 @dataclass
@@ -67,7 +73,23 @@ class TimeoutPlan:
         return self.expected_pull_s + self.expected_build_s + self.expected_push_s
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """camelCase, as in the plan file (``expectedPushSeconds``, ``bandwidthBps``, ...)."""
+        data: dict[str, Any] = to_wire(self)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TimeoutPlan:
+        kw = fields_from_wire(cls, data)
+        missing = [n for n in ("seconds", "source", "bandwidth_bps") if n not in kw]
+        if missing:
+            raise ValueError(f"timeout plan without {', '.join(missing)}")
+        kw.setdefault("expected_push_s", 0.0)
+        kw.setdefault("expected_pull_s", 0.0)
+        kw.setdefault("expected_build_s", 0.0)
+        kw.setdefault("reasoning", [])
+        kw.setdefault("floor", 0)
+        kw.setdefault("cap", 0)
+        return cls(**kw)
 
 
 _BANDWIDTH_FROM = {
@@ -143,12 +165,12 @@ def plan_timeout(
     pull_bytes = estimate.pull_bytes if estimate is not None else 0
     push_s = push_bytes / bps
     if estimate is not None:
-        line = f"push {fmt_bytes(push_bytes)} at {_mbps(bps)} ({bw_text}) = {push_s:.0f} s"
+        line = f"push {fmt_bytes(push_bytes)} at {fmt_rate(bps)} ({bw_text}) = {push_s:.0f} s"
         if estimate.is_guess or not estimate.reachable:
             line += " [estimate includes a guess]"
         reasoning.append(line)
     else:
-        reasoning.append(f"push size unknown (no estimate); bandwidth {_mbps(bps)} ({bw_text})")
+        reasoning.append(f"push size unknown (no estimate); bandwidth {fmt_rate(bps)} ({bw_text})")
 
     if measured and bandwidth_mbps:
         # history > --bandwidth > default: say so, or the flag looks silently ignored
@@ -163,7 +185,7 @@ def plan_timeout(
     pull_s = pull_bytes / pull_bps
     if pull_bytes:
         reasoning.append(
-            f"pull {fmt_bytes(pull_bytes)} of base images at {_mbps(pull_bps)} "
+            f"pull {fmt_bytes(pull_bytes)} of base images at {fmt_rate(pull_bps)} "
             f"({'given' if pull_bandwidth_bps else 'assumed'}) = {pull_s:.0f} s"
         )
 
@@ -186,7 +208,7 @@ def plan_timeout(
             reasoning.append(f"build {build_s:.0f} s (default; no build recorded)")
 
     # -- formula ---------------------------------------------------------------------------
-    raw = MARGIN * (pull_s + build_s + push_s) + OVERHEAD_SECONDS
+    raw = formula_seconds(pull_s, build_s, push_s)
     clamped = None
     if estimate is None:
         auto = cap_i
@@ -206,7 +228,7 @@ def plan_timeout(
             formula += f" -> capped at {cap_i} s"
             auto = cap_i
             warnings.append(
-                f"the push alone needs about {push_s:.0f} s at {_mbps(bps)}, more than the "
+                f"the push alone needs about {push_s:.0f} s at {fmt_rate(bps)}, more than the "
                 f"cap allows: push fewer bytes (smaller base, layered JARs, --reproducible) "
                 "or raise the cap"
             )

@@ -119,7 +119,7 @@ def watch(plan: dict[str, Any], plan_path: str, console: Any, opts: WatchOptions
     created = float(plan.get("createdAt") or now)
     timeout = float(plan.get("timeoutSeconds") or 0)
     limit = timeout + float(plan.get("killGraceSeconds") or 0) + opts.grace
-    expected_push = (plan.get("timeoutPlan") or {}).get("expected_push_s")
+    expected_push = (plan.get("timeoutPlan") or {}).get("expectedPushSeconds")
     push_bytes = (plan.get("estimate") or {}).get("totalBytes")
     console.info(
         f"watching {paths.log} until {paths.rc.name} appears "
