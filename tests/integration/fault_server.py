@@ -12,6 +12,7 @@ Each incoming request takes the next behaviour from a script (then ``default``):
   forwarding (the client has given up: nothing was applied)
 - ``apply-then-500``: forward to the receiver (so it is applied), then answer 500
 - ``hold``: keep the request open (no answer) until :meth:`FaultServer.release` or stop
+- ``hold-then-ok``: like ``hold``, then forward it to the receiver and relay the answer
 
 Every request is recorded (arrival time on the server's monotonic clock, headers, body, the
 behaviour used), and every accepted TCP connection is counted, so tests can assert "no network".
@@ -109,10 +110,15 @@ class _Handler(socketserver.BaseRequestHandler):
         if b == "reset":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return  # BaseRequestHandler closes the socket: RST
-        if b == "hold":
+        if b in ("hold", "hold-then-ok"):
             deadline = time.monotonic() + _HOLD_LIMIT_S
             while not fs._released.is_set() and time.monotonic() < deadline:
                 fs._released.wait(0.05)
+            if b == "hold-then-ok":
+                status, data, ctype = fs._forward(rec)
+                with contextlib.suppress(OSError):
+                    _respond(sock, status, data, rec, {"Content-Type": ctype})
+                return
             with contextlib.suppress(OSError):
                 _respond(sock, 200, b'{"held":true}', rec)
             return

@@ -37,6 +37,10 @@ READABLE_SCHEMAS = ("ci-report/outbox/v1", ENTRY_SCHEMA)
 STALE_CLAIM_S = 15 * 60
 MAX_ENTRY_BYTES = 256 * 1024 * 1024
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+# <id>.json.claim-<host>-<pid>-<nonce> (host without '-')
+_CLAIM = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,199}\.json)\.claim-([^-/]*)-(\d+)-([0-9a-f]{8})$"
+)
 
 
 class UntrustedOutbox(OSError):
@@ -350,20 +354,36 @@ class Outbox:
                 continue
             yield claimed, entry
 
+    def _remove_dead_temp_files(self, now: float) -> None:
+        """``kill -9`` during an atomic write leaves ``.<name>.<pid>.<nonce>.tmp``: remove
+        those of dead processes (a minute old) and any older than ``STALE_CLAIM_S``."""
+        with contextlib.suppress(OSError):
+            temps = list(self.path.glob(".*.tmp"))
+        for tmp in temps:
+            fields = tmp.name.rsplit(".", 3)
+            pid = int(fields[1]) if len(fields) == 4 and fields[1].isdigit() else 0
+            age = now - _mtime(tmp)
+            if age > STALE_CLAIM_S or (age > 60 and not _pid_alive(pid)):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+
     def _reclaim_stale(self) -> None:
         now = time.time()
+        self._remove_dead_temp_files(now)
         with contextlib.suppress(OSError):
             claims = list(self.path.glob("*.json.claim-*"))
         for claim in claims:
-            host_pid = claim.name.split(".claim-", 1)[1].rsplit("-", 1)[0]
-            host, _, pid_text = host_pid.rpartition("-")
+            parsed = _CLAIM.match(claim.name)
+            if parsed is None:
+                continue  # e.g. the temp file of a claim being rewritten: never an entry
+            host, pid_text = parsed.group(2), parsed.group(3)
             if host == _host():
                 # this host: a live process's claim is never taken, whatever its age
                 stale = pid_text.isdigit() and not _pid_alive(int(pid_text))
             else:
                 stale = now - _mtime(claim) > STALE_CLAIM_S
             if stale:
-                original = claim.with_name(claim.name.split(".claim-", 1)[0])
+                original = claim.with_name(parsed.group(1))
                 if not original.exists():
                     with contextlib.suppress(OSError):
                         os.rename(claim, original)

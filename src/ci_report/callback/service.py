@@ -546,14 +546,16 @@ def _deliver_and_record(
     # signal nor kill -9 during the send can lose it
     entry.first_attempt_at = entry.first_attempt_at or time.time()
     entry.last_error = "not delivered yet: the process stopped while sending"
-    keeper.persist(claimed=True)
-    record("queued", None, entry.last_error)
-    keeper.warn_if_displaced(result_path)
-
     delivery: Optional[DeliveryResult] = None
     backlog: Optional[FlushSummary] = None
     earlier_attempts = entry.attempts
     try:
+        # inside the try: a signal held off during these writes is raised right after them,
+        # and the handlers below settle what was written
+        keeper.persist(claimed=True)
+        earlier_attempts = entry.attempts  # an earlier run's attempts, adopted
+        record("queued", None, entry.last_error)
+        keeper.warn_if_displaced(result_path)
         _write_output(output, body)
         # a backlog that cannot be flushed never affects this build's own delivery
         backlog = _auto_flush(settings, console, skip_id=delivery_id)
