@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import pytest
 import requests
@@ -29,6 +29,7 @@ from ledger_scenarios import BUILD_TIMEOUT, EXPECTED, GRACE, Scenario, check_fin
 from ci_report.callback.auth import sign_request
 from ci_report.config import Settings, load_settings
 from ci_report.console import Console
+from ci_report.platform.events import Observer
 from ci_report.platform.executions_api import ExecutionsAPI
 from ci_report.platform.jenkins import JenkinsClient
 from ci_report.platform.receiver import start_receiver
@@ -45,6 +46,28 @@ class OffsetClock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
+
+
+class Events(Observer):
+    """What /metrics would count."""
+
+    def __init__(self) -> None:
+        self.syncs: list[str] = []
+        self.trigger_failures: list[str] = []
+        self.passes = 0
+        self.transitions: list[tuple[str, Optional[str], str]] = []
+
+    def sync_done(self, result_source: str) -> None:
+        self.syncs.append(result_source)
+
+    def trigger_failed(self, code: str) -> None:
+        self.trigger_failures.append(code)
+
+    def reconcile_pass(self, duration_s: float, moved: int, errors: int) -> None:
+        self.passes += 1
+
+    def run_transition(self, run_id: str, old: Optional[str], new: str, reason: str) -> None:
+        self.transitions.append((run_id, old, new))
 
 
 class HttpPlatform:
@@ -159,7 +182,8 @@ def test_every_failure_reaches_a_final_state_within_two_passes(
     console = Console(stream=out)
     db = tmp_path / "runs.db"
     clock = OffsetClock()  # the ledger's and the reconciler's: leases and grace move together
-    ledger = open_ledger(str(db), console=console, clock=clock)
+    events = Events()
+    ledger = open_ledger(str(db), console=console, clock=clock, observer=events)
     reconciler = Reconciler(
         ledger,
         lambda: _client(jenkins),
@@ -169,6 +193,7 @@ def test_every_failure_reaches_a_final_state_within_two_passes(
         concurrency=4,
         settings=Settings(),
         console=console,
+        observer=events,
         clock=clock,
     )
 
@@ -176,7 +201,14 @@ def test_every_failure_reaches_a_final_state_within_two_passes(
         client = _client(jenkins)
         try:
             return trigger_run(
-                ledger, client, job, parameters, run_id, console=console, poll_interval=0.05
+                ledger,
+                client,
+                job,
+                parameters,
+                run_id,
+                console=console,
+                observer=events,
+                poll_interval=0.05,
             )
         finally:
             client.close()
@@ -234,6 +266,16 @@ def test_every_failure_reaches_a_final_state_within_two_passes(
         status, one = platform.get("/api/executions/r-killed")
         assert status == 200 and one["history"][1]["reason"].startswith("resumed:")
         assert platform.get("/api/executions/stuck", timeout="0")[1]["executions"] == []
+        # the observer saw what /metrics counts
+        assert sorted(events.syncs) == sorted(
+            ["artifact", "artifact", "test-report", "status-only", "status-only", "status-only"]
+        )
+        assert sorted(events.trigger_failures) == sorted(
+            ["job-not-found", "job-disabled", "undefined-parameter"]
+        )
+        assert events.passes == 2
+        finals = [t for t in events.transitions if t[2] not in ("queued", "running")]
+        assert sorted(t[0] for t in finals) == sorted(EXPECTED)  # each closed once
     finally:
         receiver.stop()
         reconciler.stop()

@@ -264,3 +264,33 @@ def test_a_slow_trigger_keeps_its_lease(jenkins: FakeJenkins, world: dict[str, A
         client.close()
     assert result and result[0].queue_id is not None
     assert ledger.claim("r1", "reconciler", 60)  # released when the trigger ended
+
+
+def test_reconcile_command_once_from_cron(jenkins: FakeJenkins, tmp_path: Path) -> None:
+    job = jenkins.add_job("app/x", params=PARAMS, duration=0.05)
+    cli = Cli(tmp_path)
+    env = cli.env(
+        auth=False, JENKINS_URL=jenkins.url, JENKINS_USER=jenkins.user, JENKINS_TOKEN=jenkins.token
+    )
+    db = str(tmp_path / "runs.db")
+    assert cli.run(["trigger", "app/x", "--ledger", db, "--run-id", "9"], env=env).returncode == 0
+    _wait(lambda: bool(job.builds) and not job.builds[1].building(time.monotonic()))
+    args = ["reconcile", "--db", db, "--once", "--json", "--callback-grace", "0"]
+    done = cli.run(args, env=env)
+    assert done.returncode == 0, done
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert [r["runId"] for r in summary["moved"]] == ["9"]
+    assert summary["moved"][0]["status"] == "success" and "Traceback" not in done.stderr
+    assert "reconcile pass: 1 open run(s), 1 moved" in done.stderr
+    # Jenkins down: exit 1, the run would stay open; no Jenkins configured: exit 2
+    ledger = open_ledger(db)
+    try:
+        ledger.create("app/x", run_id="10")
+        ledger.update("10", reason="queued", queue_id=5, trigger_status="success")
+    finally:
+        ledger.close()
+    jenkins.stop()
+    down = cli.run(["reconcile", "--db", db, "--once"], env=env)
+    assert down.returncode == 1 and "could not be checked" in down.stderr, down
+    unset = cli.run(["reconcile", "--db", db, "--once"], env=dict(env, JENKINS_URL=""))
+    assert unset.returncode == 2 and "JENKINS_URL" in unset.stderr, unset
