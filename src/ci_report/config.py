@@ -153,6 +153,14 @@ class Settings:
         default=30.0,
         metadata=_meta("CI_REPORT_RECONCILE_INTERVAL", help="seconds between reconcile passes"),
     )
+    stuck_after: float = field(
+        default=1800.0,
+        metadata=_meta(
+            "CI_REPORT_STUCK_AFTER",
+            help="seconds an open run may go without any change before the page and "
+            "ci_report_stuck_runs call it stuck",
+        ),
+    )
 
     # -- the reference receiver (ci-report receiver) --------------------------------------
     receiver_host: str = field(

@@ -247,3 +247,66 @@ def test_two_replicas_on_postgresql_report_the_same_ledger_figures(tmp_path: Pat
             ledger.close()
         log.close()
         server.stop()
+
+
+def test_ci_report_receiver_counts_reconcile_passes_and_trigger_failures(tmp_path: Path) -> None:
+    """The real command wires one observer into the ledger, the reconciler and the trigger."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from fake_jenkins import FakeJenkins
+
+    fake = FakeJenkins().start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JENKINS_", "CI_REPORT_"))}
+    env.update(
+        JENKINS_SIGNATURE_SECRET=WHSEC, JENKINS_USER=fake.user or "", JENKINS_TOKEN=fake.token
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ci_report",
+            "receiver",
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "r.db"),
+            "--jenkins-url",
+            fake.url,
+            "--reconcile-interval",
+            "0.2",
+            "--stuck-after",
+            "60",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)/", proc.stderr.readline())
+        assert match
+        base = match.group(1)
+        r = requests.post(
+            base + "/api/executions", json={"job": "no/such/job", "runId": "r-x"}, timeout=30
+        )
+        assert r.status_code == 201 and r.json()["status"] == "trigger_failed", r.text
+        deadline = time.monotonic() + 30
+        while True:
+            got = _scrape(base)
+            if got.get("ci_report_reconcile_passes_total", 0) >= 1:
+                break
+            assert time.monotonic() < deadline, "no reconcile pass was counted"
+            time.sleep(0.1)
+        assert got["ci_report_reconcile_last_pass_timestamp_seconds"] > 0
+        assert got["ci_report_stuck_after_seconds"] == 60
+        assert got["ci_report_trigger_failures_total{code=job-not-found}"] == 1
+        assert got["ci_report_run_transitions_total{status=trigger_failed}"] == 1
+        assert got["ci_report_runs{status=trigger_failed}"] == 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+        fake.stop()

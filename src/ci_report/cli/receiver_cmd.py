@@ -46,6 +46,7 @@ signature mandatory."""
 @setting_option("callback_grace")
 @setting_option("run_build_timeout", "--build-timeout")
 @setting_option("expire_after")
+@setting_option("stuck_after")
 @global_options
 @click.pass_context
 def receiver(ctx: click.Context, **values: Any) -> None:
@@ -56,6 +57,7 @@ def receiver(ctx: click.Context, **values: Any) -> None:
         from ..errors import ConfigError, Interrupted
         from ..platform.receiver import auth_from_settings, start_receiver
         from ..platform.tracking import open_tracking
+        from ..platform.watch import setup_watch
 
         settings = settings_from(ctx, values)
         for secret in settings.secrets():
@@ -91,7 +93,9 @@ def receiver(ctx: click.Context, **values: Any) -> None:
                 + ", or drop the --require",
             )
         db = settings.ledger_db or DEFAULT_DB
-        tracking = open_tracking(settings, db=db, console=console)
+        # one metrics observer for the ledger, the reconciler, the trigger and the callbacks
+        watch = setup_watch(api_token=settings.api_token, stuck_after_s=settings.stuck_after)
+        tracking = open_tracking(settings, db=db, console=console, observer=watch.observer)
         try:
             handle = start_receiver(
                 host=settings.receiver_host,
@@ -99,6 +103,8 @@ def receiver(ctx: click.Context, **values: Any) -> None:
                 api_token=settings.api_token,
                 max_body=settings.max_body,
                 tracking=tracking,
+                observer=watch.observer,
+                stuck_after_s=settings.stuck_after,
                 background=False,
                 on_log=lambda line: console.debug(line),
                 on_apply=lambda v: console.info(
