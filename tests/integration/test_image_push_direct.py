@@ -310,7 +310,9 @@ def test_executor_missing(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert rc == 127 and rep["diagnosis"]["code"] == "executor-missing"
 
 
-def test_sigterm_to_ci_report_is_forwarded(ws: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_sigterm_to_ci_report_is_forwarded(ws: Path, sig: signal.Signals) -> None:
+    # SIGHUP (a lost agent connection) is handled like SIGTERM (ci_report.signals)
     signals, pid_file = ws / "signals.txt", ws / "executor.pid"
     env = dict(
         os.environ,
@@ -354,13 +356,13 @@ def test_sigterm_to_ci_report_is_forwarded(ws: Path) -> None:
 
     threading.Thread(target=read, daemon=True).start()
     assert seen.wait(30), "".join(lines)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     rc = proc.wait(30)
     text = "".join(lines)
-    assert rc == 143, text
+    assert rc == 143, text  # the executor's own exit after our SIGTERM
     rep = json.loads(report.read_text())
     assert (rep["outcome"], rep["diagnosis"]["code"]) == ("terminated", "terminated")
-    assert rep["signals"] == ["SIGTERM"]
+    assert rep["signals"] == [sig.name]
     assert signals.read_text().split() == ["SIGTERM"]  # the executor got it from us
     pid = int(pid_file.read_text())
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()

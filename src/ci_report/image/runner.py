@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
+from ..signals import DEFERRED, SignalRecorder
 from .diagnosis import fmt_bytes, fmt_duration, shell_exit_code
 from .kaniko_log import STAGES, LogState
 
@@ -178,15 +179,10 @@ class Supervisor:
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, start: Callable[[], Handle]) -> RunResult:
-        received: list[int] = []
-        previous: dict[int, Any] = {}
-
-        def on_signal(signum: int, _frame: Any) -> None:
-            received.append(signum)
-
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                previous[signum] = signal.signal(signum, on_signal)
+        # the one signal recorder, deferred: a SIGTERM/SIGINT/SIGHUP to ci-report is recorded
+        # and forwarded to the executor by the loop, which then winds down by itself
+        recorder = SignalRecorder(DEFERRED).install()
+        received = recorder.received
         started_at = time.time()
         t0 = time.monotonic()
         state = LogState(start_epoch=started_at)
@@ -201,8 +197,7 @@ class Supervisor:
             finally:
                 handle.close()
         finally:
-            for restore, old in previous.items():
-                signal.signal(restore, old)
+            recorder.uninstall()
 
     def _loop(
         self,
