@@ -141,3 +141,87 @@ def test_a_stuck_run_scraped_from_the_receiver_fires_the_stuck_alert(tmp_path: P
     result = _promtool("test", "rules", str(path))
     print(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+prometheus = shutil.which("prometheus")
+
+
+@pytest.mark.skipif(prometheus is None, reason="prometheus not installed (Debian package)")
+def test_a_real_prometheus_loads_the_rules_and_sees_the_stuck_run(tmp_path: Path) -> None:
+    """Prometheus itself scrapes the receiver with the rules file as it is: the stuck run makes
+    CIReportRunsStuck pending (it fires after its 10 minutes)."""
+    import json
+    import socket
+    import time
+
+    import requests
+    from fault_server import WHSEC
+
+    from ci_report.console import Console
+    from ci_report.platform.receiver import start_receiver
+    from ci_report.platform.runs import open_ledger
+
+    offset = [-3600.0]
+    log = (tmp_path / "console.log").open("w")
+    ledger = open_ledger(
+        str(tmp_path / "runs.db"),
+        clock=lambda: time.time() + offset[0],
+        console=Console(stream=log),
+    )
+    ledger.create("team/app/main", {}, run_id="r-stuck")
+    offset[0] = 0.0
+    handle = start_receiver(signature_secrets=[WHSEC], ledger=ledger)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    target = handle.base_url.split("://", 1)[1]
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(RULES)],
+                "scrape_configs": [
+                    {"job_name": "ci-report", "static_configs": [{"targets": [target]}]}
+                ],
+            }
+        )
+    )
+    assert prometheus is not None
+    proc = subprocess.Popen(
+        [
+            prometheus,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "prometheus.log").open("w"),
+    )
+    api = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        deadline = time.monotonic() + 60
+        seen: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-3000:]
+            try:
+                alerts = requests.get(api + "/alerts", timeout=2).json()["data"]["alerts"]
+            except (requests.RequestException, ValueError, KeyError):
+                alerts = []
+            seen = {a["labels"]["alertname"]: a["state"] for a in alerts}
+            if "CIReportRunsStuck" in seen:
+                break
+            time.sleep(0.2)
+        assert seen.get("CIReportRunsStuck") == "pending", seen
+        groups = requests.get(api + "/rules", timeout=5).json()["data"]["groups"]
+        loaded = sorted(r["name"] for g in groups for r in g["rules"])
+        assert len(loaded) == 8
+        errors = [(r["name"], r.get("lastError")) for g in groups for r in g["rules"]]
+        assert not [e for e in errors if e[1]], errors
+        print("prometheus alerts:", seen)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        handle.stop()
+        ledger.close()
+        log.close()
