@@ -8,6 +8,7 @@ estimate talks to a registry stops ci-report before the executor starts.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -152,7 +153,10 @@ def test_sigterm_during_the_estimate_stops_before_the_executor(tmp_path: Path) -
     threading.Thread(target=read, daemon=True).start()
     try:
         assert started.wait(30), "".join(lines)
-        time.sleep(1.0)  # inside the manifest request, which would wait 20 s for an answer
+        # observed, not slept on: ci-report has connected for the manifest request, which
+        # would wait 20 s for an answer that never comes
+        silent.settimeout(30)
+        conn, _ = silent.accept()
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(10)
@@ -160,6 +164,8 @@ def test_sigterm_during_the_estimate_stops_before_the_executor(tmp_path: Path) -
     finally:
         if proc.poll() is None:
             proc.kill()
+        with contextlib.suppress(NameError):
+            conn.close()
         silent.close()
     text = "".join(lines)
     assert rc == 143, text
