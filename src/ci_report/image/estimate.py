@@ -216,6 +216,41 @@ def _root_base(chain: list[Stage]) -> Optional[Stage]:
     return root if root is not None and root.is_external else None
 
 
+@dataclass
+class _Sizing:
+    """What the sections of :func:`estimate_push` share: the parsed Dockerfile, the registry
+    clients, and the parts and notes they add."""
+
+    stages: list[Stage]
+    chain: list[Stage]
+    regs: _Registries
+    console: Console
+    insecure: Sequence[str]
+    platform: str
+    notes: list[str] = field(default_factory=list)
+    parts: list[EstimatePart] = field(default_factory=list)
+    reachable: bool = True
+
+    def trouble(self, what: str, err: Exception) -> None:
+        kind = getattr(err, "kind", "unknown")
+        if kind != "not-found":  # a missing image is an answer, not an unreachable registry
+            self.reachable = False
+        msg = getattr(err, "message", str(err))
+        self.notes.append(f"{what}: {msg} ({kind})")
+        self.console.debug(f"estimate: {what} failed: {msg}")
+
+
+@dataclass
+class _Base:
+    """The final stage's base image as the registry describes it (or a guess)."""
+
+    root: Optional[Stage]
+    ref: Any = None  # ImageRef
+    manifest: Any = None  # Manifest with known sizes, or None
+    total: int = 0
+    layers: list[dict[str, Any]] = field(default_factory=list)  # digest, size, present
+
+
 def estimate_push(
     *,
     dockerfile: Path,
@@ -238,9 +273,6 @@ def estimate_push(
     every registry problem becomes a note and ``reachable=False``. ``deadline`` (a
     ``time.monotonic()`` value) bounds every registry call and credential helper together.
     """
-    from .registry import RegistryError, parse_reference
-
-    console = console or get_console()
     dockerfile, context = Path(dockerfile), Path(context)
     try:
         text = dockerfile.read_text(encoding="utf-8", errors="replace")
@@ -249,29 +281,53 @@ def estimate_push(
             f"cannot read Dockerfile {dockerfile}", cause=exc.strerror or str(exc)
         ) from None
     stages = parse_dockerfile(text, build_args)
-    chain = final_chain(stages, target)
-    notes: list[str] = []
-    parts: list[EstimatePart] = []
-    reachable = True
-    regs = _Registries(docker_config, insecure_registries, client_factory, deadline)
+    run = _Sizing(
+        stages=stages,
+        chain=final_chain(stages, target),
+        regs=_Registries(docker_config, insecure_registries, client_factory, deadline),
+        console=console or get_console(),
+        insecure=insecure_registries,
+        platform=platform,
+    )
+    dest_refs = _destination_refs(run, destinations)
+    base = _base_image(run)
+    dest_info, present_everywhere = _base_part(run, base, dest_refs)
+    n_repos = max(1, len(dest_refs))
+    raw, weighted = _context_part(
+        run, context, dockerfile, build_args, compression, target, n_repos
+    )
+    built_bytes, builds = _built_part(run, base, dest_refs, weighted, n_repos)
+    _cache_part(run, cache_repo, builds, built_bytes)
+    _config_part(run, n_repos)
+    pull = _pull_bytes(run, base, target)
+    return Estimate(
+        total_bytes=sum(p.bytes for p in run.parts),
+        parts=run.parts,
+        base_image=base.root.base if base.root else None,
+        base_bytes_total=base.total,
+        base_bytes_present=present_everywhere or 0,
+        reachable=run.reachable,
+        notes=run.notes,
+        pull_bytes=pull,
+        base_digest=base.manifest.digest if base.manifest else None,
+        base_layers=base.layers,
+        destinations=dest_info,
+        context_bytes=raw,
+        compression=compression,
+    )
 
-    def trouble(what: str, err: Exception) -> None:
-        nonlocal reachable
-        kind = getattr(err, "kind", "unknown")
-        if kind != "not-found":  # a missing image is an answer, not an unreachable registry
-            reachable = False
-        msg = getattr(err, "message", str(err))
-        notes.append(f"{what}: {msg} ({kind})")
-        console.debug(f"estimate: {what} failed: {msg}")
 
-    # -- destinations: one entry per distinct repository ---------------------------------
+def _destination_refs(run: _Sizing, destinations: Sequence[str]) -> list[Any]:
+    """1. Destinations: one entry per distinct repository (blobs go once per repository)."""
+    from .registry import parse_reference
+
     dest_refs = []
     seen_repos: set[tuple[str, str]] = set()
     for dest in destinations:
         try:
-            ref = parse_reference(dest, insecure_registries=insecure_registries)
+            ref = parse_reference(dest, insecure_registries=run.insecure)
         except CiReportError as err:
-            notes.append(f"destination {dest!r} skipped: {err.message}")
+            run.notes.append(f"destination {dest!r} skipped: {err.message}")
             continue
         key = (ref.registry, ref.repository)
         if key in seen_repos:
@@ -279,60 +335,69 @@ def estimate_push(
         seen_repos.add(key)
         dest_refs.append(ref)
     if len(dest_refs) < len(destinations):
-        notes.append(
+        run.notes.append(
             f"{len(destinations)} destinations, {len(dest_refs)} distinct repositories: "
             "blobs are uploaded once per repository"
         )
+    return dest_refs
 
-    # -- base image of the final stage ---------------------------------------------------
-    root = _root_base(chain)
-    base_image = root.base if root else None
-    base_manifest = None
-    base_ref = None
+
+def _base_image(run: _Sizing) -> _Base:
+    """2. The final stage's base image: its manifest from the registry, else a guess."""
+    from .registry import parse_reference
+
+    base = _Base(_root_base(run.chain))
+    root = base.root
     if root is not None:
         try:
-            base_ref = parse_reference(root.base, insecure_registries=insecure_registries)
+            base.ref = parse_reference(root.base, insecure_registries=run.insecure)
         except CiReportError as err:
-            notes.append(f"base image {root.base!r}: {err.message}")
-        if base_ref is not None:
+            run.notes.append(f"base image {root.base!r}: {err.message}")
+        if base.ref is not None:
             try:
-                client = regs.client(base_ref.registry)
-                base_manifest = client.manifest(
-                    base_ref.repository, base_ref.reference, platform=root.platform or platform
+                client = run.regs.client(base.ref.registry)
+                manifest = client.manifest(
+                    base.ref.repository, base.ref.reference, platform=root.platform or run.platform
                 )
-                if base_manifest.skipped:
-                    notes.append(
-                        f"base index: picked {base_manifest.platform}, skipped "
-                        f"{len(base_manifest.skipped)} attestation entr"
-                        f"{'y' if len(base_manifest.skipped) == 1 else 'ies'}"
+                if manifest.skipped:
+                    run.notes.append(
+                        f"base index: picked {manifest.platform}, skipped "
+                        f"{len(manifest.skipped)} attestation entr"
+                        f"{'y' if len(manifest.skipped) == 1 else 'ies'}"
                     )
-                if not base_manifest.sizes_known:
-                    notes.append(f"{base_ref} has a Docker schema 1 manifest without layer sizes")
-                    base_manifest = None
+                if manifest.sizes_known:
+                    base.manifest = manifest
+                else:
+                    run.notes.append(
+                        f"{base.ref} has a Docker schema 1 manifest without layer sizes"
+                    )
             except CiReportError as err:
-                trouble(f"base image {base_ref}", err)
-
-    base_total = base_manifest.layers_bytes if base_manifest else 0
-    base_layers = (
-        [{"digest": d.digest, "size": d.size, "present": []} for d in base_manifest.layers]
-        if base_manifest
-        else []
-    )
-    if root is not None and base_manifest is None:
+                run.trouble(f"base image {base.ref}", err)
+    if base.manifest is not None:
+        base.total = base.manifest.layers_bytes
+        base.layers = [
+            {"digest": d.digest, "size": d.size, "present": []} for d in base.manifest.layers
+        ]
+    elif root is not None:
         guess, label = base_guess(root.base)
-        base_total = guess
-        notes.append(
+        base.total = guess
+        run.notes.append(
             f"base image {root.base} not sized by the registry: guessed {fmt_bytes(guess)} "
             f"({label}; reference sizes), counted as not yet in the destination"
         )
-    elif root is None and chain:
-        notes.append("FROM scratch: no base layers")
+    elif run.chain:
+        run.notes.append("FROM scratch: no base layers")
+    return base
 
-    # -- base layers missing per destination repository ----------------------------------
+
+def _base_part(
+    run: _Sizing, base: _Base, dest_refs: list[Any]
+) -> tuple[list[dict[str, Any]], Optional[int]]:
+    """3. Base layers missing per destination repository (HEAD per layer, or a mount)."""
+    root, manifest = base.root, base.manifest
     dest_info: list[dict[str, Any]] = []
     present_everywhere: Optional[int] = None
-    base_missing_total = 0
-    base_part_guess = base_manifest is None and root is not None
+    missing_total = 0
     for ref in dest_refs:
         info: dict[str, Any] = {
             "repository": ref.name,
@@ -342,30 +407,30 @@ def estimate_push(
         }
         if root is None:
             pass
-        elif base_manifest is None:
-            info["baseMissingBytes"] = base_total
-        elif base_ref is not None and base_ref.registry == ref.registry:
-            info["basePresentBytes"] = base_total
+        elif manifest is None:
+            info["baseMissingBytes"] = base.total
+        elif base.ref is not None and base.ref.registry == ref.registry:
+            info["basePresentBytes"] = base.total
             info["mounted"] = True
-            notes.append(
-                f"base layers of {base_ref.name} are on {ref.registry} already: Kaniko mounts "
+            run.notes.append(
+                f"base layers of {base.ref.name} are on {ref.registry} already: Kaniko mounts "
                 f"them into {ref.repository} instead of uploading"
             )
         else:
-            client = regs.client(ref.registry)
+            client = run.regs.client(ref.registry)
             try:
-                for layer in base_layers:
+                for layer in base.layers:
                     if client.blob_exists(ref.repository, layer["digest"]):
                         layer["present"].append(ref.name)
                         info["basePresentBytes"] += layer["size"]
                     else:
                         info["baseMissingBytes"] += layer["size"]
             except CiReportError as err:
-                trouble(f"destination {ref.name}", err)
+                run.trouble(f"destination {ref.name}", err)
                 info["reachable"] = False
-                info["baseMissingBytes"] = base_total
+                info["baseMissingBytes"] = base.total
                 info["basePresentBytes"] = 0
-        base_missing_total += info["baseMissingBytes"]
+        missing_total += info["baseMissingBytes"]
         present = info["basePresentBytes"]
         present_everywhere = (
             present if present_everywhere is None else min(present_everywhere, present)
@@ -373,29 +438,41 @@ def estimate_push(
         dest_info.append(info)
     n_repos = max(1, len(dest_refs))
     if not dest_refs and root is not None:
-        base_missing_total = base_total  # no destination: assume nothing is there
+        missing_total = base.total  # no destination: assume nothing is there
     if root is not None:
-        if base_manifest is not None:
-            n_layers = len(base_manifest.layers)
+        if manifest is not None:
+            n_layers = len(manifest.layers)
             present_b = sum(i["basePresentBytes"] for i in dest_info)
             detail = (
-                f"{base_image} ({base_manifest.platform or platform}, {n_layers} layer"
-                f"{'s' if n_layers != 1 else ''}, {fmt_bytes(base_total)} compressed)"
+                f"{root.base} ({manifest.platform or run.platform}, {n_layers} layer"
+                f"{'s' if n_layers != 1 else ''}, {fmt_bytes(base.total)} compressed)"
             )
             if present_b:
                 detail += f"; {fmt_bytes(present_b)} already in the destination"
             if n_repos > 1:
                 detail += f"; over {n_repos} repositories"
         else:
-            detail = f"{base_image}: GUESS, the registry could not be asked"
-        parts.append(EstimatePart("base-layers", base_missing_total, detail, guess=base_part_guess))
+            detail = f"{root.base}: GUESS, the registry could not be asked"
+        run.parts.append(EstimatePart("base-layers", missing_total, detail, guess=manifest is None))
+    return dest_info, present_everywhere
 
-    # -- context ---------------------------------------------------------------------------
+
+def _context_part(
+    run: _Sizing,
+    context: Path,
+    dockerfile: Path,
+    build_args: Mapping[str, str],
+    compression: float,
+    target: Optional[str],
+    n_repos: int,
+) -> tuple[int, float]:
+    """4. COPY/ADD sources from the context (after .dockerignore) x the compression factor;
+    returns (raw bytes, compressed estimate for one repository)."""
     ignore = load_dockerignore(context, dockerfile)
     try:
-        sources = copy_sources(stages, context, ignore, build_args=build_args, target=target)
+        sources = copy_sources(run.stages, context, ignore, build_args=build_args, target=target)
     except CiReportError as err:
-        notes.append(f"COPY/ADD sources not sized: {err.message}")
+        run.notes.append(f"COPY/ADD sources not sized: {err.message}")
         sources = []
     raw = 0
     weighted = 0.0
@@ -414,11 +491,10 @@ def estimate_push(
                 weighted += nbytes * compression
     missing = [s for s in sources if s.missing]
     if missing:
-        notes.append(
+        run.notes.append(
             "COPY/ADD sources missing in the context: "
             + ", ".join(f"{s.pattern} (line {s.line})" for s in missing[:5])
         )
-    context_bytes = int(weighted) * n_repos
     if sources:
         detail = f"{len(sources)} COPY/ADD source{'s' if len(sources) != 1 else ''}, "
         detail += f"{fmt_bytes(raw)} in the context"
@@ -433,12 +509,17 @@ def estimate_push(
             detail += f" x {compression} compression"
         if n_repos > 1:
             detail += f"; x {n_repos} repositories"
-        parts.append(EstimatePart("context", context_bytes, detail))
+        run.parts.append(EstimatePart("context", int(weighted) * n_repos, detail))
+    return raw, weighted
 
-    # -- RUN / COPY --from layers: the previous image as a proxy ---------------------------
+
+def _built_part(
+    run: _Sizing, base: _Base, dest_refs: list[Any], weighted: float, n_repos: int
+) -> tuple[int, list[Any]]:
+    """5. RUN / COPY --from layers, sized from the previous image in the destination."""
     builds = [
         ins
-        for stage in chain
+        for stage in run.chain
         for ins in stage.instructions
         if ins.cmd == "RUN" or (ins.cmd in ("COPY", "ADD") and "from" in ins.flags)
     ]
@@ -446,15 +527,15 @@ def estimate_push(
     if builds and dest_refs:
         prev_ref = dest_refs[0]
         try:
-            prev = regs.client(prev_ref.registry).manifest(
-                prev_ref.repository, prev_ref.reference, platform=platform
+            prev = run.regs.client(prev_ref.registry).manifest(
+                prev_ref.repository, prev_ref.reference, platform=run.platform
             )
-            base_digests = {d["digest"] for d in base_layers}
+            base_digests = {d["digest"] for d in base.layers}
             non_base = sum(d.size for d in prev.layers if d.digest not in base_digests)
-            if base_manifest is None and root is not None:
-                non_base = max(0, non_base - base_total)
+            if base.manifest is None and base.root is not None:
+                non_base = max(0, non_base - base.total)
             built_bytes = max(0, non_base - int(weighted))
-            parts.append(
+            run.parts.append(
                 EstimatePart(
                     "built-layers",
                     built_bytes * n_repos,
@@ -466,31 +547,39 @@ def estimate_push(
             )
         except CiReportError as err:
             if getattr(err, "kind", "") == "not-found":
-                notes.append(
+                run.notes.append(
                     f"{len(builds)} RUN/COPY --from step(s) not sized: no previous "
                     f"{prev_ref} to compare with (first push)"
                 )
             else:
-                trouble(f"previous image {prev_ref}", err)
+                run.trouble(f"previous image {prev_ref}", err)
     elif builds:
-        notes.append(f"{len(builds)} RUN/COPY --from step(s) not sized (no destination)")
+        run.notes.append(f"{len(builds)} RUN/COPY --from step(s) not sized (no destination)")
+    return built_bytes, builds
 
-    # -- cache -----------------------------------------------------------------------------
-    if cache_repo:
-        if builds and built_bytes:
-            parts.append(
-                EstimatePart(
-                    "cache",
-                    built_bytes,
-                    f"RUN layers pushed again to {cache_repo} (--cache=true)",
-                    guess=True,
-                )
+
+def _cache_part(
+    run: _Sizing, cache_repo: Optional[str], builds: list[Any], built_bytes: int
+) -> None:
+    """6. Cache pushes (--cache=true): the RUN layers once more, to the cache repository."""
+    if not cache_repo:
+        return
+    if builds and built_bytes:
+        run.parts.append(
+            EstimatePart(
+                "cache",
+                built_bytes,
+                f"RUN layers pushed again to {cache_repo} (--cache=true)",
+                guess=True,
             )
-        else:
-            notes.append(f"cache pushes to {cache_repo} not sized (no RUN layer size known)")
+        )
+    else:
+        run.notes.append(f"cache pushes to {cache_repo} not sized (no RUN layer size known)")
 
-    # -- config + manifest -----------------------------------------------------------------
-    parts.append(
+
+def _config_part(run: _Sizing, n_repos: int) -> None:
+    """7. The image config and manifest."""
+    run.parts.append(
         EstimatePart(
             "config",
             CONFIG_BYTES * n_repos,
@@ -499,39 +588,29 @@ def estimate_push(
         )
     )
 
-    # -- pull: every external base Kaniko builds from --------------------------------------
-    pull = base_total
-    for stage in used_stages(stages, target):
-        if not stage.is_external or stage is root:
+
+def _pull_bytes(run: _Sizing, base: _Base, target: Optional[str]) -> int:
+    """8. Pull: every external base Kaniko builds from (the final base plus build stages)."""
+    from .registry import RegistryError, parse_reference
+
+    pull = base.total
+    for stage in used_stages(run.stages, target):
+        if not stage.is_external or stage is base.root:
             continue
         size: Optional[int] = None
         try:
-            sref = parse_reference(stage.base, insecure_registries=insecure_registries)
+            sref = parse_reference(stage.base, insecure_registries=run.insecure)
             size = (
-                regs.client(sref.registry)
-                .manifest(sref.repository, sref.reference, platform=stage.platform or platform)
+                run.regs.client(sref.registry)
+                .manifest(sref.repository, sref.reference, platform=stage.platform or run.platform)
                 .layers_bytes
             )
         except CiReportError as err:
             if isinstance(err, RegistryError):
-                trouble(f"build-stage base {stage.base}", err)
+                run.trouble(f"build-stage base {stage.base}", err)
             size, label = base_guess(stage.base)
-            notes.append(f"build-stage base {stage.base} guessed at {fmt_bytes(size)} ({label})")
+            run.notes.append(
+                f"build-stage base {stage.base} guessed at {fmt_bytes(size)} ({label})"
+            )
         pull += size or 0
-
-    total = sum(p.bytes for p in parts)
-    return Estimate(
-        total_bytes=total,
-        parts=parts,
-        base_image=base_image,
-        base_bytes_total=base_total,
-        base_bytes_present=present_everywhere or 0,
-        reachable=reachable,
-        notes=notes,
-        pull_bytes=pull,
-        base_digest=base_manifest.digest if base_manifest else None,
-        base_layers=base_layers,
-        destinations=dest_info,
-        context_bytes=raw,
-        compression=compression,
-    )
+    return pull
