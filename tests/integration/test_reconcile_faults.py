@@ -294,3 +294,40 @@ def test_reconcile_command_once_from_cron(jenkins: FakeJenkins, tmp_path: Path) 
     assert down.returncode == 1 and "could not be checked" in down.stderr, down
     unset = cli.run(["reconcile", "--db", db, "--once"], env=dict(env, JENKINS_URL=""))
     assert unset.returncode == 2 and "JENKINS_URL" in unset.stderr, unset
+
+
+def test_each_pass_closes_its_jenkins_sessions_and_sync_reports_errors(
+    jenkins: FakeJenkins, tmp_path: Path
+) -> None:
+    jenkins.add_job("app/x", params=PARAMS, quiet_period=3600.0)
+    ledger = open_ledger(str(tmp_path / "runs.db"), console=Console(stream=io.StringIO()))
+    made: list[Any] = []
+
+    class Counted(JenkinsClient):
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+            super().close()
+
+    def factory() -> JenkinsClient:
+        made.append(Counted(jenkins.url, jenkins.user, jenkins.token, connect_timeout=1.0))
+        return made[-1]
+
+    reconciler = Reconciler(ledger, factory, concurrency=4, console=ledger.console)
+    try:
+        for n in range(6):
+            trigger_run(ledger, factory(), "app/x", {"RUN_ID": str(n)}, str(n))
+        for _ in range(3):
+            reconciler.run_pass()
+        assert made and all(c.closed for c in made[6:])  # the trigger's own are the caller's
+        jenkins.stop()
+        api = ExecutionsAPI(ledger, reconciler)
+        status, answer = api.handle("POST", "/api/executions/0/sync", {}, b"")
+        assert status == 200 and answer["status"] == "queued"
+        assert answer["errors"] and "Jenkins" in answer["reason"] + answer["errors"][0]
+    finally:
+        reconciler.stop()
+        ledger.close()
+        for c in made[:6]:
+            c.close()

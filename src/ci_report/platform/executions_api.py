@@ -9,7 +9,8 @@
 - ``POST /api/executions`` ``{"job", "parameters"?, "runId"?}`` -> 201 with the run (queued, or
   ``trigger_failed`` with ``triggerCode``/``triggerMessage``); an existing ``runId`` -> 200 with
   the run as it is (never triggered twice);
-- ``POST /api/executions/<runId>/sync`` -> reconcile that run now, answer with it;
+- ``POST /api/executions/<runId>/sync`` -> reconcile that run now, answer with it, ``reason``
+  (what the look found) and ``errors`` (Jenkins unreachable, refused, ...);
 - ``POST /api/executions/sync-stuck`` ``{"timeoutMinutes": 10, "maxExecutions": 20}`` -> the runs
   it moved and those still open, with reasons.
 
@@ -117,8 +118,10 @@ class ExecutionsAPI:
                 return 404, {"error": "no such execution", "runId": rest[0]}
             if self.reconciler is None:
                 return 503, self._untracked()
-            run = self.reconciler.reconcile_one(rest[0])
-            return 200, dict(run.to_json(), history=self.ledger.history(run.run_id))
+            run, reason, errors = self.reconciler.reconcile_one_detail(rest[0])
+            return 200, dict(
+                run.to_json(), reason=reason, errors=errors, history=self.ledger.history(run.run_id)
+            )
         return 404 if method in ("GET", "POST") else 405, {"error": "not found"}
 
     @staticmethod

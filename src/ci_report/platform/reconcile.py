@@ -118,9 +118,6 @@ class Reconciler:
         self.trigger_id_param = trigger_id_param
         self.max_per_pass = max(1, int(max_per_pass))  # a pass is bounded; the rest waits
         self.clock = clock
-        self._local = threading.local()
-        self._clients: list[JenkinsClient] = []
-        self._clients_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._pass_lock = threading.Lock()
@@ -144,15 +141,20 @@ class Reconciler:
 
     def reconcile_one(self, run_id: str) -> Run:
         """Look at one run now (``POST /api/executions/<runId>/sync``)."""
+        return self.reconcile_one_detail(run_id)[0]
+
+    def reconcile_one_detail(self, run_id: str) -> tuple[Run, str, list[str]]:
+        """(run, what happened, errors) of looking at one run now, without the grace wait."""
         run = self.ledger.get(run_id)
         if run is None:
             raise KeyError(run_id)
         if not run.is_open():
-            return run
+            return run, f"already final: {run.status_reason or run.status}", []
         summary = self._run([run], force=True, what=f"sync of run {run_id}", quiet=True)
-        for done, _reason in summary.moved + summary.still_open:
-            return done
-        return self.ledger.get(run_id) or run
+        for done, reason in summary.moved + summary.still_open:
+            return done, reason, summary.errors
+        current = self.ledger.get(run_id) or run
+        return current, "leased elsewhere (another replica is working on it)", []
 
     def start(self, interval_s: float = DEFAULT_INTERVAL) -> None:
         """Background passes every ``interval_s`` seconds, the first one at once (work left by
@@ -177,26 +179,25 @@ class Reconciler:
         if self._thread is not None:
             self._thread.join(timeout=timeout)
             self._thread = None
-        with self._clients_lock:
-            clients, self._clients = self._clients, []
-        for client in clients:
-            client.close()
 
     # -- one pass ----------------------------------------------------------------------
-    def _client(self) -> JenkinsClient:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self.client_factory()
-            self._local.client = client
-            with self._clients_lock:
-                self._clients.append(client)
-        return client
-
     def _run(self, runs: list[Run], *, force: bool, what: str, quiet: bool = False) -> PassSummary:
         start = time.monotonic()
         summary = PassSummary()
-        down = threading.Event()  # Jenkins refused a connection: do not hammer it this pass
+        down = threading.Event()  # Jenkins did not answer: do not hammer it this pass
         lock = threading.Lock()
+        # one Jenkins client (session, keep-alive) per worker thread, closed with the pass
+        local = threading.local()
+        made: list[JenkinsClient] = []
+
+        def client() -> JenkinsClient:
+            mine = getattr(local, "client", None)
+            if mine is None:
+                mine = self.client_factory()
+                local.client = mine
+                with lock:
+                    made.append(mine)
+            return mine
 
         def work(run: Run) -> None:
             if not self.ledger.claim(run.run_id, self.owner, self.lease_s):
@@ -214,7 +215,7 @@ class Reconciler:
                 if down.is_set():
                     raise _Unreachable(run, "Jenkins unreachable (earlier in this pass)")
                 old = run.status
-                done, reason = self._reconcile(run, force=force)
+                done, reason = self._reconcile(run, client, force=force)
                 with lock:
                     if done.status != old or not done.is_open():
                         summary.moved.append((done, reason))
@@ -244,11 +245,15 @@ class Reconciler:
             finally:
                 self.ledger.release(run.run_id, self.owner)
 
-        if runs:
-            with ThreadPoolExecutor(
-                max_workers=min(self.concurrency, len(runs)), thread_name_prefix="reconcile"
-            ) as pool:
-                list(pool.map(work, runs))
+        try:
+            if runs:
+                with ThreadPoolExecutor(
+                    max_workers=min(self.concurrency, len(runs)), thread_name_prefix="reconcile"
+                ) as pool:
+                    list(pool.map(work, runs))
+        finally:
+            for c in made:
+                c.close()
         summary.duration_s = time.monotonic() - start
         self.passes += 1
         self.observer.reconcile_pass(summary.duration_s, len(summary.moved), len(summary.errors))
@@ -286,7 +291,9 @@ class Reconciler:
             )
 
     # -- one run -----------------------------------------------------------------------
-    def _reconcile(self, run: Run, *, force: bool) -> tuple[Run, str]:
+    def _reconcile(
+        self, run: Run, client_of: Callable[[], JenkinsClient], *, force: bool
+    ) -> tuple[Run, str]:
         now = self.clock()
         if run.age_s(now) > self.expire_after:
             reason = (
@@ -294,7 +301,7 @@ class Reconciler:
                 f" --expire-after); last known: {run.status_reason or run.status}"
             )
             return self._move(run, reason, status="expired"), reason
-        client = self._client()
+        client = client_of()
         reason = "no change"
         for _ in range(MAX_STEPS):
             try:
