@@ -439,3 +439,20 @@ def test_a_signal_while_a_handler_thread_starts_stops_the_server(
         sock.close()
     assert any("handler bug" in line for line in recorder.logs)
     assert "handler bug" not in capsys.readouterr().err
+
+
+def test_serves_an_ipv6_loopback_address() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        handle = start_receiver(api_keys=[API_KEY], host="::1")
+    except OSError as exc:
+        pytest.skip(f"::1 not available: {exc}")
+    try:
+        assert handle.base_url.startswith("http://[::1]:")
+        port = _port(handle)
+        with socket.create_connection(("::1", port), timeout=5) as sock:
+            sock.sendall(b"GET /api/executions HTTP/1.1\r\nHost: [::1]\r\n\r\n")
+            assert _read_response(sock).startswith(b"HTTP/1.1 200")  # loopback, no token
+    finally:
+        handle.stop()

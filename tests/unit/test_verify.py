@@ -419,3 +419,26 @@ def test_the_official_library_accepts_what_ci_report_signs(make_settings, secret
     headers = signed(make_settings, signature_secret=secret)
     official = Webhook(secret if secret.startswith("whsec_") else secret.encode())
     official.verify(BODY, headers, json_parse=False)  # raises on a mismatch
+
+
+def test_verify_imports_without_click_requests_or_jwt() -> None:
+    """Platforms import ci_report.verify alone: it must load with those three blocked (PyJWT
+    is needed only once a JWT is checked)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import builtins, sys\n"
+        "real = builtins.__import__\n"
+        "def guard(name, *a, **k):\n"
+        "    if name.split('.')[0] in ('click', 'requests', 'jwt'):\n"
+        "        raise ImportError('blocked ' + name)\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = guard\n"
+        "from ci_report.verify import CallbackVerifier\n"
+        "v = CallbackVerifier(api_keys=['k' * 16])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'requests', 'jwt')))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"

@@ -190,6 +190,8 @@ class GuardedHTTPServer(ThreadingHTTPServer):
         on_log: Optional[Callable[[str], None]] = None,
         handler_class: Optional[type[BaseHTTPRequestHandler]] = None,
     ) -> None:
+        if ":" in address[0]:  # an IPv6 literal such as ::1 or ::
+            self.address_family = socket.AF_INET6
         super().__init__(address, handler_class or RoutedHandler)
         self.router = router
         self.limits = limits or Limits()
