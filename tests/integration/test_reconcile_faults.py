@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -331,3 +332,33 @@ def test_each_pass_closes_its_jenkins_sessions_and_sync_reports_errors(
         ledger.close()
         for c in made[:6]:
             c.close()
+
+
+def test_sigterm_during_a_ledger_trigger_is_not_a_failed_trigger(
+    jenkins: FakeJenkins, tmp_path: Path
+) -> None:
+    job = jenkins.add_job("app/x", params=PARAMS)
+    jenkins.hang_trigger = 20.0  # Jenkins queues the item; its answer does not come
+    cli = Cli(tmp_path)
+    env = cli.env(
+        auth=False, JENKINS_URL=jenkins.url, JENKINS_USER=jenkins.user, JENKINS_TOKEN=jenkins.token
+    )
+    db = str(tmp_path / "runs.db")
+    proc = cli.popen(["trigger", "app/x", "--ledger", db, "--run-id", "5", "--json"], env=env)
+    try:
+        _wait(lambda: bool(jenkins.items_of(job) or job.builds), timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    doc = json.loads(out)
+    assert (doc["runId"], doc["outcome"], doc["status"]) == ("5", "interrupted", "queued")
+    assert "Traceback" not in err
+    ledger = open_ledger(db)
+    try:
+        run = ledger.get("5")
+        assert run is not None and run.status == "queued" and run.trigger_id  # resumable
+    finally:
+        ledger.close()

@@ -41,7 +41,8 @@ Exit codes: 0 SUCCESS (or build started, without --wait), 1 FAILURE, 2 usage/con
 3 lost/unknown, 4 cancelled, 5 timed out, 6 UNSTABLE, 7 ABORTED/NOT_BUILT;
 143/130 on SIGTERM/SIGINT (after cancelling the queue item or stopping the build).
 --json prints {queueId, merged, number, url, result, durationMs, waitedSeconds, outcome,
-triggerId} (also on SIGTERM/SIGINT once a queue item exists, with outcome "interrupted")."""
+triggerId, code, message}: one line for every outcome, failures and SIGTERM/SIGINT
+included ("failed" and "interrupted"; code names a failure: job-not-found, auth-refused, ...)."""
 
 SYNC_EPILOG = """\b
 Examples:
@@ -238,8 +239,8 @@ def trigger(
             outcome = runner.run()
         except Interrupted:
             # A Jenkins abort of the calling job: the Groovy step still learns which build
-            # it was (and that it was cancelled or stopped) from --json.
-            if as_json and runner.outcome.queue_id is not None:
+            # it was (and that it was cancelled or stopped) from --json; one line always.
+            if as_json:
                 _echo_json(console, runner.outcome.to_json())
             raise
         except Exception as exc:
@@ -307,6 +308,8 @@ def _trigger_into_ledger(
                 fix="a ledger run stores one value per parameter",
             )
         params[key] = value
+    from ..errors import Interrupted
+
     ledger = open_ledger(ledger_db, console=console)
     try:
         run = trigger_run(
@@ -320,6 +323,14 @@ def _trigger_into_ledger(
             poll_interval=max(0.01, poll_interval),
             poll_max=max(poll_interval, 15.0),
         )
+    except Interrupted:
+        if as_json:  # one line for every outcome: the run as the ledger has it
+            found = ledger.list(job=job, limit=1) if run_id is None else [ledger.get(run_id)]
+            if found and found[0] is not None:
+                _echo_json(
+                    console, dict(found[0].to_json(), code="interrupted", outcome="interrupted")
+                )
+        raise
     finally:
         ledger.close()
     failed = run.status == "trigger_failed"

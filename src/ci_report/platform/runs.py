@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from ..console import Console, get_console
+from ..errors import Interrupted
 from .events import Observer, safe
 from .ledger_db import Database, Tx, open_database
 
@@ -767,6 +768,21 @@ def trigger_run(
         try:
             outcome = runner.run()
             error = None
+        except Interrupted:
+            # SIGTERM/SIGINT: not a failed trigger. Keep what Jenkins said (the Trigger has
+            # cancelled its queue item: the reconciler sees it cancelled); without a queue id
+            # the reconciler resumes the run by its trigger id.
+            if runner.outcome.queue_id is not None:
+                ledger.update(
+                    run.run_id,
+                    reason=f"queued as item #{runner.outcome.queue_id}, then interrupted",
+                    source="trigger",
+                    trigger_status="success",
+                    queue_id=runner.outcome.queue_id,
+                    trigger_message=f"queued as item #{runner.outcome.queue_id}; the trigger "
+                    "was interrupted (SIGTERM/SIGINT) and cancelled it",
+                )
+            raise
         except Exception as exc:  # a JenkinsError before the queue item: a failed trigger
             outcome, error = runner.outcome, exc
         code = failure_code(outcome, error)
