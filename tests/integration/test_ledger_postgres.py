@@ -132,6 +132,15 @@ def test_ledger_semantics_on_postgres(pg: PostgresServer) -> None:
             t.join()
         assert sorted(a["outcome"] for a in answers) == ["applied", "duplicate"]
         assert len([h for h in one.history("66") if h["to"] == "success"]) == 1
+        # the server drops the connection (restart, failover): one call fails, the next
+        # reconnects
+        pid = one.db.conn.info.backend_pid
+        two.db.conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        import psycopg
+
+        with pytest.raises(psycopg.OperationalError):
+            one.get("64")
+        assert one.get("64").status == "success"
     finally:
         one.close()
         two.close()

@@ -120,10 +120,13 @@ class Tx:
 class Database:
     """A ledger database: ``open_database("path.db" | "sqlite:///path" | "postgresql://...")``."""
 
-    def __init__(self, conn: Any, dialect: str, where: str) -> None:
+    def __init__(
+        self, conn: Any, dialect: str, where: str, reconnect: Optional[Any] = None
+    ) -> None:
         self.conn = conn
         self.dialect = dialect
         self.where = where
+        self._reconnect = reconnect  # PostgreSQL: a new connection after the server dropped ours
         self._lock = threading.RLock()
         schema = _SCHEMA.format(
             FLOAT="DOUBLE PRECISION" if dialect == "postgresql" else "REAL",
@@ -143,6 +146,10 @@ class Database:
     def tx(self) -> Iterator[Tx]:
         with self._lock:
             if self.dialect == "postgresql":
+                if self._reconnect is not None and (self.conn.closed or self.conn.broken):
+                    # the server restarted or the network dropped us: the failed statement
+                    # raised to its caller; the next one gets a fresh connection
+                    self.conn = self._reconnect()
                 with self.conn.transaction():
                     yield Tx(self)
                 return
@@ -170,15 +177,19 @@ def open_database(db: str) -> Database:
                 "a PostgreSQL ledger needs the psycopg driver",
                 fix="pip install 'ci-report[postgres]'",
             ) from None
-        try:
-            conn = psycopg.connect(text, autocommit=True, connect_timeout=10)
-        except psycopg.Error as exc:
-            raise ConfigError(
-                "cannot connect to the PostgreSQL ledger",
-                cause=str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                fix="check the --db URL (host, port, user, database) and that the server runs",
-            ) from None
-        return Database(conn, "postgresql", _redact_dsn(text))
+
+        def connect() -> Any:
+            try:
+                return psycopg.connect(text, autocommit=True, connect_timeout=10)
+            except psycopg.Error as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise ConfigError(
+                    f"cannot connect to the PostgreSQL ledger {_redact_dsn(text)}",
+                    cause=first or type(exc).__name__,
+                    fix="check the --db URL (host, port, user, database) and that the server runs",
+                ) from None
+
+        return Database(connect(), "postgresql", _redact_dsn(text), reconnect=connect)
     path = text[len("sqlite:///") :] if text.startswith("sqlite:///") else text
     try:
         lite = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
