@@ -186,3 +186,29 @@ def test_read_tx_bytes(tmp_path: Path) -> None:
     assert read_tx_bytes(str(tmp_path / "missing")) is None
     (tmp_path / "dev").write_text(NET_DEV.splitlines()[0] + "\n")
     assert read_tx_bytes(str(tmp_path / "dev")) is None
+
+
+def test_plan_file_is_typed_and_camel_case(tmp_path: Path) -> None:
+    import pytest
+
+    from ci_report.errors import InputError
+    from ci_report.image.split import SplitPlan
+
+    plan = SplitPlan(
+        timeout_seconds=900,
+        script="w/kaniko-run.sh",
+        kill_grace_seconds=30,
+        destinations=["r.example/a:1"],
+        timeout_plan={"expectedPushSeconds": 12.0},
+        created_at=1_700_000_000.5,
+        added_flags=["--cleanup"],
+    )
+    wire = plan.to_dict()
+    assert all("_" not in k for k in wire), sorted(wire)
+    assert {"timeoutSeconds", "killGraceSeconds", "logFile", "createdAt", "addedFlags"} <= set(wire)
+    assert SplitPlan.from_dict(json.loads(json.dumps(wire))) == plan
+    path = tmp_path / "image-plan.json"
+    for bad in ({**wire, "timeoutSeconds": "900"}, {**wire, "schema": "x"}, [wire]):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(InputError):
+            load_plan(str(path))

@@ -501,12 +501,12 @@ def image_plan(req: PushRequest, workdir: str, console: Any) -> tuple[int, dict[
         _warn_workdir_in_context(workdir, pf, console)
     plan = write_plan(req, prepared, workdir)
     console.info(
-        f"plan: {plan['plan']}; run {plan['script']} in the kaniko container, then "
-        f"ci-report image-diagnose --plan {plan['plan']}"
+        f"plan: {plan.plan}; run {plan.script} in the kaniko container, then "
+        f"ci-report image-diagnose --plan {plan.plan} --step-exit <its exit status>"
     )
     if pf.skipped:
-        return _finish_early(req, pf, console), plan
-    return 0, plan
+        return _finish_early(req, pf, console), plan.to_dict()
+    return 0, plan.to_dict()
 
 
 def _untrusted_run(run: Any, plan_path: str) -> Diagnosis:
@@ -573,16 +573,16 @@ def image_diagnose(
 
     plan = load_plan(plan_path)
     req = PushRequest(
-        context=plan.get("context", "."),
-        dockerfile=plan.get("dockerfile"),
-        destinations=list(plan.get("destinations", [])),
+        context=plan.context,
+        dockerfile=plan.dockerfile,
+        destinations=list(plan.destinations),
         mode="split",
-        report=report or plan.get("report"),
-        history_path=Path(plan["historyPath"]) if plan.get("historyPath") else None,
-        timeout_floor=float(plan.get("timeoutFloor", 600)),
-        timeout_cap=float(plan.get("timeoutCap", 10_800)),
+        report=report or plan.report,
+        history_path=Path(plan.history_path) if plan.history_path else None,
+        timeout_floor=float(plan.timeout_floor),
+        timeout_cap=float(plan.timeout_cap),
     )
-    if plan.get("skipped"):
+    if plan.skipped:
         diag = Diagnosis("skipped", None, "no Dockerfile: skipped (--skip-if-no-dockerfile)")
         rep = build_report(
             diagnosis=diag,
@@ -609,8 +609,8 @@ def image_diagnose(
             exit_code=code,
             phase=run.log.phase if run.lines else None,
             elapsed=run.elapsed,
-            timeout=float(plan["timeoutSeconds"]),
-            estimate=plan.get("estimate"),
+            timeout=float(plan.timeout_seconds),
+            estimate=plan.estimate,
             destinations=req.destinations,
             mode="split",
         )
@@ -625,20 +625,20 @@ def image_diagnose(
         Preflight(context=Path(req.context), dockerfile=None),
         preflight_destinations=req.destinations,
     )
-    prepared.estimate = _typed(Estimate.from_dict, plan.get("estimate"))
-    prepared.plan = _typed(TimeoutPlan.from_dict, plan.get("timeoutPlan"))
+    prepared.estimate = _typed(Estimate.from_dict, plan.estimate)
+    prepared.plan = _typed(TimeoutPlan.from_dict, plan.timeout_plan)
     facts = _facts(
         req,
         prepared,
         exit_code=run.exit_code,
         elapsed=run.elapsed,
-        timeout=float(plan["timeoutSeconds"]),
+        timeout=float(plan.timeout_seconds),
         deadline_hit=run.deadline_hit,
         signals=(),
         lines=run.lines,
         log=run.log,
     )
-    facts.estimate = plan.get("estimate")
+    facts.estimate = plan.estimate
     return conclude(
         req, prepared, facts, console, report_path=req.report, executor_version=run.version
     )

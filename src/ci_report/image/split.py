@@ -22,10 +22,12 @@ from typing import Any, Mapping, Optional
 from ..fileio import atomic_write
 from .command import executor_args, has_flag
 from .kaniko_log import LogState
+from .wire import camel, fields_from_wire, to_wire
 
 __all__ = [
     "PLAN_SCHEMA",
     "PlanPaths",
+    "SplitPlan",
     "SplitRun",
     "clear_run_files",
     "default_workdir",
@@ -120,7 +122,67 @@ exit "$rc"
 """
 
 
-def write_plan(req: Any, prepared: Any, workdir: str) -> dict[str, Any]:
+@dataclass
+class SplitPlan:
+    """The plan file ``image-plan.json`` (camelCase on the wire, see :mod:`.wire`): what
+    image-plan decided, where the script writes its files, and what image-diagnose and the
+    shared library read back."""
+
+    timeout_seconds: int
+    script: str = ""
+    plan: str = ""
+    kill_grace_seconds: int = 0
+    log_file: str = LOG
+    rc_file: str = RC
+    times_file: str = TIMES
+    version_file: str = VERSION
+    report: Optional[str] = None
+    executor: str = "/kaniko/executor"
+    context: str = "."
+    dockerfile: Optional[str] = None
+    destinations: list[str] = field(default_factory=list)
+    skipped: bool = False
+    estimate: Optional[dict[str, Any]] = None  # Estimate.to_dict()
+    timeout_plan: Optional[dict[str, Any]] = None  # TimeoutPlan.to_dict()
+    registry_host: str = "unknown"
+    history_path: Optional[str] = None
+    timeout_floor: float = 600.0
+    timeout_cap: float = 10_800.0
+    created_at: Optional[float] = None  # epoch seconds; files older than this are stale
+    added_flags: list[str] = field(default_factory=list)
+    pre_cleanup: Optional[dict[str, str]] = None
+    executor_args: Optional[list[str]] = None
+    schema: str = PLAN_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = to_wire(self)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SplitPlan:
+        if not isinstance(data, dict) or data.get("schema") != PLAN_SCHEMA:
+            raise ValueError(f"not a {PLAN_SCHEMA} plan")
+        kw = fields_from_wire(cls, data)
+        if not isinstance(kw.get("timeout_seconds"), (int, float)) or isinstance(
+            kw.get("timeout_seconds"), bool
+        ):
+            raise ValueError("the plan has no numeric timeoutSeconds")
+        for name in ("kill_grace_seconds", "timeout_floor", "timeout_cap", "created_at"):
+            value = kw.get(name)
+            if value is not None and (not isinstance(value, (int, float)) or value is True):
+                raise ValueError(f"the plan's {camel(name)} is not a number")
+        return cls(**kw)
+
+    def path(self, plan_path: str, name: str) -> Path:
+        """One of the script's files (``log_file``, ...): as written (relative to the
+        workspace), else next to the plan file."""
+        given = Path(getattr(self, name) or "")
+        if given.is_absolute() or given.exists():
+            return given
+        return Path(plan_path).parent / given.name
+
+
+def write_plan(req: Any, prepared: Any, workdir: str) -> SplitPlan:
     """Remove an earlier run's rc, log, times and version files, then write the script and the
     plan JSON; return the plan."""
     wd = Path(workdir)
@@ -130,32 +192,29 @@ def write_plan(req: Any, prepared: Any, workdir: str) -> dict[str, Any]:
     rel = lambda name: str(Path(workdir) / name)  # noqa: E731 - paths as the user named them
     timeout = int(prepared.timeout or req.timeout_cap)
     plan_obj = prepared.plan
-    plan: dict[str, Any] = {
-        "schema": PLAN_SCHEMA,
-        "script": rel(SCRIPT),
-        "plan": rel(PLAN),
-        "timeoutSeconds": timeout,
-        "killGraceSeconds": int(req.kill_grace),
-        "logFile": rel(LOG),
-        "rcFile": rel(RC),
-        "timesFile": rel(TIMES),
-        "versionFile": rel(VERSION),
-        "report": req.report or rel("image-push.json"),
-        "executor": req.executor,
-        "context": str(pf.context),
-        "dockerfile": str(pf.dockerfile) if pf.dockerfile else req.dockerfile,
-        "destinations": list(req.destinations),
-        "skipped": bool(pf.skipped),
-        "estimate": prepared.estimate_dict,
-        "timeoutPlan": plan_obj.to_dict() if plan_obj is not None else None,
-        "registryHost": prepared.registry_host,
-        "historyPath": str(req.history_path) if req.history_path else None,
-        "timeoutFloor": req.timeout_floor,
-        "timeoutCap": req.timeout_cap,
-        "createdAt": round(time.time(), 3),
-        "addedFlags": [],
-        "preCleanup": None,
-    }
+    plan = SplitPlan(
+        timeout_seconds=timeout,
+        script=rel(SCRIPT),
+        plan=rel(PLAN),
+        kill_grace_seconds=int(req.kill_grace),
+        log_file=rel(LOG),
+        rc_file=rel(RC),
+        times_file=rel(TIMES),
+        version_file=rel(VERSION),
+        report=req.report or rel("image-push.json"),
+        executor=req.executor,
+        context=str(pf.context),
+        dockerfile=str(pf.dockerfile) if pf.dockerfile else req.dockerfile,
+        destinations=list(req.destinations),
+        skipped=bool(pf.skipped),
+        estimate=prepared.estimate_dict,
+        timeout_plan=plan_obj.to_dict() if plan_obj is not None else None,
+        registry_host=prepared.registry_host,
+        history_path=str(req.history_path) if req.history_path else None,
+        timeout_floor=req.timeout_floor,
+        timeout_cap=req.timeout_cap,
+        created_at=round(time.time(), 3),
+    )
     if pf.skipped:
         script = (
             "#!/bin/sh\n# ci-report image-plan: no Dockerfile, nothing to build (skipped)\nexit 0\n"
@@ -164,28 +223,30 @@ def write_plan(req: Any, prepared: Any, workdir: str) -> dict[str, Any]:
         extra = list(req.extra_args)
         if not has_flag(extra, CLEANUP_FLAG):
             extra.insert(0, CLEANUP_FLAG)  # the user's own flags stay last
-            plan["addedFlags"] = [CLEANUP_FLAG]
-        args = executor_args(
+            plan.added_flags = [CLEANUP_FLAG]
+        plan.executor_args = executor_args(
             context=str(pf.context),
             dockerfile=str(pf.dockerfile),
             destinations=req.destinations,
             extra=extra,
         )
-        plan["executorArgs"] = args
-        plan["preCleanup"] = {
+        plan.pre_cleanup = {
             "flag": PRE_CLEANUP_FLAG,
             "marker": REUSE_MARKER,
             "when": "the marker exists (a reused kaniko container) and the executor has the flag",
         }
         script = render_script(
-            executor=req.executor, args=args, timeout=timeout, kill_grace=int(req.kill_grace)
+            executor=req.executor,
+            args=plan.executor_args,
+            timeout=timeout,
+            kill_grace=int(req.kill_grace),
         )
     atomic_write(wd / SCRIPT, script, 0o755)
-    atomic_write(wd / PLAN, json.dumps(plan, indent=2) + "\n")
+    atomic_write(wd / PLAN, json.dumps(plan.to_dict(), indent=2) + "\n")
     return plan
 
 
-def load_plan(path: str) -> dict[str, Any]:
+def load_plan(path: str) -> SplitPlan:
     from ..errors import InputError
 
     try:
@@ -198,9 +259,10 @@ def load_plan(path: str) -> dict[str, Any]:
         ) from None
     except ValueError as exc:
         raise InputError(f"the plan {path} is not JSON", cause=str(exc)) from None
-    if not isinstance(data, dict) or data.get("schema") != PLAN_SCHEMA:
-        raise InputError(f"{path} is not a {PLAN_SCHEMA} plan")
-    return data
+    try:
+        return SplitPlan.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path} is not a usable {PLAN_SCHEMA} plan", cause=str(exc)) from None
 
 
 @dataclass
@@ -219,14 +281,6 @@ class SplitRun:
     ended: bool = True  # the script wrote its end time
 
 
-def _locate(plan: dict[str, Any], plan_path: str, key: str) -> Path:
-    """A plan path as written (relative to the workspace), else next to the plan file."""
-    given = Path(plan.get(key) or "")
-    if given.is_absolute() or given.exists():
-        return given
-    return Path(plan_path).parent / given.name
-
-
 @dataclass(frozen=True)
 class PlanPaths:
     log: Path
@@ -235,20 +289,19 @@ class PlanPaths:
     version: Path
 
 
-def plan_paths(plan: dict[str, Any], plan_path: str) -> PlanPaths:
+def plan_paths(plan: SplitPlan, plan_path: str) -> PlanPaths:
     """Where the script writes its files, as the plan names them."""
     return PlanPaths(
-        log=_locate(plan, plan_path, "logFile"),
-        rc=_locate(plan, plan_path, "rcFile"),
-        times=_locate(plan, plan_path, "timesFile"),
-        version=_locate(plan, plan_path, "versionFile"),
+        log=plan.path(plan_path, "log_file"),
+        rc=plan.path(plan_path, "rc_file"),
+        times=plan.path(plan_path, "times_file"),
+        version=plan.path(plan_path, "version_file"),
     )
 
 
-def _created_at(plan: dict[str, Any], plan_path: str) -> Optional[float]:
-    value = plan.get("createdAt")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+def _created_at(plan: SplitPlan, plan_path: str) -> Optional[float]:
+    if plan.created_at is not None:
+        return float(plan.created_at)
     try:
         return Path(plan_path).stat().st_mtime
     except OSError:
@@ -268,7 +321,7 @@ def _fresh_text(path: Path, created: Optional[float]) -> tuple[Optional[str], bo
 
 
 def read_run(
-    plan: dict[str, Any],
+    plan: SplitPlan,
     plan_path: str,
     *,
     step_exit: Optional[int] = None,
@@ -284,7 +337,7 @@ def read_run(
     stale: list[str] = []
 
     def fresh(key: str) -> tuple[Path, Optional[str]]:
-        path = _locate(plan, plan_path, key)
+        path = plan.path(plan_path, key)
         text, old = _fresh_text(path, created)
         if old:
             stale.append(path.name)
@@ -294,7 +347,7 @@ def read_run(
     times: dict[str, float] = {}
     rc_from_times: Optional[int] = None
     flags: list[str] = []
-    times_path, times_text = fresh("timesFile")
+    times_path, times_text = fresh("times_file")
     for line in (times_text or "").splitlines():
         words = line.split()
         try:
@@ -308,7 +361,7 @@ def read_run(
             flags = words[1:]
     if times_text is None:
         warnings.append(f"{times_path} is missing or unreadable: was the script run?")
-    rc_path, rc_text = fresh("rcFile")
+    rc_path, rc_text = fresh("rc_file")
     file_rc: Optional[int] = None
     if rc_text is not None:
         try:
@@ -343,7 +396,7 @@ def read_run(
                     f"the kaniko step exited 0 but {rc_path.name} was not written: the script "
                     "that pushes did not run to its end"
                 )
-    log_path, text = fresh("logFile")
+    log_path, text = fresh("log_file")
     if text is None:
         text = ""
         if not never_ran:
@@ -357,12 +410,12 @@ def read_run(
     log = LogState(start_epoch=start)
     lines = text.splitlines()
     log.feed_all(lines)
-    timeout = float(plan.get("timeoutSeconds") or 0)
+    timeout = float(plan.timeout_seconds or 0)
     deadline_hit = (
         bool(timeout) and exit_code in (124, 137, 143) and elapsed >= timeout - DEADLINE_SLACK
     )
     version = None
-    _, version_text = fresh("versionFile")
+    _, version_text = fresh("version_file")
     if version_text:
         m = re.search(r"Kaniko version\s*:\s*(\S+)", version_text)
         version = m.group(1) if m else None

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 from .diagnosis import fmt_bytes, fmt_duration
 from .kaniko_log import LogState
-from .split import PlanPaths, plan_paths
+from .split import PlanPaths, SplitPlan, plan_paths
 
 __all__ = ["WatchOptions", "read_tx_bytes", "watch"]
 
@@ -112,15 +112,15 @@ def _finished(paths: PlanPaths, created: float) -> Optional[str]:
         return None
 
 
-def watch(plan: dict[str, Any], plan_path: str, console: Any, opts: WatchOptions) -> int:
+def watch(plan: SplitPlan, plan_path: str, console: Any, opts: WatchOptions) -> int:
     """Print heartbeats until this run's rc file appears or the deadline + grace passed."""
     paths = plan_paths(plan, plan_path)
     now = opts.clock()
-    created = float(plan.get("createdAt") or now)
-    timeout = float(plan.get("timeoutSeconds") or 0)
-    limit = timeout + float(plan.get("killGraceSeconds") or 0) + opts.grace
-    expected_push = (plan.get("timeoutPlan") or {}).get("expectedPushSeconds")
-    push_bytes = (plan.get("estimate") or {}).get("totalBytes")
+    created = float(plan.created_at or now)
+    timeout = float(plan.timeout_seconds or 0)
+    limit = timeout + float(plan.kill_grace_seconds or 0) + opts.grace
+    expected_push = (plan.timeout_plan or {}).get("expectedPushSeconds")
+    push_bytes = (plan.estimate or {}).get("totalBytes")
     console.info(
         f"watching {paths.log} until {paths.rc.name} appears "
         f"(heartbeat every {fmt_duration(opts.heartbeat)} of silence)"
