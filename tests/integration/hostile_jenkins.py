@@ -16,7 +16,8 @@ class HostileJenkins:
     """``artifact``: bytes of the archived file (None -> 404). ``mode`` for the artifact and for
     ``api/json`` answers: ``normal``, ``huge`` (``huge_bytes`` of JSON-looking filler, no
     Content-Length), ``huge-declared`` (Content-Length announced, nothing sent), ``slow``
-    (a byte every ``drip_s``)."""
+    (a byte of the body every ``drip_s``), ``slow-head`` (a byte of the status line and
+    headers every ``drip_s``)."""
 
     def __init__(self) -> None:
         self.artifact: Optional[bytes] = None
@@ -71,6 +72,15 @@ class HostileJenkins:
             def _hostile(self, mode: str, data: bytes) -> None:
                 if mode == "normal":
                     self._send(200, data)
+                    return
+                if mode == "slow-head":  # the status line and headers, a byte at a time
+                    self.close_connection = True
+                    head = b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"p" * 100_000
+                    for byte in head:
+                        if owner._stop.wait(owner.drip_s):
+                            return
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
                     return
                 self.close_connection = True
                 self.send_response(200)

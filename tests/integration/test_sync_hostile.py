@@ -185,16 +185,19 @@ def test_huge_json_answer_is_refused_at_the_cap(hostile: HostileJenkins, tmp_pat
     assert out.state == "error" and "larger than 2 MB" in (out.error or "")
 
 
-@pytest.mark.parametrize("where", ["artifact", "json"])
+@pytest.mark.parametrize("where", ["artifact", "json", "headers"])
 def test_slow_answers_are_cut_at_the_deadline(
     hostile: HostileJenkins, tmp_path: Path, where: str
 ) -> None:
-    """A byte every 50 ms never trips a read timeout; the overall deadline stops it."""
+    """A byte every 50 ms never trips a read timeout; the overall deadline stops it, in the
+    body (read_bounded) and in the status line and headers (the watchdog)."""
     hostile.artifact = _archived(tmp_path, "http://127.0.0.1:9/x")
     if where == "artifact":
         hostile.artifact_mode = "slow"
-    else:
+    elif where == "json":
         hostile.json_mode = "slow"
+    else:
+        hostile.json_mode = "slow-head"
     client = JenkinsClient(hostile.url, "u", "t", read_timeout=5, request_deadline=1.0)
     out = sync_one(client, "app", 7, _settings(tmp_path, None), console=_console())
     assert out.state == "error" and out.exit_code == 1

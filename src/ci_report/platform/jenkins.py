@@ -14,14 +14,16 @@ Rules (``reference/jenkins.md`` sections c1-c4):
   an artifact may have its own) and an overall deadline per request (``request_deadline``, 60 s
   by default, from the start of the request to the last byte of its answer), so a huge answer
   costs at most the cap and a server that drips its answer is cut off: a larger answer is a
-  :class:`JenkinsHTTPError`, a late one a :class:`JenkinsUnavailable`. (The deadline is checked
-  between reads of the body; the status line and headers are bounded by the read timeout per
-  read and by http.client's limits on their size.)
+  :class:`JenkinsHTTPError`, a late one a :class:`JenkinsUnavailable`. The deadline covers the
+  status line and headers too: a watchdog shuts the socket down when it passes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
@@ -143,6 +145,76 @@ def queue_id_from_location(location: Optional[str]) -> Optional[int]:
     return int(match.group(1)) if match else None
 
 
+_current = threading.local()  # the watchdog of the request this thread is making
+
+
+class _Watchdog:
+    """Shuts the request's socket down at the deadline: a server that drips its status line
+    and headers a byte at a time never trips a read timeout, and the body deadline of
+    read_bounded starts only once the headers are in."""
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._sock: Optional[socket.socket] = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: Optional[socket.socket]) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.fired and sock is not None:
+                _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            if self._sock is not None:
+                _shut(self._sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _watch_connections(session: requests.Session) -> None:
+    """Let the request's watchdog see each connection's socket when its answer is awaited
+    (plain HTTPAdapters only: a test's mock adapter has no sockets to watch)."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class _Watched:
+        sock: Optional[socket.socket]
+
+        def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+            watchdog = getattr(_current, "watchdog", None)
+            if watchdog is not None:
+                watchdog.watch(self.sock)
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+    class _HTTPConnection(_Watched, HTTPConnection):
+        pass
+
+    class _HTTPSConnection(_Watched, HTTPSConnection):
+        pass
+
+    class _HTTPPool(HTTPConnectionPool):
+        ConnectionCls = _HTTPConnection
+
+    class _HTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = _HTTPSConnection
+
+    for adapter in session.adapters.values():
+        if isinstance(adapter, HTTPAdapter):
+            adapter.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
@@ -214,6 +286,7 @@ class JenkinsClient:
         self.max_response_bytes = max_response_bytes
         self.request_deadline = request_deadline
         self.session = session or self._make_session()
+        _watch_connections(self.session)
         if user and token:
             self.session.auth = (user, token)
         self.session.headers["User-Agent"] = USER_AGENT
@@ -301,19 +374,32 @@ class JenkinsClient:
         limit = self.max_response_bytes if max_bytes is None else max_bytes
         timeout = timeout or self.timeout
         deadline = time.monotonic() + self.request_deadline
+        watchdog = _Watchdog(self.request_deadline)
+        _current.watchdog = watchdog
         try:
-            response = self.session.request(
-                method,
-                url,
-                params=params,
-                data=data,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,
-                stream=True,
-            )
-            read_bounded(response, limit, deadline=deadline, what="Jenkins' answer")
-            return response
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
+                read_bounded(response, limit, deadline=deadline, what="Jenkins' answer")
+                if watchdog.fired:  # a body without a length "ends" where the cut was
+                    response.close()
+                    raise DeadlineExceeded("cut at the deadline")
+                return response
+            except Exception:
+                if watchdog.fired:  # the watchdog cut the connection: say so, not "reset"
+                    raise DeadlineExceeded("cut at the deadline") from None
+                raise
+            finally:
+                watchdog.cancel()
+                _current.watchdog = None
         except ResponseTooLarge:
             raise JenkinsHTTPError(
                 f"Jenkins' answer for {self._shown(url)} is larger than {fmt_limit(limit)}: "
