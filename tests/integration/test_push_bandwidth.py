@@ -77,3 +77,81 @@ def test_busybox_timeout_code_depends_on_who_reads_it():
     assert subprocess.run(timed, timeout=10).returncode == -15
     shell = [busybox, "sh", "-c", '"$@"; exit $?', "sh", *timed]
     assert subprocess.run(shell, timeout=10).returncode == 143
+
+
+SHIM = '''#!{python}
+"""An executor that really pushes (skopeo through the throttled proxy) between Kaniko's own
+"Pushing image to" and "Pushed" lines, so ci-report measures the push as it measures Kaniko's."""
+import json, subprocess, sys, time
+
+def log(msg):
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    print(f'time="{{now}}" level=info msg="{{msg}}"', file=sys.stderr, flush=True)
+
+if sys.argv[1:2] == ["version"]:
+    print("Kaniko version :  v1.28.3")
+    sys.exit(0)
+log("Pushing image to {dest}")
+rc = subprocess.run(json.loads({cmd!r}), stdout=subprocess.DEVNULL, stderr=sys.stderr).returncode
+if rc == 0:
+    log("Pushed {repo}@{digest}")
+sys.exit(rc)
+'''
+
+
+def test_ci_report_measures_a_real_push_into_history(registry, tmp_path, monkeypatch):
+    """issue 14: the test above measures its own proxy; this one goes through ci-report's path
+    (log lines -> LogState.push_seconds -> PushHistory) with real bytes on a throttled uplink."""
+    import base64
+    import json
+    import sys
+
+    from ci_report.cli import main
+
+    app = noise(2_500_000, "measured")
+    layout = make_image(tmp_path / "img", [{"app.jar": app}], tag="v1")
+    layer_bytes = sum(b.size for b in layout.layers["v1"])
+    proxy = rf.ThrottlingProxy(registry.port, RATE)
+    try:
+        dest = f"{proxy.host}/ci/measured:v1"
+        cmd = rf.skopeo_cmd(layout.path, "v1", dest)
+        shim = tmp_path / "executor"
+        shim.write_text(
+            SHIM.format(
+                python=sys.executable,
+                dest=dest,
+                repo=dest.rsplit(":", 1)[0],
+                digest=layout.digests["v1"],
+                cmd=json.dumps(cmd),
+            )
+        )
+        shim.chmod(0o755)
+        (tmp_path / "ctx").mkdir()
+        (tmp_path / "ctx" / "app.jar").write_bytes(app)
+        (tmp_path / "ctx" / "Dockerfile").write_text("FROM scratch\nCOPY app.jar /app.jar\n")
+        (tmp_path / "dc").mkdir()
+        auth = base64.b64encode(b"ci:unused").decode()
+        (tmp_path / "dc" / "config.json").write_text(
+            json.dumps({"auths": {proxy.host: {"auth": auth}}})
+        )
+        history_file = tmp_path / "history.json"
+        for key in ("CI_REPORT_TIMEOUT", "CI_REPORT_BANDWIDTH"):
+            monkeypatch.delenv(key, raising=False)
+        monkeypatch.setenv("CI_REPORT_HISTORY", str(history_file))
+        monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dc"))
+        monkeypatch.setenv("NO_PROXY", "*")
+        with pytest.raises(SystemExit) as exc:
+            main(
+                ["image-push", "--context", str(tmp_path / "ctx"), "--destination", dest,
+                 "--executor", str(shim), "--timeout", "120", "--heartbeat", "0"]
+            )  # fmt: skip
+        assert exc.value.code in (0, None)
+    finally:
+        proxy.stop()
+    measured, samples = PushHistory(history_file).bandwidth_for(proxy.host)
+    assert samples == 1
+    # ci-report divides its estimate (the .jar x 0.95 + config) by the time between the two log
+    # lines; the proxy lets RATE bytes/s through, and the real layer is about the .jar's size
+    assert layer_bytes / RATE >= 2.0  # the push took seconds, not milliseconds
+    print(f"measured {measured / 1e6:.2f} MB/s through a {RATE / 1e6:.2f} MB/s proxy")
+    assert 0.5 * RATE <= measured <= 1.15 * RATE, (measured, layer_bytes)
