@@ -43,9 +43,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--state", choices=("finished", "running"), default="finished")
     ap.add_argument("--db", help="ledger (default: SQLite in a temporary directory)")
+    ap.add_argument(
+        "--postgres",
+        action="store_true",
+        help="start a temporary PostgreSQL (tests/integration/pg_server.py) for the ledger",
+    )
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
 
+    server = None
+    if args.postgres:
+        from pg_server import PostgresServer, find_binaries
+
+        bindir = find_binaries()
+        if bindir is None:
+            print("no PostgreSQL binaries (/usr/lib/postgresql/*/bin)", file=sys.stderr)
+            return 2
+        server = PostgresServer(bindir).start()
+        args.db = server.new_database()
     fake = FakeJenkins().start()
     tmp = tempfile.TemporaryDirectory(prefix="ci-report-bench-")
     console = Console(stream=io.StringIO())
@@ -118,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         ledger.close()
         fake.stop()
         tmp.cleanup()
+        if server is not None:
+            server.stop()
     if args.json:
         print(json.dumps(result))
     else:

@@ -134,10 +134,13 @@ def test_ledger_semantics_on_postgres(pg: PostgresServer) -> None:
         assert len([h for h in one.history("66") if h["to"] == "success"]) == 1
         # the server drops the connection (restart, failover): one call fails, the next
         # reconnects
-        pid = one.db.conn.info.backend_pid
-        two.db.conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
         import psycopg
 
+        with two.db.tx() as tx:
+            tx.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
         with pytest.raises(psycopg.OperationalError):
             one.get("64")
         assert one.get("64").status == "success"

@@ -4,8 +4,9 @@
 written with ``?`` placeholders (rewritten to ``%s`` for psycopg). SQLite transactions start with
 ``BEGIN IMMEDIATE`` (one writer at a time, WAL so readers never wait); PostgreSQL ones are plain
 ``READ COMMITTED`` transactions where the ledger locks what it changes (``SELECT ... FOR UPDATE``
-on a run row, an advisory lock on a webhook id). One connection per process, guarded by a lock:
-the ledger's statements are short, Jenkins calls happen outside them.
+on a run row, an advisory lock on a webhook id). SQLite: one connection per process behind a
+lock; PostgreSQL: a small pool (8), one connection per transaction. The ledger's transactions
+are short: Jenkins calls happen outside them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from ..errors import ConfigError
 
@@ -86,13 +87,14 @@ CREATE TABLE IF NOT EXISTS requests (
 class Tx:
     """One open transaction: ``execute`` / ``one`` / ``all`` with ``?`` placeholders."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, conn: Any) -> None:
         self.db = db
+        self.conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         if self.db.dialect == "postgresql":
             sql = sql.replace("?", "%s")
-        return self.db.conn.execute(sql, tuple(params))
+        return self.conn.execute(sql, tuple(params))
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Optional[dict[str, Any]]:
         cur = self.execute(sql, params)
@@ -117,17 +119,88 @@ class Tx:
             self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (key,))
 
 
+class _Pool:
+    """At most ``size`` PostgreSQL connections, handed out one per transaction. A connection
+    found broken (server restart, failover, network) is dropped with every idle one (they are
+    likely dead too): the call that met it fails, the next one connects afresh."""
+
+    def __init__(self, connect: Callable[[], Any], size: int, wait_s: float = 30.0) -> None:
+        self.connect = connect
+        self.size = max(1, size)
+        self.wait_s = wait_s
+        self.idle: list[Any] = []
+        self.count = 0
+        self.cond = threading.Condition()
+
+    def get(self) -> Any:
+        with self.cond:
+            while True:
+                if self.idle:
+                    return self.idle.pop()
+                if self.count < self.size:
+                    self.count += 1
+                    break
+                if not self.cond.wait(self.wait_s):
+                    raise ConfigError(
+                        f"no free ledger connection within {self.wait_s:g} s ({self.size} in use)",
+                        fix="a transaction is stuck, or the pool is too small for the load",
+                    )
+        try:
+            return self.connect()
+        except BaseException:
+            with self.cond:
+                self.count -= 1
+                self.cond.notify()
+            raise
+
+    def put(self, conn: Any) -> None:
+        with self.cond:
+            if conn.closed or conn.broken:
+                dead = [conn, *self.idle]
+                self.count -= len(dead)
+                self.idle = []
+            else:
+                self.idle.append(conn)
+                dead = []
+            self.cond.notify_all()
+        for c in dead:
+            try:
+                c.close()
+            except Exception:  # already gone
+                continue
+
+    def close(self) -> None:
+        with self.cond:
+            idle, self.idle = self.idle, []
+            self.count -= len(idle)
+        for c in idle:
+            c.close()
+
+
 class Database:
-    """A ledger database: ``open_database("path.db" | "sqlite:///path" | "postgresql://...")``."""
+    """A ledger database: ``open_database("path.db" | "sqlite:///path" | "postgresql://...")``.
+
+    SQLite: one connection (``conn``) behind a lock. PostgreSQL: a pool of connections, one per
+    transaction, so the receiver's threads and the reconciler's workers do not queue on one."""
 
     def __init__(
-        self, conn: Any, dialect: str, where: str, reconnect: Optional[Any] = None
+        self,
+        conn: Any,
+        dialect: str,
+        where: str,
+        connect: Optional[Callable[[], Any]] = None,
+        pool_size: int = 8,
     ) -> None:
-        self.conn = conn
+        self.conn = conn  # SQLite's connection; PostgreSQL's first one (also pooled)
         self.dialect = dialect
         self.where = where
-        self._reconnect = reconnect  # PostgreSQL: a new connection after the server dropped ours
         self._lock = threading.RLock()
+        self._pool: Optional[_Pool] = None
+        if dialect == "postgresql":
+            assert connect is not None
+            self._pool = _Pool(connect, pool_size)
+            self._pool.count = 1
+            self._pool.idle.append(conn)
         schema = _SCHEMA.format(
             FLOAT="DOUBLE PRECISION" if dialect == "postgresql" else "REAL",
             SERIAL="BIGSERIAL PRIMARY KEY"
@@ -144,18 +217,18 @@ class Database:
 
     @contextmanager
     def tx(self) -> Iterator[Tx]:
+        if self._pool is not None:
+            conn = self._pool.get()
+            try:
+                with conn.transaction():
+                    yield Tx(self, conn)
+            finally:
+                self._pool.put(conn)
+            return
         with self._lock:
-            if self.dialect == "postgresql":
-                if self._reconnect is not None and (self.conn.closed or self.conn.broken):
-                    # the server restarted or the network dropped us: the failed statement
-                    # raised to its caller; the next one gets a fresh connection
-                    self.conn = self._reconnect()
-                with self.conn.transaction():
-                    yield Tx(self)
-                return
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                yield Tx(self)
+                yield Tx(self, self.conn)
             except BaseException:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
@@ -163,6 +236,9 @@ class Database:
             self.conn.execute("COMMIT")
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            return
         with self._lock:
             self.conn.close()
 
@@ -189,7 +265,7 @@ def open_database(db: str) -> Database:
                     fix="check the --db URL (host, port, user, database) and that the server runs",
                 ) from None
 
-        return Database(connect(), "postgresql", _redact_dsn(text), reconnect=connect)
+        return Database(connect(), "postgresql", _redact_dsn(text), connect=connect)
     path = text[len("sqlite:///") :] if text.startswith("sqlite:///") else text
     try:
         lite = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
