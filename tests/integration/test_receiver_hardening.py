@@ -136,7 +136,18 @@ def test_healthz_answers_under_slowloris() -> None:
             sock = socket.create_connection(("127.0.0.1", port), timeout=5)
             sock.sendall(b"POST /api/jenkins/callback HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             held.append(sock)
-        _healthz_within(port)
+        # and, at the same time, a huge body, a 5000-digit timestamp and a 70 KB header
+        ts = str(int(time.time()))
+        for data in (
+            _callback_head(port, {"webhook-id": "msg_big", "webhook-timestamp": ts}, 10**10),
+            _callback_head(port, {"webhook-id": "msg_ts", "webhook-timestamp": "9" * 5000}, 2),
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n",
+        ):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(data)
+            held.append(sock)
+        for _ in range(5):
+            _healthz_within(port)
         assert receiver.server.open_connections() <= receiver.server.limits.max_connections
         assert receiver.server.stats["evicted"] > 0
     finally:
