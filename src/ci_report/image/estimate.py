@@ -517,6 +517,8 @@ def _built_part(
     run: _Sizing, base: _Base, dest_refs: list[Any], weighted: float, n_repos: int
 ) -> tuple[int, list[Any]]:
     """5. RUN / COPY --from layers, sized from the previous image in the destination."""
+    from .registry import RegistryError
+
     builds = [
         ins
         for stage in run.chain
@@ -546,7 +548,7 @@ def _built_part(
                 )
             )
         except CiReportError as err:
-            if getattr(err, "kind", "") == "not-found":
+            if isinstance(err, RegistryError) and err.kind == "not-found":
                 run.notes.append(
                     f"{len(builds)} RUN/COPY --from step(s) not sized: no previous "
                     f"{prev_ref} to compare with (first push)"

@@ -225,15 +225,15 @@ def _check_dockerfile(
     pf.stages = list(stages)
     lines = text.splitlines()
     for stage in stages:
-        missing = getattr(stage, "unresolved", [])
+        missing = stage.unresolved
         if missing and (not stage.base or stage.base.endswith((":", "@", "/"))):
-            line = getattr(stage, "line", 0)
+            line = stage.line
             shown = lines[line - 1].strip() if 0 < line <= len(lines) else stage.base
             names = ", ".join(dict.fromkeys(missing))
             pf.problems.append(
                 Problem(
                     "base-image-not-found",
-                    f"the base image of stage {stage.name or getattr(stage, 'index', '')} is "
+                    f"the base image of stage {stage.name or stage.index} is "
                     f"{stage.base!r}: build arg(s) {names} have no value",
                     "pass them to the executor after --, e.g. -- --build-arg "
                     + " --build-arg ".join(f"{n}=..." for n in dict.fromkeys(missing))
@@ -242,17 +242,14 @@ def _check_dockerfile(
                 )
             )
     ignore = load_dockerignore(pf.context, pf.dockerfile)
-    try:
-        sources = copy_sources(
-            stages, pf.context, ignore, build_args=build_args, target=target, all_used_stages=True
-        )
-    except TypeError:  # an older copy_sources without all_used_stages
-        sources = copy_sources(stages, pf.context, ignore, build_args=build_args)
+    sources = copy_sources(
+        stages, pf.context, ignore, build_args=build_args, target=target, all_used_stages=True
+    )
     for src in sources:
         if not src.missing:
             continue
         shown = lines[src.line - 1].strip() if 0 < src.line <= len(lines) else src.pattern
-        excluded = getattr(src, "excluded", 0)
+        excluded = src.excluded
         why = (
             f"{excluded} matching file(s) are excluded by .dockerignore"
             if excluded
@@ -261,17 +258,12 @@ def _check_dockerfile(
         pf.problems.append(
             Problem(
                 "copy-source-missing",
-                f"{getattr(src, 'cmd', 'COPY')} source {src.pattern!r} is not in the build context "
-                f"{pf.context}: {why}",
+                f"{src.cmd} source {src.pattern!r} is not in the build context {pf.context}: {why}",
                 "build the artifact before the image step, check --context, or fix .dockerignore",
                 [f"{pf.dockerfile.name}:{src.line}: {shown}"],
             )
         )
-    hub_bases = [
-        s.base
-        for s in stages
-        if s.base and getattr(s, "is_external", False) and not _has_registry(s.base)
-    ]
+    hub_bases = [s.base for s in stages if s.base and s.is_external and not _has_registry(s.base)]
     if hub_bases and docker_config is not None and not docker_config.has_credentials("docker.io"):
         pf.warnings.append(
             f"base image {hub_bases[0]} comes from Docker Hub and config.json has no docker.io "
