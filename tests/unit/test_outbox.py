@@ -569,3 +569,126 @@ def test_run_callback_since_skipping_everything_says_so(
     text = captured_console.text
     assert "older than this build (--since" in text
     assert "--junit GLOB" not in text
+
+
+# ------------------------------------------------ trust: binding, seal, directory and entry checks
+
+
+def _binding(make_settings, **secrets):
+    from ci_report.callback.auth import EntryBinding
+
+    return EntryBinding(make_settings(**secrets), URL)
+
+
+def test_fingerprint_and_seal_depend_on_the_credentials_and_reveal_none(make_settings) -> None:
+    ours = _binding(make_settings, api_key="key-a-0123456789", signature_secret="whsec_YWJjZA==")
+    same = _binding(make_settings, api_key="key-a-0123456789", signature_secret="whsec_YWJjZA==")
+    other = _binding(make_settings, api_key="key-b-0123456789")
+    assert ours.fingerprint == same.fingerprint != other.fingerprint
+    assert len(ours.fingerprint) == 64 and "key-a" not in ours.fingerprint
+    e = entry().bind(ours)
+    assert e.sealed_by(same) and not e.sealed_by(other)
+    for change in ({"body": b"{}"}, {"subject": "other#1"}, {"endpoint": DOWN}):
+        forged = entry().bind(ours)
+        for name, value in change.items():
+            setattr(forged, name, value)
+        assert not forged.sealed_by(ours), change
+
+
+def test_world_writable_or_foreign_directory_is_refused(box: Outbox) -> None:
+    from ci_report.callback.outbox import UntrustedOutbox
+
+    box.ensure()
+    assert stat.S_IMODE(box.path.stat().st_mode) == 0o700
+    os.chmod(box.path, 0o755)
+    box.check()  # ours and not writable by others: tightened quietly
+    assert stat.S_IMODE(box.path.stat().st_mode) == 0o700
+    os.chmod(box.path, 0o777)
+    with pytest.raises(UntrustedOutbox, match="writable by others"):
+        box.save(entry())
+    if os.geteuid() == 0:
+        os.chmod(box.path, 0o700)
+        os.chown(box.path, 54_321, 54_321)
+        with pytest.raises(UntrustedOutbox, match="belongs to uid 54321"):
+            box.check()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"deliveryId": "msg_', "truncated"),
+        ('{"deliveryId": "../../x", "body": "b"}', "no valid deliveryId"),
+        ('{"deliveryId": "msg_1", "body": 7}', "no body"),
+        ('["a list"]', "not a JSON object"),
+        (b"\xff\xfe".decode("latin-1"), "truncated"),
+    ],
+    ids=["nested", "truncated", "traversal", "body-type", "list", "undecodable"],
+)
+def test_hostile_entries_are_buried_with_a_reason(box: Outbox, content: str, reason) -> None:
+    box.ensure()
+    good = box.save(entry(1))
+    os.utime(good, (time.time() - 100, time.time() - 100))  # good one first
+    bad = box.path / "msg_bad.json"
+    bad.write_text(content, encoding="latin-1")
+    os.chmod(bad, 0o600)
+    reported = []
+    seen = [e.delivery_id for _, e in box.iter_claimed(on_bad=lambda *a: reported.append(a))]
+    assert seen == [entry(1).delivery_id]
+    ((name, why, dead),) = reported
+    assert name == "msg_bad.json" and reason in why and dead.parent == box.dead_path
+
+
+def test_foreign_owned_or_group_writable_entry_is_refused(box: Outbox) -> None:
+    from ci_report.callback.outbox import BadEntry
+
+    path = box.save(entry(1))
+    os.chmod(path, 0o666)
+    with pytest.raises(BadEntry, match="writable by others"):
+        box.load(path)
+    if os.geteuid() == 0:
+        os.chmod(path, 0o600)
+        os.chown(path, 54_321, 54_321)
+        with pytest.raises(BadEntry, match="owned by uid 54321"):
+            box.load(path)
+
+
+def test_flush_leaves_other_endpoints_and_credentials_alone(
+    requests_mock, flush_settings, make_settings, captured_console
+) -> None:
+    from ci_report.callback.service import flush_outbox
+
+    theirs = make_settings(api_key="their-api-key-000", url=URL, outbox=str(flush_settings.outbox))
+    queue(theirs, 1)  # our endpoint, their credentials
+    queue(flush_settings, 2, url=DOWN)  # our credentials, another endpoint
+    queue(flush_settings, 3)  # ours
+    requests_mock.post(URL, status_code=200)
+    summary = flush_outbox(flush_settings, console=captured_console)
+    assert (summary.delivered, summary.foreign, summary.remaining) == (1, 2, 0)
+    assert [r.headers["webhook-id"] for r in requests_mock.request_history] == [
+        entry(3).delivery_id
+    ]
+    adopted = flush_outbox(flush_settings, console=captured_console, adopt=True)
+    assert (adopted.delivered, adopted.foreign) == (1, 1)  # the other endpoint stays alone
+    last = requests_mock.last_request
+    assert last.headers["webhook-id"] == entry(1).delivery_id
+    assert last.headers["X-Api-Key"] == "flush-api-key"
+
+
+def test_v1_entries_without_fingerprint_are_sent_only_when_adopted(
+    requests_mock, flush_settings, captured_console
+) -> None:
+    from ci_report.callback.service import flush_outbox
+
+    box = Outbox(flush_settings.outbox_path)
+    old = entry(1, created_at=time.time() - 60)
+    data = old.to_json()
+    data["schema"] = "ci-report/outbox/v1"
+    for name in ("endpoint", "credentialFingerprint", "seal", "firstAttemptAt"):
+        del data[name]
+    box.ensure()
+    atomic_write(box.path / f"{old.delivery_id}.json", json.dumps(data))
+    requests_mock.post(URL, status_code=200)
+    assert flush_outbox(flush_settings, console=captured_console).foreign == 1
+    assert requests_mock.call_count == 0
+    assert flush_outbox(flush_settings, console=captured_console, adopt=True).delivered == 1

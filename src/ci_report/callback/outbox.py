@@ -158,7 +158,13 @@ class OutboxEntry:
             rejected=data.get("rejected") is True,
             subject=text("subject"),
             kind=text("kind") or "callback",
-            endpoint=text("endpoint"),
+            # entries of ci-report/outbox/v1 had no endpoint: derived from their URL (they
+            # have no fingerprint either, so only flush --adopt ever sends them)
+            endpoint=(
+                text("endpoint")
+                if data.get("schema") == ENTRY_SCHEMA
+                else normalize_endpoint(text("url"))
+            ),
             fingerprint=text("credentialFingerprint"),
             seal=text("seal"),
             first_attempt_at=number("firstAttemptAt", None),
