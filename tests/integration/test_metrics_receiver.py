@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import requests
-from fault_server import WHSEC
+from fault_server import WHSEC, Cli
 from prometheus_client.parser import text_string_to_metric_families
 
 from ci_report.callback.auth import hmac_key, hmac_signature
@@ -310,3 +310,21 @@ def test_ci_report_receiver_counts_reconcile_passes_and_trigger_failures(tmp_pat
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
         fake.stop()
+
+
+def test_a_real_agent_retry_shows_as_a_delayed_callback(
+    cli: Cli, receiver: ReceiverHandle, fault_servers: Any
+) -> None:
+    """``ci-report callback`` gets a 503, retries; the receiver reads its CI-Report-* headers:
+    the names and formats of sender and receiver agree."""
+    tap = fault_servers(receiver.url, script=["503"], default="ok")
+    env = cli.env(CI_REPORT_URL=tap.url, RUN_ID="7100")
+    sent = cli.run(["callback", "--strict"], env=env)
+    assert sent.returncode == 0, sent
+    assert [r.headers.get("ci-report-attempt") for r in tap.requests] == ["1", "2"]
+    got = _scrape(receiver.base_url)
+    assert got["ci_report_callbacks_total{outcome=applied}"] == 1
+    assert got["ci_report_callbacks_delayed_total"] == 1
+    assert got["ci_report_callback_attempts_sum"] == 2
+    assert got["ci_report_callback_delivery_delay_seconds_count"] == 1
+    assert 0 <= got["ci_report_callback_delivery_delay_seconds_sum"] < 60
