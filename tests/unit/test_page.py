@@ -298,8 +298,11 @@ def test_sync_now_runs_the_sync_and_redirects_back() -> None:
     # without Origin, a same-origin Referer is enough
     r = post(p, "run-stuck", {"Referer": "http://127.0.0.1:8765/runs/run-stuck"})
     assert r.status == 303 and sync.calls == ["run-stuck", "run-stuck"]
+    # the run is still open (Jenkins did not answer, or the build still runs): said so
     shown = text(get(p, "/runs/run-stuck", synced="1"))
-    assert "Synced with Jenkins" in shown
+    assert "Synced with Jenkins" not in shown and "the run is still" in shown
+    done = text(get(p, "/runs/run-done", synced="1"))
+    assert "Synced with Jenkins" in done and "still" not in done
 
 
 @pytest.mark.parametrize(

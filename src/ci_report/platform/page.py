@@ -400,10 +400,18 @@ class ExecutionsPage:
             parts.append(notice)
         elif _query_value(query, "synced") == "1":
             checked = iso(getattr(run, "last_checked_at", None)) or "now"
-            parts.append(
-                f'<p class="notice" role="status">Synced with Jenkins (checked {esc(checked)}):'
-                f" status is {_status_badge(run.status)}.</p>"
-            )
+            if run.status in OPEN_STATUSES:
+                parts.append(
+                    f'<p class="notice" role="status">Asked Jenkins (checked {esc(checked)}): the '
+                    f"run is still {_status_badge(run.status)} ({esc(run.status_reason or '')}). "
+                    "If Jenkins could not be reached, the receiver's log says why; the "
+                    "reconciler keeps trying.</p>"
+                )
+            else:
+                parts.append(
+                    f'<p class="notice" role="status">Synced with Jenkins (checked '
+                    f"{esc(checked)}): status is {_status_badge(run.status)}.</p>"
+                )
         if stuck:
             idle = human_age(now - float(run.updated_at or run.created_at))
             parts.append(
