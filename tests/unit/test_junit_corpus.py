@@ -1,4 +1,5 @@
-"""ci_report.junit against the shared corpus of real reports (../shared/junit-corpus).
+"""ci_report.junit against a corpus of real reports (tests/data/junit-corpus, sources and licences
+in its README).
 
 Every labelled file in expected.json is compared on the fields its source states
 (null fields are not asserted; ``failures_plus_errors`` where the source merges
@@ -17,11 +18,11 @@ import pytest
 
 from ci_report.junit import TestRun, parse_reports
 
-CORPUS = Path(__file__).parents[2].parent / "shared" / "junit-corpus"
+CORPUS = Path(__file__).parents[1] / "data" / "junit-corpus"
 
 pytestmark = pytest.mark.skipif(
     not (CORPUS / "expected.json").is_file(),
-    reason=f"JUnit corpus not found at {CORPUS} (shared folder beside the project)",
+    reason=f"JUnit corpus not found at {CORPUS}",
 )
 
 MIN_AGREEMENT = 0.95
