@@ -1,6 +1,6 @@
 """A fake Jenkins controller (stdlib threaded HTTP server) with the documented queue semantics.
 
-Follows ``reference/jenkins.md`` c1-c4, on a compressed clock (quiet periods and builds last
+Follows Jenkins' remote API, on a compressed clock (quiet periods and builds last
 fractions of a second):
 
 - ``POST job/X/buildWithParameters`` -> 201 + ``Location: /queue/item/N/``; an identical

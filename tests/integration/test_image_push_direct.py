@@ -379,7 +379,7 @@ def test_sigterm_to_ci_report_is_forwarded(ws: Path, sig: signal.Signals) -> Non
 def test_bad_flag_values_stop_with_exit_1(
     ws: Path, capsys: pytest.CaptureFixture[str], flags: tuple[str, ...], says: str
 ) -> None:
-    # DESIGN section 3: image-push exits 1 when it stops before the executor (not 78)
+    # docs/design.md section 3: image-push exits 1 when it stops before the executor (not 78)
     args_file = ws / "args.json"
     rc, _, err = push(ws, capsys, *flags, FAKE_KANIKO_ARGS_FILE=str(args_file))
     assert rc == 1 and says in err, err

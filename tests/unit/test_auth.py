@@ -27,14 +27,14 @@ from ci_report.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
-# signing.md b.3, V1: the Standard Webhooks repository's own test vector
+# V1: the Standard Webhooks repository's own test vector
 V1_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 V1_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
 V1_TS = 1614265330
 V1_BODY = b'{"test": 2432232314}'
 V1_SIG = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
-# signing.md b.3, V2: a raw (non-whsec) secret
+# V2: a raw (non-whsec) secret
 V2_SECRET = "ci-report-test-secret-0123456789abcdef"
 V2_ID = "msg_2b5c3f0e8a9d4c1b7e6f5a4d3c2b1a09"
 V2_TS = 1700000000
@@ -44,7 +44,7 @@ V2_BODY = (
 V2_SIG = "v1,YF48ULrGjeOdZZ3KhiUGiAF5804s12z0MYq17nQ07MI="
 V2_BODY_SHA256 = "vhCbOYBk_auCSS4dU5rC4wFqmruBR6n3VaAh8VLNErk"
 
-# signing.md b.4: JWT decode vector
+# JWT decode vector
 JWT_SECRET = "ci-report-jwt-test-secret-0123456789abcdef"
 JWT_AUD = "https://platform.example.com/api/jenkins/callback"
 JWT_VECTOR = (

@@ -144,7 +144,7 @@ PERM = (
 PUSH = f"error pushing image: failed to push to destination {DEST}: "
 UPLOAD = "https://registry.example.com/v2/team/app/blobs/uploads/"
 
-# one realistic line per catalogue entry (reference/kaniko.md b.4) -> (entry id, code)
+# one realistic line per catalogue entry (kaniko_log catalogue) -> (entry id, code)
 CASES = [
     (
         "Error: error resolving dockerfile path: please provide a valid path to a Dockerfile "

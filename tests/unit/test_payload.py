@@ -1,4 +1,4 @@
-"""The callback payload (DESIGN section 4): canonical bytes, delivery id, run id, status, counts."""
+"""The callback payload (design.md 4): canonical bytes, delivery id, run id, status, counts."""
 
 from __future__ import annotations
 

@@ -110,7 +110,7 @@ def build_payload(
     duration_ms: Optional[int] = None,
     status_style: str = "default",
 ) -> dict[str, Any]:
-    """The payload of DESIGN section 4 from parsed reports and the build context."""
+    """The payload of docs/design.md section 4 from parsed reports and the build context."""
     failed_cases = run.failed + run.errored
     total = run.total
     if duration_ms is None:

@@ -91,7 +91,7 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _error_code(err: CiReportError) -> int:
-    """DESIGN section 3: image commands exit 1 when they stop before the executor runs (a bad
+    """design.md section 3: image commands exit 1 when they stop before the executor runs (a bad
     flag, an unreadable plan); 143/130 after SIGTERM/SIGINT."""
     return err.exit_code if isinstance(err, Interrupted) else EXIT_FAILURE
 

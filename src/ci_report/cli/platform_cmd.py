@@ -78,7 +78,7 @@ def _settings(ctx: click.Context, flags: dict[str, Any]) -> Any:
 
 
 def _usage_code(err: CiReportError) -> int:
-    """trigger/sync: configuration and usage errors exit 2 (DESIGN section 3)."""
+    """trigger/sync: configuration and usage errors exit 2 (docs/design.md section 3)."""
     if isinstance(err, (ConfigError, InputError)):
         return 2
     return err.exit_code

@@ -54,9 +54,9 @@ COMPRESSED_SUFFIXES = (
     ".jar", ".war", ".ear", ".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".7z", ".png",
     ".jpg", ".jpeg", ".gif", ".webp", ".mp4", ".mp3", ".woff", ".woff2", ".whl", ".apk",
 )  # fmt: skip
-COMPRESSED_FACTOR = 0.95  # reference/kaniko.md c.1: fat JAR layer ~0.9-1.0 x JAR size
+COMPRESSED_FACTOR = 0.95  # a fat JAR layer compresses to ~0.9-1.0 x JAR size
 
-# Typical compressed linux/amd64 sizes (reference/kaniko.md c.4), used only as a labelled guess
+# Typical compressed linux/amd64 sizes (docs/image-sizing.md), used only as a labelled guess
 # when the registry cannot be asked. First match wins; rounded up.
 _BASE_GUESSES: list[tuple[tuple[str, ...], int, str]] = [
     (("distroless/static", "distroless/base"), 5 * MB, "distroless"),

@@ -9,7 +9,7 @@ Kaniko logs through logrus in three formats (``--log-format``)::
 Its final error is a bare line (``error building image: ...``), RUN output is bare too.
 :func:`parse_line` normalises all of them; :class:`LogState` follows a log line by line and
 keeps what the diagnosis needs; :func:`match_catalogue` maps error lines to diagnosis codes.
-The markers and messages are verbatim from Kaniko v1.24.0 (``../shared/reference/kaniko.md``).
+The markers and messages are verbatim from Kaniko v1.24.0 (its pkg/executor, pkg/commands).
 """
 
 from __future__ import annotations

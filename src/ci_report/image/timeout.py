@@ -1,4 +1,4 @@
-"""Pick the executor timeout from the estimate and the measured bandwidth (DESIGN section 6).
+"""Pick the executor timeout from the estimate and the measured bandwidth (design.md 6).
 
     timeout = clamp(1.5 x (pull + build + push) + 120 s, floor, cap)
 

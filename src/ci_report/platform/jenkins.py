@@ -1,6 +1,6 @@
 """A small Jenkins remote API client: jobs in folders, trigger, queue items, builds, artifacts.
 
-Rules (``reference/jenkins.md`` sections c1-c4):
+Rules (Jenkins' remote API, as documented in docs/platform.md):
 
 - Basic auth with a user and an API token. An API token needs no CSRF crumb; a crumb is fetched
   only after a ``403 No valid crumb`` and the request retried once, on the same session (the

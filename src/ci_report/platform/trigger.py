@@ -1,6 +1,6 @@
 """Trigger a Jenkins job and know which build is ours; optionally wait for its result.
 
-The algorithm is ``reference/jenkins.md`` c5:
+The algorithm (Jenkins remote API; docs/platform.md "ci-report trigger"):
 
 1. read the job's parameter definitions; when it defines the trigger-id parameter
    (``CI_REPORT_TRIGGER_ID``), send a fresh UUID in it: the POST becomes safe to retry (an
