@@ -95,7 +95,7 @@ def test_two_teams_and_a_planted_entry_share_one_outbox(cli, receiver, receiver_
     # the entries with A's fingerprint but not A's seal are buried loudly, never sent
     platform_a.set_default("ok")
     flush_a = cli.run(["flush", "--strict"], env=env_a)
-    assert flush_a.returncode == 65, flush_a  # delivered, but it buried forgeries
+    assert flush_a.returncode == 75, flush_a  # delivered, but it buried forgeries
     assert "seal does not match" in flush_a.stderr, flush_a
     assert attacker.requests == []
     bodies_a = {r.body.decode() for r in platform_a.requests}
@@ -151,7 +151,7 @@ def test_poison_entries_never_affect_this_builds_delivery(cli, receiver):
 
     _plant(cli.outbox, "msg_" + "4" * 32, "{")
     flush = cli.run(["flush", "--strict"], env=env)
-    assert flush.returncode == 65, flush
+    assert flush.returncode == 75, flush
     assert "moved to dead/" in flush.stderr and "NOT delivered" in flush.stderr
 
 

@@ -122,7 +122,7 @@ Examples:
     "--strict",
     is_flag=True,
     default=None,
-    help="Exit 75 if entries remain, 65 if entries were moved to dead/.",
+    help="Exit 75 if entries remain or were moved to dead/.",
 )
 @global_options
 @click.pass_context
@@ -140,7 +140,7 @@ def flush(
     def action(console: Console) -> int:
         from ..callback.outbox import BadEntry, Outbox, UntrustedOutbox
         from ..callback.service import flush_outbox
-        from ..errors import EXIT_DATAERR, EXIT_TEMPFAIL, ConfigError
+        from ..errors import EXIT_TEMPFAIL, ConfigError
 
         settings = _settings(ctx, opts)
         strict.on = settings.strict
@@ -202,8 +202,7 @@ def flush(
             console.outcome(line)
         if not settings.strict:
             return EXIT_OK
-        if summary.remaining:
-            return EXIT_TEMPFAIL
-        return EXIT_DATAERR if summary.dead else EXIT_OK
+        # docs/design.md: 75 if entries remain or were moved aside
+        return EXIT_TEMPFAIL if (summary.remaining or summary.dead) else EXIT_OK
 
     run_lenient(ctx, action, strict)
