@@ -478,12 +478,12 @@ class _Semantics:
 
         self.max_message = max_message
         self.case_map = case_map
-        self.test_case = TestCase
+        self.test_case: Any = TestCase
         # tag -> (junitparser result class, kind); direct children only, which
         # works the same on junitparser 3.x (whose TestCase does not iterate
         # rerun/flaky results) and 4.x/5.x
-        self.kinds: dict[str, tuple[type, str]] = {
-            cls._tag: (cls, kind)  # type: ignore[attr-defined]
+        self.kinds: dict[str, tuple[Any, str]] = {
+            cls._tag: (cls, kind)
             for cls, kind in (
                 (Error, "error"),
                 (Failure, "failure"),
@@ -847,6 +847,7 @@ def _parse_file(path: Path, collector: _Collector, semantics: _Semantics) -> Opt
     """Parse one file into ``collector``; return an error description or None."""
     handlers = _FileParser(str(path), collector, semantics)
     parser = _new_expat(handlers)
+    error: Optional[str]
     try:
         with open(path, "rb") as stream:
             _feed(parser, handlers, stream)
