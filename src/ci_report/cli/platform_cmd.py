@@ -9,19 +9,10 @@ from typing import Any, Optional
 import click
 
 from ..console import Console
-from ..errors import CiReportError, ConfigError, InputError
+from ..errors import EXIT_CODES, CiReportError, ConfigError, InputError
 from .common import global_options, global_options_of, run
 
-EXIT_MEANINGS = {
-    0: "SUCCESS",
-    1: "FAILURE",
-    2: "usage or configuration error",
-    3: "lost or unknown (the build or its outcome could not be determined)",
-    4: "cancelled in the queue",
-    5: "timed out",
-    6: "UNSTABLE",
-    7: "ABORTED or NOT_BUILT",
-}
+EXIT_MEANINGS = EXIT_CODES["trigger"]
 
 TRIGGER_EPILOG = """\b
 Examples:

@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
 
 from ..console import Console, get_console
-from ..errors import ConfigError, InputError
+from ..errors import EXIT_FAILURE as EXIT_FAILED
+from ..errors import EXIT_NOTHING, EXIT_USAGE, ConfigError, InputError
+from ..errors import EXIT_OK as EXIT_DONE
 from .jenkins import (
     JenkinsClient,
     JenkinsError,
@@ -46,10 +48,6 @@ BUILD_TREE = (
     "number,url,building,result,duration,timestamp,queueId,builtOn,"
     "actions[_class,lastBuiltRevision[SHA1,branch[name]]]"
 )
-EXIT_DONE = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_NOTHING = 3
 
 _CASE_STATUS = {
     "PASSED": "passed",

@@ -28,19 +28,19 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from ..console import Console, get_console
-from ..errors import Interrupted
+from ..errors import (
+    EXIT_ABORTED,
+    EXIT_CANCELLED,
+    EXIT_FAILURE,
+    EXIT_LOST,
+    EXIT_TIMEOUT,
+    EXIT_UNSTABLE,
+    Interrupted,
+)
+from ..errors import EXIT_OK as EXIT_SUCCESS
 from .jenkins import JenkinsClient, JenkinsError, JenkinsUnavailable, job_full_name
 
 DEFAULT_TRIGGER_ID_PARAM = "CI_REPORT_TRIGGER_ID"
-
-EXIT_SUCCESS = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_LOST = 3
-EXIT_CANCELLED = 4
-EXIT_TIMEOUT = 5
-EXIT_UNSTABLE = 6
-EXIT_ABORTED = 7
 
 RESULT_EXIT = {
     "SUCCESS": EXIT_SUCCESS,
