@@ -9,6 +9,7 @@ that holds one is refused (files get committed; environment comes from Jenkins c
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -20,8 +21,79 @@ from .errors import ConfigError
 CALLBACK_PATH = "/api/jenkins/callback"
 
 
-def _meta(*env: str, help: str = "", secret: bool = False, kind: str = "") -> dict[str, Any]:
-    return {"env": env, "help": help, "secret": secret, "kind": kind}
+def _meta(
+    *env: str,
+    help: str = "",
+    secret: bool = False,
+    kind: str = "",
+    limit: Optional[Limit] = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {"env": env, "help": help, "secret": secret, "kind": kind, "limit": limit, **extra}
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The range a number setting must lie in: ``> gt`` or ``>= ge``, ``<= le``. ``keywords``
+    are words accepted instead of a number (``timeout: auto``); ``rule`` is how a person reads
+    the range (default: made from the bounds). Published by ``ci-report config --json`` for the
+    shared library, which checks the same rules before it calls the CLI."""
+
+    gt: Optional[float] = None
+    ge: Optional[float] = None
+    le: Optional[float] = None
+    keywords: tuple[str, ...] = ()
+    unit: str = ""
+    rule: str = ""
+
+    def text(self) -> str:
+        if self.rule:
+            return self.rule
+        if self.gt == 0:
+            text = "a positive number"
+        elif self.gt is not None:
+            text = f"a number above {self.gt:g}"
+        elif self.ge is not None:
+            text = f"{self.ge:g} or more"
+        else:
+            text = "a number"
+        if self.le is not None:
+            text += f" up to {self.le:g}"
+        if self.unit:
+            text += (
+                f" {self.unit}" if self.ge is not None and self.gt is None else f" of {self.unit}"
+            )
+        if self.keywords:
+            text = " or ".join(repr(k) for k in self.keywords) + " or " + text
+        return text
+
+    def allows(self, value: float) -> bool:
+        if not math.isfinite(value):  # NaN, inf
+            return False
+        if self.gt is not None and not value > self.gt:
+            return False
+        if self.ge is not None and not value >= self.ge:
+            return False
+        return not (self.le is not None and not value <= self.le)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"rule": self.text()}
+        if self.gt is not None:
+            data["exclusiveMinimum"] = self.gt
+        if self.ge is not None:
+            data["minimum"] = self.ge
+        if self.le is not None:
+            data["maximum"] = self.le
+        if self.keywords:
+            data["keywords"] = list(self.keywords)
+        if self.unit:
+            data["unit"] = self.unit
+        return data
+
+
+_ZERO_OR_MORE = Limit(ge=0)
+_SECONDS_POSITIVE = Limit(gt=0, unit="seconds")
+_SECONDS_OR_ZERO = Limit(ge=0, unit="seconds")
 
 
 @dataclass
@@ -76,21 +148,52 @@ class Settings:
         default="default",
         metadata={**_meta("CI_REPORT_STATUS_STYLE"), "choices": ("default", "extended")},
     )
-    duration_ms: Optional[int] = field(default=None, metadata=_meta("CI_REPORT_DURATION_MS"))
-    since: Optional[int] = field(default=None, metadata=_meta("CI_REPORT_SINCE"))
+    duration_ms: Optional[int] = field(
+        default=None, metadata=_meta("CI_REPORT_DURATION_MS", limit=_ZERO_OR_MORE)
+    )
+    since: Optional[int] = field(
+        default=None, metadata=_meta("CI_REPORT_SINCE", limit=_ZERO_OR_MORE)
+    )
     case_map: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_CASE_MAP"))
-    max_results: int = field(default=10_000, metadata=_meta("CI_REPORT_MAX_RESULTS"))
-    max_message: int = field(default=8_000, metadata=_meta("CI_REPORT_MAX_MESSAGE"))
+    max_results: int = field(
+        default=10_000, metadata=_meta("CI_REPORT_MAX_RESULTS", limit=_ZERO_OR_MORE)
+    )
+    max_message: int = field(
+        default=8_000, metadata=_meta("CI_REPORT_MAX_MESSAGE", limit=_ZERO_OR_MORE)
+    )
 
     # -- callback: delivery --------------------------------------------------------------
-    max_attempts: int = field(default=8, metadata=_meta("CI_REPORT_MAX_ATTEMPTS"))
-    deadline: float = field(default=300.0, metadata=_meta("CI_REPORT_DEADLINE"))
-    connect_timeout: float = field(default=10.0, metadata=_meta("CI_REPORT_CONNECT_TIMEOUT"))
-    read_timeout: float = field(default=30.0, metadata=_meta("CI_REPORT_READ_TIMEOUT"))
+    max_attempts: int = field(
+        default=8,
+        metadata=_meta(
+            "CI_REPORT_MAX_ATTEMPTS", help="delivery attempts at most", limit=Limit(ge=1)
+        ),
+    )
+    deadline: float = field(
+        default=300.0,
+        metadata=_meta(
+            "CI_REPORT_DEADLINE", help="seconds for all delivery attempts", limit=_SECONDS_POSITIVE
+        ),
+    )
+    connect_timeout: float = field(
+        default=10.0, metadata=_meta("CI_REPORT_CONNECT_TIMEOUT", limit=_SECONDS_POSITIVE)
+    )
+    read_timeout: float = field(
+        default=30.0, metadata=_meta("CI_REPORT_READ_TIMEOUT", limit=_SECONDS_POSITIVE)
+    )
     ca_bundle: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_CA_BUNDLE"))
     outbox: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_OUTBOX"))
-    outbox_ttl_days: float = field(default=7.0, metadata=_meta("CI_REPORT_OUTBOX_TTL_DAYS"))
-    flush_budget: float = field(default=5.0, metadata=_meta("CI_REPORT_FLUSH_BUDGET"))
+    outbox_ttl_days: float = field(
+        default=7.0, metadata=_meta("CI_REPORT_OUTBOX_TTL_DAYS", limit=Limit(gt=0, unit="days"))
+    )
+    flush_budget: float = field(
+        default=5.0,
+        metadata=_meta(
+            "CI_REPORT_FLUSH_BUDGET",
+            help="seconds a callback spends resending older entries first (0: none)",
+            limit=_SECONDS_OR_ZERO,
+        ),
+    )
     result_file: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_RESULT_FILE"))
     strict: bool = field(default=False, metadata=_meta("CI_REPORT_STRICT"))
     workspace: Optional[str] = field(default=None, metadata=_meta("WORKSPACE"))
@@ -102,17 +205,58 @@ class Settings:
     destinations: list[str] = field(
         default_factory=list, metadata=_meta("CI_REPORT_DESTINATIONS", kind="list")
     )
-    timeout: str = field(default="auto", metadata=_meta("CI_REPORT_TIMEOUT"))
+    timeout: str = field(
+        default="auto",
+        metadata=_meta(
+            "CI_REPORT_TIMEOUT",
+            help="'auto': sized from the estimate and measured bandwidth; or seconds "
+            "(a fraction is cut to whole seconds)",
+            limit=Limit(gt=0, keywords=("auto",), unit="seconds"),
+            fix="--timeout auto or --timeout 1800",
+        ),
+    )
     report: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_REPORT"))
     bandwidth: Optional[float] = field(
-        default=None, metadata=_meta("CI_REPORT_BANDWIDTH", help="push bandwidth, MB/s")
+        default=None,
+        metadata=_meta(
+            "CI_REPORT_BANDWIDTH",
+            help="push bandwidth in MB/s when there is no push history yet",
+            limit=Limit(gt=0, unit="MB/s"),
+            fix="--bandwidth 0.5, or leave it out (the push history or 0.5 MB/s is used)",
+        ),
     )
     history: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_HISTORY"))
     docker_config: Optional[str] = field(default=None, metadata=_meta("DOCKER_CONFIG"))
-    timeout_floor: float = field(default=600.0, metadata=_meta("CI_REPORT_TIMEOUT_FLOOR"))
-    timeout_cap: float = field(default=10_800.0, metadata=_meta("CI_REPORT_TIMEOUT_CAP"))
-    kill_grace: float = field(default=30.0, metadata=_meta("CI_REPORT_KILL_GRACE"))
-    heartbeat: float = field(default=30.0, metadata=_meta("CI_REPORT_HEARTBEAT"))
+    timeout_floor: float = field(
+        default=600.0,
+        metadata=_meta(
+            "CI_REPORT_TIMEOUT_FLOOR", help="'auto' never goes below this", limit=_SECONDS_OR_ZERO
+        ),
+    )
+    timeout_cap: float = field(
+        default=10_800.0,
+        metadata=_meta(
+            "CI_REPORT_TIMEOUT_CAP",
+            help="'auto' never exceeds this; pass the stage's own timeout() here",
+            limit=_SECONDS_POSITIVE,
+        ),
+    )
+    kill_grace: float = field(
+        default=30.0,
+        metadata=_meta(
+            "CI_REPORT_KILL_GRACE",
+            help="after our SIGTERM, SIGKILL the executor this much later",
+            limit=_SECONDS_OR_ZERO,
+        ),
+    )
+    heartbeat: float = field(
+        default=30.0,
+        metadata=_meta(
+            "CI_REPORT_HEARTBEAT",
+            help="progress line after this long without output",
+            limit=Limit(ge=0, rule="0 (off) or more seconds"),
+        ),
+    )
     skip_if_no_dockerfile: bool = field(
         default=False, metadata=_meta("CI_REPORT_SKIP_IF_NO_DOCKERFILE")
     )
@@ -125,8 +269,22 @@ class Settings:
         repr=False,
         metadata=_meta("JENKINS_TOKEN", secret=True, help="Jenkins API token"),
     )
-    queue_timeout: float = field(default=600.0, metadata=_meta("CI_REPORT_QUEUE_TIMEOUT"))
-    build_timeout: float = field(default=3600.0, metadata=_meta("CI_REPORT_BUILD_TIMEOUT"))
+    queue_timeout: float = field(
+        default=600.0,
+        metadata=_meta(
+            "CI_REPORT_QUEUE_TIMEOUT",
+            help="max seconds until the build starts",
+            limit=_SECONDS_POSITIVE,
+        ),
+    )
+    build_timeout: float = field(
+        default=3600.0,
+        metadata=_meta(
+            "CI_REPORT_BUILD_TIMEOUT",
+            help="max seconds for the build once started",
+            limit=_SECONDS_POSITIVE,
+        ),
+    )
 
     # -- run ledger and reconciler (receiver, reconcile, trigger --ledger) -----------------
     ledger_db: Optional[str] = field(
@@ -136,27 +294,40 @@ class Settings:
     callback_grace: float = field(
         default=120.0,
         metadata=_meta(
-            "CI_REPORT_CALLBACK_GRACE", help="seconds a finished build's callback may take"
+            "CI_REPORT_CALLBACK_GRACE",
+            limit=_SECONDS_OR_ZERO,
+            help="seconds a finished build's callback may take",
         ),
     )
     run_build_timeout: Optional[float] = field(
         default=None,
         metadata=_meta(
-            "CI_REPORT_RUN_BUILD_TIMEOUT", help="seconds a tracked build may run (none: no limit)"
+            "CI_REPORT_RUN_BUILD_TIMEOUT",
+            limit=_SECONDS_POSITIVE,
+            help="seconds a tracked build may run (none: no limit)",
         ),
     )
     expire_after: float = field(
         default=86_400.0,
-        metadata=_meta("CI_REPORT_EXPIRE_AFTER", help="seconds a run may stay open at most"),
+        metadata=_meta(
+            "CI_REPORT_EXPIRE_AFTER",
+            limit=_SECONDS_POSITIVE,
+            help="seconds a run may stay open at most",
+        ),
     )
     reconcile_interval: float = field(
         default=30.0,
-        metadata=_meta("CI_REPORT_RECONCILE_INTERVAL", help="seconds between reconcile passes"),
+        metadata=_meta(
+            "CI_REPORT_RECONCILE_INTERVAL",
+            limit=_SECONDS_POSITIVE,
+            help="seconds between reconcile passes",
+        ),
     )
     stuck_after: float = field(
         default=1800.0,
         metadata=_meta(
             "CI_REPORT_STUCK_AFTER",
+            limit=_SECONDS_POSITIVE,
             help="seconds an open run may go without any change before the page and "
             "ci_report_stuck_runs call it stuck",
         ),
@@ -168,7 +339,10 @@ class Settings:
         metadata=_meta("CI_REPORT_RECEIVER_HOST", help="address the receiver listens on"),
     )
     receiver_port: int = field(
-        default=8080, metadata=_meta("CI_REPORT_RECEIVER_PORT", help="port (0: a free one)")
+        default=8080,
+        metadata=_meta(
+            "CI_REPORT_RECEIVER_PORT", limit=Limit(ge=0, le=65535), help="port (0: a free one)"
+        ),
     )
     require: list[str] = field(
         default_factory=list,
@@ -192,6 +366,7 @@ class Settings:
         default=32_000_000,
         metadata=_meta(
             "CI_REPORT_MAX_BODY",
+            limit=Limit(ge=1, unit="bytes"),
             help="largest callback body the receiver reads (after authentication), bytes",
         ),
     )
@@ -325,7 +500,64 @@ _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n", ""}
 
 
+def setting_limits() -> dict[str, dict[str, Any]]:
+    """Every limited setting: ``{name: {"env": [...], "rule": ..., "minimum": ...}}`` (JSON)."""
+    return {
+        f.name: {"env": list(f.metadata["env"]), **f.metadata["limit"].to_json()}
+        for f in _setting_fields()
+        if f.metadata.get("limit")
+    }
+
+
+def limit_error(name: str, value: Any, label: str = "") -> Optional[ConfigError]:
+    """The error for ``value`` outside setting ``name``'s :class:`Limit` (None: allowed).
+
+    ``label`` names where it came from (``--bandwidth``, ``CI_REPORT_BANDWIDTH``); default the
+    flag. A number given as text (``"1800.5"``) is read as a number; a keyword passes."""
+    f = _FIELDS[name]
+    limit: Optional[Limit] = f.metadata.get("limit")
+    if limit is None or value is None:
+        return None
+    label = label or "--" + name.replace("_", "-")
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in limit.keywords:
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            return ConfigError(
+                f"{label} {value!r} is neither {' nor '.join(repr(k) for k in limit.keywords)} "
+                f"nor {limit.unit or 'a number'}",
+                fix=f"use {limit.text()}",
+            )
+    else:
+        number = float(value)
+    if limit.allows(number):
+        return None
+    return ConfigError(
+        f"{label} {number:g} must be {limit.text()}",
+        fix=f.metadata.get("fix") or f"use {limit.text()}",
+    )
+
+
+def _label(f: dataclasses.Field[Any], origin: str) -> str:
+    if origin == "flag":
+        return "--" + f.name.replace("_", "-")
+    if origin.startswith("env "):
+        return origin[4:]
+    return f"{f.name.replace('_', '-')} ({origin})"
+
+
 def _convert(f: dataclasses.Field[Any], value: Any, origin: str) -> Any:
+    converted = _convert_kind(f, value, origin)
+    error = limit_error(f.name, converted, _label(f, origin))
+    if error is not None:
+        raise error
+    return converted
+
+
+def _convert_kind(f: dataclasses.Field[Any], value: Any, origin: str) -> Any:
     kind = _field_type(f)
     try:
         if kind == "bool":

@@ -71,40 +71,28 @@ class PushRequest:
         )
 
     def validate(self) -> None:
-        """Flag values that make no sense stop the run before anything else happens."""
-        from ..errors import ConfigError
+        """Flag values that make no sense stop the run before anything else happens (the
+        limits are the settings' own: ``config.Limit``)."""
+        from ..config import limit_error
 
         _ = self.explicit_timeout
-        if self.bandwidth is not None and not self.bandwidth > 0:
-            raise ConfigError(
-                f"--bandwidth {self.bandwidth:g} must be a positive number of MB/s",
-                fix="--bandwidth 0.5, or leave it out (the push history or 0.5 MB/s is used)",
-            )
-        if not self.kill_grace >= 0:
-            raise ConfigError(f"--kill-grace {self.kill_grace:g} must be 0 or more seconds")
-        if not self.heartbeat >= 0:
-            raise ConfigError(
-                f"--heartbeat {self.heartbeat:g} must be 0 (off) or more seconds",
-                fix="--heartbeat 30",
-            )
+        for name in ("bandwidth", "kill_grace", "heartbeat"):
+            error = limit_error(name, getattr(self, name))
+            if error is not None:
+                raise error
 
     @property
     def explicit_timeout(self) -> Optional[int]:
+        """``None`` for 'auto', else whole seconds (a fraction is cut: ``1800.5`` -> 1800)."""
+        from ..config import limit_error
+
         text = str(self.timeout).strip().lower()
         if text in ("", "auto"):
             return None
-        from ..errors import ConfigError
-
-        try:
-            value = int(float(text))
-        except ValueError:
-            raise ConfigError(
-                f"--timeout {self.timeout!r} is neither 'auto' nor seconds",
-                fix="--timeout auto or --timeout 1800",
-            ) from None
-        if value <= 0:
-            raise ConfigError("--timeout must be positive", fix="--timeout auto")
-        return value
+        error = limit_error("timeout", text)
+        if error is not None:
+            raise error
+        return max(1, int(float(text)))
 
 
 @dataclass
