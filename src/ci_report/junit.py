@@ -13,7 +13,10 @@ reports of any size (a 20 MB text node is fine).
 Hardening (no DTD at all): the prolog is fed in small slices and a
 ``<!DOCTYPE`` stops the file with "DOCTYPE is not allowed ..." before any
 entity can be declared or expanded; no external entity, file or URL is ever
-read; nesting deeper than :data:`MAX_DEPTH` is refused; one broken file gives a
+read; nesting deeper than :data:`MAX_DEPTH` is refused; one tag, comment or processing
+instruction larger than :data:`MAX_TOKEN_BYTES` is refused (expat holds a token whole, so a 200 MB
+attribute would take 600 MB); only regular files are opened, non-blocking (a FIFO named like a
+report never hangs the build), and a symlink loop is one unreadable file; one broken file gives a
 :class:`ParseError` and the other files still count. Cases read before an error
 in a file (a truncated report) are kept and the error says how many.
 
@@ -59,6 +62,8 @@ from typing import Any, Callable, Optional, Union
 from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 
+from .fileio import NotRegularFile, open_regular
+
 __all__ = [
     "DEFAULT_PATTERNS",
     "CaseResult",
@@ -94,8 +99,13 @@ PENDING_LIMIT = 2000  #: failed cases kept per file waiting for a rerun
 PASSED_KEYS_LIMIT = 200_000  #: passed case keys remembered per file (rerun merging)
 CHUNK_BYTES = 1 << 20
 PROLOG_SLICE = 256  #: the prolog is fed in slices this small (DOCTYPE refused early)
+MAX_TOKEN_BYTES = 16 << 20  #: one tag (its attributes), comment or PI larger than this: refused
 
 DOCTYPE_REFUSED = "DOCTYPE is not allowed (entity expansion / external entities refused)"
+TOKEN_REFUSED = (
+    f"a single tag, attribute or comment is larger than {MAX_TOKEN_BYTES >> 20} MB "
+    "(refused: it would have to be held in memory whole)"
+)
 SUITE_CASE_NAME = "(suite)"
 _DISABLED_STATUSES = frozenset({"disabled", "notrun"})
 _NO_TEXT_TAGS = frozenset({"system-out", "system-err"})
@@ -240,6 +250,16 @@ def _is_old(path: Path, since_ms: Optional[int]) -> bool:
     return mtime_ms < since_ms - MTIME_TOLERANCE_MS
 
 
+def _key(path: Path) -> Path:
+    """The path that identifies a report for deduplication. A symlink loop or an unreadable
+    directory on the way makes ``resolve()`` fail: that file is then keyed by its absolute path,
+    kept, and reported as one unreadable file by the parser (never an abort)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: "Symlink loop" before Python 3.13
+        return Path(os.path.abspath(path))
+
+
 def _literal_file(pattern: str, root: Path) -> Optional[Path]:
     candidate = Path(pattern)
     if not candidate.is_absolute():
@@ -272,13 +292,13 @@ def discover_reports(
     for pattern in pats:
         literal = _literal_file(pattern, root)
         if literal is not None:
-            chosen.setdefault(literal.resolve(), literal)
+            chosen.setdefault(_key(literal), literal)
             continue
         hits = _glob(pattern, root)
         if not hits and not use_defaults:
             unmatched.append(pattern)
         for hit in hits:
-            key = hit.resolve()
+            key = _key(hit)
             if key in chosen:
                 continue
             if _is_old(hit, since_ms):
@@ -809,6 +829,15 @@ def _new_expat(handlers: _FileParser) -> Any:
     return parser
 
 
+def _check_token(parser: Any, fed: int) -> None:
+    """Refuse one token (a start tag with its attributes, a comment, a processing instruction)
+    larger than :data:`MAX_TOKEN_BYTES`: expat holds a whole token in memory before any handler
+    sees it, so a 200 MB attribute would otherwise take several times that. Text is not a
+    token: it streams in pieces (and is capped), so a huge text node never trips this."""
+    if fed - parser.CurrentByteIndex > MAX_TOKEN_BYTES:
+        raise _Refused(TOKEN_REFUSED)
+
+
 def _feed(parser: Any, handlers: _FileParser, stream: Any) -> None:
     """Feed the file; the prolog goes in small slices so a DOCTYPE stops us early."""
     first = stream.read(CHUNK_BYTES)
@@ -820,11 +849,14 @@ def _feed(parser: Any, handlers: _FileParser, stream: Any) -> None:
         pos += PROLOG_SLICE
     if pos < len(first):
         parser.Parse(first[pos:], False)
+    fed = len(first)
     while True:
+        _check_token(parser, fed)
         chunk = stream.read(CHUNK_BYTES)
         if not chunk:
             break
         parser.Parse(chunk, False)
+        fed += len(chunk)
     parser.Parse(b"", True)
 
 
@@ -834,6 +866,8 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, expat.ExpatError):
         reason = expat.ErrorString(exc.code) if exc.code else str(exc)
         return f"not XML: line {exc.lineno}, column {exc.offset}: {reason}"
+    if isinstance(exc, NotRegularFile):
+        return "cannot read: not a regular file (a FIFO, socket, device or directory)"
     if isinstance(exc, OSError):
         return f"cannot read: {exc.strerror or exc}"
     if isinstance(exc, RecursionError):
@@ -849,7 +883,7 @@ def _parse_file(path: Path, collector: _Collector, semantics: _Semantics) -> Opt
     parser = _new_expat(handlers)
     error: Optional[str]
     try:
-        with open(path, "rb") as stream:
+        with open_regular(path) as stream:  # a FIFO or device named like a report never blocks
             _feed(parser, handlers, stream)
     except Exception as exc:  # one bad file never stops the others
         error = _describe(exc)

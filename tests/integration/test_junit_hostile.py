@@ -247,3 +247,82 @@ def test_broken_files_each_get_a_clear_error_and_others_count(tmp_path: Path) ->
         assert "Traceback" not in errors[name]
     assert run.total == 3 and {c.name for c in run.results} == {"ü", "é", "fine"}
     assert len(run.files) == len(cases) + 3
+
+
+# ------------------------------------------------------------------ workspace content (issue 9)
+
+
+def test_fifo_named_like_a_report_is_one_unreadable_file_and_never_blocks(tmp_path: Path) -> None:
+    import os
+
+    from ci_report.junit import discover_reports
+
+    reports = tmp_path / "build" / "test-results" / "test"
+    reports.mkdir(parents=True)
+    os.mkfifo(reports / "TEST-fifo.xml")  # no writer ever opens it: a plain open() blocks
+    write(reports, "TEST-good.xml", GOOD)
+    found = discover_reports(None, tmp_path)
+    assert [p.name for p in found.files] == ["TEST-fifo.xml", "TEST-good.xml"]
+    out = subprocess.run(  # a child with a timeout: a blocking open would hang the test run
+        [sys.executable, "-c", CHILD, *map(str, found.files)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    result = json.loads(out.stdout)
+    assert result["errors"] == [
+        "cannot read: not a regular file (a FIFO, socket, device or directory)"
+    ]
+    assert result["total"] == 1 and result["passed"] == 1
+
+
+def test_symlink_loop_under_a_default_glob_is_one_unreadable_file(tmp_path: Path) -> None:
+    from ci_report.junit import discover_reports
+
+    reports = tmp_path / "build" / "test-results" / "test"
+    reports.mkdir(parents=True)
+    (reports / "TEST-loop.xml").symlink_to("TEST-loop.xml")  # points at itself
+    (reports / "TEST-a.xml").symlink_to("TEST-b.xml")
+    (reports / "TEST-b.xml").symlink_to("TEST-a.xml")  # a two-link loop
+    write(reports, "TEST-good.xml", GOOD)
+    found = discover_reports(None, tmp_path)  # resolve() fails on these: never an abort
+    assert sorted(p.name for p in found.files) == [
+        "TEST-a.xml",
+        "TEST-b.xml",
+        "TEST-good.xml",
+        "TEST-loop.xml",
+    ]
+    run = parse_reports(found.files)
+    assert run.total == 1 and run.passed == 1
+    errors = {Path(e.file).name: e.error for e in run.parse_errors}
+    assert set(errors) == {"TEST-a.xml", "TEST-b.xml", "TEST-loop.xml"}
+    assert all(e == "cannot read: Too many levels of symbolic links" for e in errors.values())
+
+
+def test_200mb_attribute_is_refused_with_bounded_memory(tmp_path: Path) -> None:
+    from ci_report.junit import MAX_TOKEN_BYTES, TOKEN_REFUSED
+
+    path = tmp_path / "huge-attr.xml"
+    with open(path, "wb") as out:
+        out.write(b'<testsuite name="S"><testcase classname="C" name="before"/>')
+        out.write(b'<testcase classname="C" name="huge"><failure message="')
+        for _ in range(200):
+            out.write(b"m" * MB)
+        out.write(b'"/></testcase></testsuite>')
+    result = parse_in_child(path, write(tmp_path, "good.xml", GOOD))
+    assert result["errors"] == [TOKEN_REFUSED + " (1 test case(s) before the error were counted)"]
+    assert result["total"] == 2  # the case before it and the other file still count
+    # expat holds one token whole: the cap bounds it (200 MB used to take 641 MB)
+    assert result["rss_growth_mb"] < 3 * MAX_TOKEN_BYTES / MB
+
+
+def test_attribute_below_the_token_cap_is_capped_like_a_message(tmp_path: Path) -> None:
+    doc = (
+        b'<testsuite><testcase classname="C" name="long"><failure message="'
+        + b"m" * (4 * MB)
+        + b'"/></testcase></testsuite>'
+    )
+    run = parse_reports([write(tmp_path, "long.xml", doc)])
+    assert run.parse_errors == [] and run.failed == 1
+    assert len(run.results[0].message or "") == 8000
