@@ -178,9 +178,10 @@ def imagePushSplit(Map c) {
   }
   // The script runs the executor under `timeout -k killGrace timeoutSeconds`: the Jenkins timeout leaves
   // room for both, plus the margin. timeout(time:) is an int parameter of the step.
-  int limit = ((plan.timeoutSeconds as long) + (plan.killGraceSeconds as long) + (c.timeoutMarginSeconds as long)) as int
-  echo("ci-report: running ${plan.script} in container '${c.kanikoContainer}' " +
-    "(planned timeout ${plan.timeoutSeconds} s, Jenkins timeout ${limit} s)")
+  int limit = ((long) plan.timeoutSeconds + (long) plan.killGraceSeconds + StepOptions.number(c.timeoutMarginSeconds)).intValue()
+  // One GString: GString.plus(GString) is not on script-security's whitelist (only GString.plus(String)).
+  String planned = "planned timeout ${plan.timeoutSeconds} s, Jenkins timeout ${limit} s"
+  echo("ci-report: running ${plan.script} in container '${c.kanikoContainer}' (${planned})")
   InterruptedException interruption = null
   int kanikoRc = -1
   try {

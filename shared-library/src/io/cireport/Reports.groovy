@@ -1,7 +1,7 @@
 package io.cireport
 
 import com.cloudbees.groovy.cps.NonCPS
-import groovy.json.JsonSlurperClassic
+import groovy.json.JsonSlurper
 
 /**
  * Reads what ci-report writes back (plan JSON, image-push report) and words its exit codes.
@@ -116,13 +116,17 @@ class Reports implements Serializable {
    */
   @NonCPS
   static Map parsePlan(String text) {
+    String body = (text ?: '').trim()
+    if (!body) {
+      return [error: 'ci-report image-plan did not write a JSON plan: the plan file is empty or missing']
+    }
     Object parsed
     try {
-      parsed = new JsonSlurperClassic().parseText((text ?: '').trim() ?: 'null')
+      parsed = new JsonSlurper().parseText(body)
     } catch (IllegalArgumentException e) {
-      return [error: "ci-report image-plan did not write a JSON plan: ${e.message}".toString()]
+      return [error: "ci-report image-plan did not write a JSON plan: ${firstLine(e.message)}".toString()]
     } catch (groovy.json.JsonException e) {
-      return [error: "ci-report image-plan did not write a JSON plan: ${e.message}".toString()]
+      return [error: "ci-report image-plan did not write a JSON plan: ${firstLine(e.message)}".toString()]
     }
     if (!(parsed instanceof Map)) {
       return [error: 'ci-report image-plan did not write a JSON object']
@@ -156,9 +160,13 @@ class Reports implements Serializable {
    */
   @NonCPS
   static Map diagnosis(String text) {
+    String body = (text ?: '').trim()
+    if (!body) {
+      return noDiagnosis()
+    }
     Object parsed
     try {
-      parsed = new JsonSlurperClassic().parseText((text ?: '').trim() ?: 'null')
+      parsed = new JsonSlurper().parseText(body)
     } catch (IllegalArgumentException e) {
       return noDiagnosis()
     } catch (groovy.json.JsonException e) {
@@ -176,6 +184,14 @@ class Reports implements Serializable {
       summary: d.summary ? d.summary.toString() : null,
       fixes: fixes,
     ]
+  }
+
+  /** The first line of a parser message (JsonSlurper's run over several lines). */
+  @NonCPS
+  private static String firstLine(String message) {
+    String m = message ?: ''
+    int nl = m.indexOf('\n')
+    return nl >= 0 ? m.substring(0, nl) : m
   }
 
   @NonCPS

@@ -69,13 +69,14 @@ class StepOptions implements Serializable {
    * null when a bound is left to ci-report's defaults (then nothing is promised).
    */
   @NonCPS
+  @SuppressWarnings('NoDouble')  // whole seconds are compared; a double sum keeps to whitelisted calls
   static Long callbackWorstCaseSeconds(Map c) {
     if (c.deadlineSeconds == null || c.connectTimeoutSeconds == null || c.readTimeoutSeconds == null) {
       return null
     }
-    BigDecimal total = (c.deadlineSeconds as BigDecimal) + (c.connectTimeoutSeconds as BigDecimal) +
-      (c.readTimeoutSeconds as BigDecimal) + FLUSH_BUDGET_SECONDS
-    return total.longValue()
+    double total = number(c.deadlineSeconds) + number(c.connectTimeoutSeconds) + number(c.readTimeoutSeconds) +
+      FLUSH_BUDGET_SECONDS
+    return Math.ceil(total).longValue()
   }
 
   /** ci-report's CI_REPORT_FLUSH_BUDGET default: what it spends resending older outbox entries first. */
@@ -199,6 +200,16 @@ class StepOptions implements Serializable {
     return problems
   }
 
+  /**
+   * A validated numeric option (a Number or a String of digits) as a double. Number.doubleValue and
+   * String.toDouble are on script-security's whitelist; `as BigDecimal` coercions are not used.
+   */
+  @NonCPS
+  @SuppressWarnings('NoDouble')  // BigDecimal from a String (new BigDecimal(String)) is off the whitelist
+  static double number(Object value) {
+    return value instanceof Number ? ((Number) value).doubleValue() : value.toString().trim().toDouble()
+  }
+
   /** A String or a List of Strings as a List (the glob and destination options accept both). */
   @NonCPS
   static List<String> stringList(Object value) {
@@ -247,11 +258,11 @@ class StepOptions implements Serializable {
       return []
     }
     boolean numeric = value instanceof Number || value.toString() ==~ /[0-9]+(\.[0-9]+)?/
-    if (numeric && (value as BigDecimal) > 0) {
+    if (numeric && number(value) > 0) {
       return []
     }
-    return [("ciReport.${step}: ${key} must be a number greater than 0 (or null for ci-report's default), " +
-      "not '${value}'").toString()]
+    String rule = 'must be a number greater than 0 (or null for ci-report\'s default)'
+    return ["ciReport.${step}: ${key} ${rule}, not '${value}'".toString()]
   }
 
   @NonCPS
