@@ -15,6 +15,9 @@ fractions of a second):
 - crumbs: with ``require_crumb``, a POST without the session's crumb -> 403 "No valid crumb".
 - ``restart()``: the port closes (connection refused), then the server comes back on it.
 - ``hang_trigger``: the next trigger queues the item, then answers only after that many seconds.
+- ``log``: ``(method, path, status)`` of each request, written when it is answered;
+  ``received``: ``(method, path)`` written when a request arrives, before it is handled, and
+  ``in_flight``: requests received and not yet answered (observe ``idle()`` instead of sleeping).
 - ``cancel_waiting(job)`` (a person cancels queue items), ``forget_left()`` (left items expire or
   a restart forgets them), ``delete_job(name)``, ``items_of(job)``.
 """
@@ -109,7 +112,9 @@ class FakeJenkins:
         self.queue: dict[int, QueueItem] = {}
         self.lock = threading.RLock()
         self.ids = itertools.count(100)
-        self.log: list[tuple[str, str, int]] = []
+        self.log: list[tuple[str, str, int]] = []  # when answered
+        self.received: list[tuple[str, str]] = []  # when they arrive
+        self.in_flight = 0
         self.hang_trigger: float = 0.0
         self.sessions: dict[str, str] = {}  # JSESSIONID -> crumb
         self.connections: set[socket.socket] = set()
@@ -247,6 +252,18 @@ class FakeJenkins:
 
     def builds_with_param(self, job: FakeJob, name: str, value: str) -> list[FakeBuild]:
         return [b for b in job.builds.values() if (name, value) in b.params]
+
+    def received_posts(self, suffix: str) -> list[tuple[str, str]]:
+        """POSTs to a path ending in ``suffix``, counted when they arrive (a hung one too)."""
+        with self.lock:
+            return [
+                e for e in self.received if e[0] == "POST" and e[1].split("?")[0].endswith(suffix)
+            ]
+
+    def idle(self) -> bool:
+        """Every request received has been answered (a hung one included)."""
+        with self.lock:
+            return self.in_flight == 0
 
     def posts(self, suffix: str) -> list[tuple[str, str, int]]:
         return [e for e in self.log if e[0] == "POST" and e[1].split("?")[0].endswith(suffix)]
@@ -482,10 +499,20 @@ class _Handler(BaseHTTPRequestHandler):
         return crumb is not None and self.headers.get("Jenkins-Crumb") == crumb
 
     def do_GET(self) -> None:
-        self._dispatch("GET")
+        self._received("GET")
 
     def do_POST(self) -> None:
-        self._dispatch("POST")
+        self._received("POST")
+
+    def _received(self, method: str) -> None:
+        with self.fake.lock:
+            self.fake.received.append((method, self.path))
+            self.fake.in_flight += 1
+        try:
+            self._dispatch(method)
+        finally:
+            with self.fake.lock:
+                self.fake.in_flight -= 1
 
     # -- routes --------------------------------------------------------------------------
     def _dispatch(self, method: str) -> None:

@@ -268,9 +268,12 @@ def test_post_timeout_without_trigger_id_is_unknown(jenkins: FakeJenkins) -> Non
     )
     assert outcome.state == "lost" and outcome.exit_code == 3
     assert "trigger outcome unknown" in outcome.message
-    time.sleep(0.8)
-    posts = [e for e in jenkins.log if e[0] == "POST"]
-    assert len(posts) <= 1  # never re-sent (the hung request logs when it answers)
+    # the client has had its answer or given up on every request it sent, so each has arrived;
+    # wait until the fake has finished them all (the hung POST included): observed, not slept
+    _wait_for(jenkins.idle)
+    # counted on arrival: an identical re-POST would merge into the same queue item, so the
+    # queue alone cannot see it
+    assert len(jenkins.received_posts("/buildWithParameters")) == 1
     assert len(jenkins.queue) == 1
 
 
