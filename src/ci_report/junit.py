@@ -3,10 +3,10 @@
 Parsing
 -------
 Each file is read in chunks and fed to a bare ``xml.parsers.expat`` parser; the
-handlers build one ``<testcase>`` at a time (stdlib ``TreeBuilder``), hand it to
-``junitparser.xunit2.TestCase`` for the JUnit semantics, turn it into a
-:class:`CaseResult` and drop it. Nothing else is kept: suite-level
-``<system-out>`` is never stored, texts inside a case are capped at
+handlers build one ``<testcase>`` at a time (stdlib ``TreeBuilder``), read it the way
+junitparser's ``xunit2.TestCase`` does (junitparser is the test oracle, not a run-time
+dependency of this module), turn it into a :class:`CaseResult` and drop it. Nothing
+else is kept: suite-level ``<system-out>`` is never stored, texts inside a case are capped at
 ``max_message`` characters while they stream in, so memory stays flat for
 reports of any size (a 20 MB text node is fine).
 
@@ -54,7 +54,6 @@ import json
 import math
 import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -459,74 +458,50 @@ class _Collector:
         return run
 
 
-def _import_junitparser_on_stdlib_etree() -> None:
-    """Import junitparser so that it works on ``xml.etree``, the elements we hand it.
-
-    junitparser picks lxml whenever lxml is installed. We never give it lxml elements (our
-    parser builds stdlib ones, and mixing them breaks its ``tostring``-based methods), and
-    importing lxml costs ~15 ms and ~5 MB in every build's post step. Unless lxml is already
-    loaded by the host program, it is hidden for the duration of this one import.
-    """
-    if "junitparser" in sys.modules or "lxml" in sys.modules:
-        return
-    sys.modules["lxml"] = None  # type: ignore[assignment]  # makes `import lxml` fail
-    try:
-        import junitparser  # noqa: F401
-    finally:
-        del sys.modules["lxml"]
-
-
 @dataclass
 class _Suite:
     name: Optional[str]
     depth: int
 
 
+#: result child tag -> kind; direct children only (the first of each kind counts)
+RESULT_KINDS: dict[str, str] = {
+    "error": "error",
+    "failure": "failure",
+    "skipped": "skipped",
+    "flakyFailure": "flaky",
+    "flakyError": "flaky",
+    "rerunFailure": "rerun-failure",
+    "rerunError": "rerun-error",
+}
+
+
 class _Semantics:
-    """Turns one complete ``<testcase>`` element into a CaseResult (via junitparser)."""
+    """Turns one complete ``<testcase>`` element into a CaseResult.
+
+    It reads the element directly (name, classname, the first result child of each kind, its
+    ``message`` attribute and text) exactly as junitparser's ``TestCase``/``Result`` wrappers
+    do; tests/unit/test_junit_oracle.py checks that case by case against junitparser on the
+    whole corpus. Importing junitparser cost ~15 ms per build (its version lookup through
+    importlib.metadata), which is why it left the hot path."""
 
     def __init__(self, max_message: int, case_map: Optional[Mapping[str, CaseId]]):
-        _import_junitparser_on_stdlib_etree()
-        from junitparser import Error, Failure, Skipped
-        from junitparser.xunit2 import (
-            FlakyError,
-            FlakyFailure,
-            RerunError,
-            RerunFailure,
-            TestCase,
-        )
-
         self.max_message = max_message
         self.case_map = case_map
-        self.test_case: Any = TestCase
-        # tag -> (junitparser result class, kind); direct children only, which
-        # works the same on junitparser 3.x (whose TestCase does not iterate
-        # rerun/flaky results) and 4.x/5.x
-        self.kinds: dict[str, tuple[Any, str]] = {
-            cls._tag: (cls, kind)
-            for cls, kind in (
-                (Error, "error"),
-                (Failure, "failure"),
-                (Skipped, "skipped"),
-                (FlakyFailure, "flaky"),
-                (FlakyError, "flaky"),
-                (RerunFailure, "rerun-failure"),
-                (RerunError, "rerun-error"),
-            )
-        }
+        self.kinds = RESULT_KINDS
 
     def case(self, elem: Element, file: str, suite: Optional[str]) -> CaseResult:
-        tc = self.test_case.fromelem(elem)
-        first: dict[str, Any] = {}
+        first: dict[str, Element] = {}
+        kinds = self.kinds
         for child in elem:
-            known = self.kinds.get(child.tag)
-            if known is not None and known[1] not in first:
-                first[known[1]] = known[0].fromelem(child)
+            kind = kinds.get(child.tag)
+            if kind is not None and kind not in first:
+                first[kind] = child
         status, deciding = self._status(elem, first)
         seconds = parse_seconds(elem.get("time"))
-        name = tc.name or ""
-        classname = tc.classname or None
-        result = CaseResult(
+        name = elem.get("name") or ""
+        classname = elem.get("classname") or None
+        return CaseResult(
             name=name,
             classname=classname,
             status=status,
@@ -537,7 +512,6 @@ class _Semantics:
             file=file,
             suite=suite,
         )
-        return result
 
     def bare_case(self, attrs: Mapping[str, str], file: str, suite: Optional[str]) -> CaseResult:
         """A ``<testcase>`` with no children: passed (or skipped when disabled)."""
@@ -560,7 +534,7 @@ class _Semantics:
         )
 
     @staticmethod
-    def _status(elem: Element, first: dict[str, Any]) -> tuple[str, Any]:
+    def _status(elem: Element, first: dict[str, Element]) -> tuple[str, Optional[Element]]:
         if (elem.get("status") or "").strip().lower() in _DISABLED_STATUSES:
             return "skipped", first.get("skipped")
         for kind, status in (
@@ -574,14 +548,14 @@ class _Semantics:
                 return status, first[kind]
         return "passed", first.get("flaky")
 
-    def _message(self, result: Any) -> Optional[str]:
+    def _message(self, result: Optional[Element]) -> Optional[str]:
         if result is None:
             return None
-        message = (result.message or "").strip()
+        message = (result.get("message") or "").strip()
         total = None
         if not message:
             message = (result.text or "").strip()
-            textlen = result._elem.get(_TEXTLEN)
+            textlen = result.get(_TEXTLEN)
             total = int(textlen) if textlen else None
         if not message:
             return None
@@ -664,7 +638,7 @@ class _FileParser:
     """Expat handlers for one file: tracks suites, builds one testcase at a time.
 
     A ``<testcase>`` without children (the common passed case) needs no element
-    at all; the element (and junitparser) only come in once a child appears.
+    at all; the element only comes in once a child appears.
     """
 
     def __init__(self, file: str, collector: _Collector, semantics: _Semantics):

@@ -71,4 +71,48 @@ def cli() -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> Any:
-    return cli.main(args=argv, prog_name="ci-report")
+    """The ``ci-report`` entry point. Called with ``argv`` (tests, other programs) it behaves
+    like click's ``main``; as the console script it ends with :func:`exit_fast`."""
+    if argv is not None:
+        return cli.main(args=argv, prog_name="ci-report")
+    try:
+        cli.main(prog_name="ci-report")
+        code: Any = 0
+    except SystemExit as exc:
+        code = exc.code
+    exit_fast(code)
+
+
+def exit_fast(code: Any) -> None:
+    """End the process without the interpreter's final garbage collection and module teardown
+    (tens of ms after a large parse, and useless: the process is gone a moment later).
+
+    Only once everything is settled: the atexit handlers run first (logging's flush among
+    them), stdout and stderr are flushed, every file we write is closed by its ``with``. With
+    another non-daemon thread alive the normal exit is used (it waits for the thread). Exit
+    codes are those of ``sys.exit``."""
+    import atexit
+    import os
+    import sys
+
+    threading = sys.modules.get("threading")
+    if threading is not None and any(
+        t.is_alive() and not t.daemon and t is not threading.main_thread()
+        for t in threading.enumerate()
+    ):
+        sys.exit(code)
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code & 0xFF
+    else:  # sys.exit("message"): printed, status 1
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a closed pipe (| head): nothing more can be said
+            pass
+    os._exit(status)
