@@ -57,14 +57,14 @@ def _mask_jwt_run(match: re.Match[str]) -> str:
     return run
 
 
-# Environment variables whose values are secrets wherever they appear.
+# Environment variables whose values are secrets wherever they appear: exactly the env names of
+# the secret Settings fields (pinned by tests/unit/test_secret_env.py; no config import here).
 SECRET_ENV_VARS = (
     "JENKINS_API_KEY",
     "JENKINS_JWT_SECRET",
     "JENKINS_SIGNATURE_SECRET",
     "JENKINS_TOKEN",
-    "JENKINS_PASSWORD",
-    "CI_REPORT_REGISTRY_PASSWORD",
+    "CI_REPORT_API_TOKEN",
 )
 
 

@@ -215,7 +215,6 @@ class LogState:
     retries: list[str] = field(default_factory=list)
     tail: deque = field(default_factory=lambda: deque(maxlen=400))
     version: Optional[str] = None
-    lines_seen: int = 0
 
     def _offset(self, parsed: LogLine, at: Optional[float]) -> Optional[float]:
         if at is not None:
@@ -229,7 +228,6 @@ class LogState:
     def feed(self, line: str, at: Optional[float] = None) -> Optional[PhaseMark]:
         """Take one line; return a :class:`PhaseMark` when the phase changed."""
         parsed = parse_line(line)
-        self.lines_seen += 1
         if not parsed.raw:
             return None
         self.tail.append(parsed.raw)

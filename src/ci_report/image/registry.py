@@ -366,7 +366,6 @@ class RegistryClient:
         self._session = session
         self._challenge: Optional[tuple[str, dict[str, str]]] = None
         self._tokens: dict[str, str] = {}  # scope -> bearer token
-        self.requests_made = 0
         self.deadline = deadline  # time.monotonic() by which every call must be done
 
     # -- plumbing ------------------------------------------------------------------------
@@ -447,7 +446,6 @@ class RegistryClient:
         from .interrupt import check as interrupted
 
         interrupted()  # a SIGTERM during the estimate: no more registry calls
-        self.requests_made += 1
         try:
             return self.session.request(method, url, **kwargs)
         except requests.exceptions.SSLError as exc:
@@ -768,14 +766,6 @@ class RegistryClient:
             return False
         self._check(resp, f"blob {digest[:19]} in {repo}")
         return True
-
-    def tags(self, repo: str) -> list[str]:
-        resp = self._request("GET", f"/v2/{repo}/tags/list", scope=f"repository:{repo}:pull")
-        self._check(resp, f"tags of {repo}")
-        try:
-            return list(resp.json().get("tags") or [])
-        except (ValueError, AttributeError):
-            return []
 
 
 def _strip_query(url: str) -> str:

@@ -68,10 +68,6 @@ class TimeoutPlan:
     clamped: Optional[str] = None  # 'floor' | 'cap' | None
     warnings: list[str] = field(default_factory=list)
 
-    @property
-    def expected_total_s(self) -> float:
-        return self.expected_pull_s + self.expected_build_s + self.expected_push_s
-
     def to_dict(self) -> dict[str, Any]:
         """camelCase, as in the plan file (``expectedPushSeconds``, ``bandwidthBps``, ...)."""
         data: dict[str, Any] = to_wire(self)

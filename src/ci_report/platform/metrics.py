@@ -23,6 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Protocol, Sequence
 
 from .events import Observer
+from .runs import OPEN_STATUSES, RESULT_SOURCES, RUN_STATUSES
 
 try:  # optional extra: ci-report[metrics]
     import prometheus_client as _prom
@@ -43,26 +44,8 @@ UNAVAILABLE_MESSAGE = (
 )
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-# the run statuses of the ledger contract (ci_report.platform.runs.RUN_STATUSES); repeated here so
-# /metrics reports a zero for each one even before the ledger module is importable
-RUN_STATUSES = (
-    "queued",
-    "running",
-    "success",
-    "failed",
-    "unstable",
-    "aborted",
-    "not_built",
-    "cancelled",
-    "trigger_failed",
-    "lost",
-    "timed_out",
-    "expired",
-)
-OPEN_STATUSES = ("queued", "running")
 CALLBACK_OUTCOMES = ("applied", "duplicate", "stale", "rejected")
 AUTH_MODES = ("api-key", "jwt", "hmac")
-RESULT_SOURCES = ("callback", "artifact", "test-report", "status-only")
 JENKINS_ERROR_KINDS = ("unreachable", "timeout", "auth", "http-5xx", "http-4xx", "invalid")
 OTHER = "other"
 # stuck runs are counted up to this many (one bounded read per scrape)

@@ -29,6 +29,8 @@ from string import Template
 from typing import Any, Callable, List, Mapping, Optional, Protocol, Sequence
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
+from .runs import OPEN_STATUSES, RUN_STATUSES
+
 DEFAULT_STUCK_AFTER_S = 1800.0
 PAGE_LIMIT = 100
 MAX_OFFSET = 100_000
@@ -37,21 +39,6 @@ MAX_JOB_FILTER = 200
 SYNC_TOKEN_FIELD = "sync_token"  # ours: bound to the run
 SERVER_CSRF_FIELD = "csrf_token"  # the receiver server's own CSRF token, when it has one
 
-RUN_STATUSES = (
-    "queued",
-    "running",
-    "success",
-    "failed",
-    "unstable",
-    "aborted",
-    "not_built",
-    "cancelled",
-    "trigger_failed",
-    "lost",
-    "timed_out",
-    "expired",
-)
-OPEN_STATUSES = frozenset({"queued", "running"})
 STUCK = "stuck"
 
 SECURITY_HEADERS = {
