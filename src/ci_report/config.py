@@ -102,7 +102,10 @@ class Settings:
 
     # -- callback: where and who ---------------------------------------------------------
     url: Optional[str] = field(
-        default=None, metadata=_meta("CI_REPORT_URL", help="full callback URL")
+        default=None,
+        metadata=_meta(
+            "CI_REPORT_URL", help=f"full callback URL (else API_CALLBACK_URL + {CALLBACK_PATH})"
+        ),
     )
     api_callback_url: Optional[str] = field(
         default=None,
@@ -134,32 +137,77 @@ class Settings:
     jwt_audience: Optional[str] = field(
         default=None, metadata=_meta("CI_REPORT_JWT_AUDIENCE", help="default: the callback URL")
     )
-    delivery_id: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_DELIVERY_ID"))
+    delivery_id: Optional[str] = field(
+        default=None,
+        metadata=_meta(
+            "CI_REPORT_DELIVERY_ID",
+            help="override the deterministic delivery id",
+            default_text="derived",
+        ),
+    )
 
     # -- callback: what ------------------------------------------------------------------
     junit: list[str] = field(
         default_factory=list,
-        metadata=_meta("CI_REPORT_JUNIT", kind="list", help="report globs (default: common)"),
+        metadata=_meta(
+            "CI_REPORT_JUNIT",
+            kind="list",
+            help="report files or globs (repeatable; an explicit file path is always read)",
+            default_text="Surefire, Failsafe, Gradle, pytest, generic",
+        ),
     )
     build_result: Optional[str] = field(
-        default=None, metadata=_meta("CI_REPORT_BUILD_RESULT", help="Jenkins result")
+        default=None,
+        metadata=_meta(
+            "CI_REPORT_BUILD_RESULT",
+            help="SUCCESS, UNSTABLE, FAILURE, ABORTED or NOT_BUILT "
+            "(Jenkins currentBuild.currentResult)",
+        ),
     )
     status_style: str = field(
         default="default",
-        metadata={**_meta("CI_REPORT_STATUS_STYLE"), "choices": ("default", "extended")},
+        metadata=_meta(
+            "CI_REPORT_STATUS_STYLE",
+            help="success|failed by default; extended adds unstable, aborted, not_built",
+            choices=("default", "extended"),
+        ),
     )
     duration_ms: Optional[int] = field(
-        default=None, metadata=_meta("CI_REPORT_DURATION_MS", limit=_ZERO_OR_MORE)
+        default=None,
+        metadata=_meta(
+            "CI_REPORT_DURATION_MS",
+            limit=_ZERO_OR_MORE,
+            help="build duration in ms (currentBuild.duration)",
+            default_text="sum of suite times",
+        ),
     )
     since: Optional[int] = field(
-        default=None, metadata=_meta("CI_REPORT_SINCE", limit=_ZERO_OR_MORE)
+        default=None,
+        metadata=_meta(
+            "CI_REPORT_SINCE",
+            limit=_ZERO_OR_MORE,
+            help="skip reports older than the build start (epoch ms)",
+            default_text="no age filter",
+        ),
     )
-    case_map: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_CASE_MAP"))
+    case_map: Optional[str] = field(
+        default=None, metadata=_meta("CI_REPORT_CASE_MAP", help="JSON or CSV: test name -> caseId")
+    )
     max_results: int = field(
-        default=10_000, metadata=_meta("CI_REPORT_MAX_RESULTS", limit=_ZERO_OR_MORE)
+        default=10_000,
+        metadata=_meta(
+            "CI_REPORT_MAX_RESULTS",
+            limit=_ZERO_OR_MORE,
+            help="cap on per-case results sent (failures first)",
+        ),
     )
     max_message: int = field(
-        default=8_000, metadata=_meta("CI_REPORT_MAX_MESSAGE", limit=_ZERO_OR_MORE)
+        default=8_000,
+        metadata=_meta(
+            "CI_REPORT_MAX_MESSAGE",
+            limit=_ZERO_OR_MORE,
+            help="cap on each errorMessage (characters)",
+        ),
     )
 
     # -- callback: delivery --------------------------------------------------------------
@@ -181,8 +229,21 @@ class Settings:
     read_timeout: float = field(
         default=30.0, metadata=_meta("CI_REPORT_READ_TIMEOUT", limit=_SECONDS_POSITIVE)
     )
-    ca_bundle: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_CA_BUNDLE"))
-    outbox: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_OUTBOX"))
+    ca_bundle: Optional[str] = field(
+        default=None,
+        metadata=_meta(
+            "CI_REPORT_CA_BUNDLE",
+            help="PEM file of CAs to trust (requests also reads REQUESTS_CA_BUNDLE)",
+        ),
+    )
+    outbox: Optional[str] = field(
+        default=None,
+        metadata=_meta(
+            "CI_REPORT_OUTBOX",
+            help="outbox directory (undelivered callbacks)",
+            default_text="~/.cache/ci-report/outbox",
+        ),
+    )
     outbox_ttl_days: float = field(
         default=7.0, metadata=_meta("CI_REPORT_OUTBOX_TTL_DAYS", limit=Limit(gt=0, unit="days"))
     )
@@ -194,16 +255,42 @@ class Settings:
             limit=_SECONDS_OR_ZERO,
         ),
     )
-    result_file: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_RESULT_FILE"))
-    strict: bool = field(default=False, metadata=_meta("CI_REPORT_STRICT"))
+    result_file: Optional[str] = field(
+        default=None,
+        metadata=_meta(
+            "CI_REPORT_RESULT_FILE",
+            help="where to write the result file",
+            default_text="$WORKSPACE/ci-report/callback.json",
+        ),
+    )
+    strict: bool = field(
+        default=False, metadata=_meta("CI_REPORT_STRICT", help="non-zero exit when not delivered")
+    )
     workspace: Optional[str] = field(default=None, metadata=_meta("WORKSPACE"))
 
     # -- image push ----------------------------------------------------------------------
-    executor: str = field(default="/kaniko/executor", metadata=_meta("CI_REPORT_EXECUTOR"))
-    context: str = field(default=".", metadata=_meta("CI_REPORT_CONTEXT"))
-    dockerfile: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_DOCKERFILE"))
+    executor: str = field(
+        default="/kaniko/executor",
+        metadata=_meta("CI_REPORT_EXECUTOR", help="Kaniko executor; the image in docker mode"),
+    )
+    context: str = field(
+        default=".", metadata=_meta("CI_REPORT_CONTEXT", help="build context directory")
+    )
+    dockerfile: Optional[str] = field(
+        default=None,
+        metadata=_meta(
+            "CI_REPORT_DOCKERFILE",
+            help="Dockerfile, as given or relative to the context",
+            default_text="Dockerfile",
+        ),
+    )
     destinations: list[str] = field(
-        default_factory=list, metadata=_meta("CI_REPORT_DESTINATIONS", kind="list")
+        default_factory=list,
+        metadata=_meta(
+            "CI_REPORT_DESTINATIONS",
+            kind="list",
+            help="fully qualified image reference to push (repeatable)",
+        ),
     )
     timeout: str = field(
         default="auto",
@@ -215,7 +302,12 @@ class Settings:
             fix="--timeout auto or --timeout 1800",
         ),
     )
-    report: Optional[str] = field(default=None, metadata=_meta("CI_REPORT_REPORT"))
+    report: Optional[str] = field(
+        default=None,
+        metadata=_meta(
+            "CI_REPORT_REPORT", help="write the ci-report/image-push/v1 report JSON here"
+        ),
+    )
     bandwidth: Optional[float] = field(
         default=None,
         metadata=_meta(
@@ -258,12 +350,21 @@ class Settings:
         ),
     )
     skip_if_no_dockerfile: bool = field(
-        default=False, metadata=_meta("CI_REPORT_SKIP_IF_NO_DOCKERFILE")
+        default=False,
+        metadata=_meta(
+            "CI_REPORT_SKIP_IF_NO_DOCKERFILE",
+            help="no Dockerfile: report 'skipped' and exit 0 instead of failing",
+        ),
     )
 
     # -- Jenkins remote API (trigger, sync) ----------------------------------------------
-    jenkins_url: Optional[str] = field(default=None, metadata=_meta("JENKINS_URL"))
-    jenkins_user: Optional[str] = field(default=None, metadata=_meta("JENKINS_USER"))
+    jenkins_url: Optional[str] = field(
+        default=None, metadata=_meta("JENKINS_URL", help="Jenkins base URL")
+    )
+    jenkins_user: Optional[str] = field(
+        default=None,
+        metadata=_meta("JENKINS_USER", help="Jenkins user; the token: env JENKINS_TOKEN"),
+    )
     jenkins_token: Optional[str] = field(
         default=None,
         repr=False,

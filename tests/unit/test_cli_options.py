@@ -99,3 +99,63 @@ def test_readme_configuration_table_matches_the_settings() -> None:
                 assert defaults[i].startswith(shown), (env, defaults[i], shown)
                 checked += 1
     assert checked >= 10
+
+
+# -- every command declares its settings through setting_option ---------------------------
+# flag-only options that share a setting's name on purpose: they never read the environment
+FLAG_ONLY = {
+    (
+        "trigger",
+        "ledger_db",
+    ): "--ledger: CI_REPORT_DB must not turn every trigger into a ledger run",
+    ("trigger", "run_id"): "--run-id goes with --ledger only; RUN_ID is the callback's",
+    ("sync", "run_id"): "the run id of one recovered build, not the environment's RUN_ID",
+    ("image-diagnose", "report"): "defaults to the plan's report path, not CI_REPORT_REPORT",
+    ("image-watch", "heartbeat"): "the watcher's own: above 0.1 s (no 0 = off), plan-bound",
+}
+
+
+def _commands():
+    from ci_report.cli import COMMANDS, cli
+
+    ctx = click.Context(cli)
+    return [(name, cli.get_command(ctx, name)) for name in sorted(COMMANDS)]
+
+
+def test_setting_options_are_generated_and_others_restate_no_env_name() -> None:
+    from ci_report.cli.options import SettingOption
+
+    env_names = {e for f in _FIELDS.values() for e in f.metadata.get("env", ())}
+    generated = 0
+    for name, command in _commands():
+        for param in command.params:
+            if not isinstance(param, click.Option) or param.name in (
+                "debug",
+                "log_format",
+                "color",
+                "config",
+            ):
+                continue
+            if isinstance(param, SettingOption):
+                generated += 1
+                env = _FIELDS[param.name].metadata["env"][0]
+                assert f"env {env}" in (param.help or ""), (name, param.name)
+                continue
+            assert (name, param.name) in FLAG_ONLY or param.name not in _FIELDS, (
+                f"{name} {param.opts[0]}: a setting declared by hand; use setting_option"
+            )
+            named = [e for e in env_names if re.search(rf"\b{e}\b", param.help or "")]
+            assert not named, f"{name} {param.opts[0]} restates {named} in its help"
+    assert generated >= 40
+
+
+def test_help_of_every_command_shows_env_and_default_from_the_fields() -> None:
+    from ci_report.cli import cli
+
+    runner = CliRunner()
+    out = runner.invoke(cli, ["image-push", "--help"], terminal_width=200).output
+    assert "[env CI_REPORT_KILL_GRACE; default 30]" in out
+    out = runner.invoke(cli, ["trigger", "--help"], terminal_width=200).output
+    assert "[env CI_REPORT_QUEUE_TIMEOUT; default 600]" in out
+    out = runner.invoke(cli, ["reconcile", "--help"], terminal_width=200).output
+    assert "--interval S" in out and "[env CI_REPORT_RECONCILE_INTERVAL; default 30]" in out

@@ -11,7 +11,7 @@ import pytest
 from ci_report.callback.auth import sign_request
 from ci_report.config import load_settings
 from ci_report.platform.receiver import auth_from_settings
-from ci_report.verify import CallbackVerifier, CallbackVerificationError
+from ci_report.verify import CallbackVerificationError, CallbackVerifier
 
 URL = "http://127.0.0.1:9/api/jenkins/callback"
 JWT = "j" * 32

@@ -8,7 +8,8 @@ import click
 
 from ..console import Console
 from ..errors import EXIT_OK
-from .common import StrictSwitch, global_options, global_options_of, run_lenient
+from .common import StrictSwitch, global_options, run_lenient
+from .options import setting_option, settings_from
 
 CALLBACK_EPILOG = """\b
 Examples:
@@ -24,51 +25,23 @@ CI_REPORT_OUTBOX. Exit codes: 0; with --strict 75 queued, 65 rejected, 78 config
 error, 70 internal error."""
 
 
-def _settings(ctx: click.Context, flags: dict[str, Any]) -> Any:
-    from ..config import load_settings
-
-    return load_settings(flags, config_file=global_options_of(ctx).config)
-
-
 @click.command(epilog=CALLBACK_EPILOG)
-@click.option(
-    "--junit",
-    "junit",
-    multiple=True,
-    metavar="GLOB",
-    help="Report files or globs (repeatable; default: Surefire, Gradle, pytest and generic).",
-)
-@click.option("--run-id", help="The platform's run id [env RUN_ID].")
-@click.option("--url", help="Full callback URL [env CI_REPORT_URL, or API_CALLBACK_URL + path].")
-@click.option(
-    "--build-result",
-    metavar="RESULT",
-    help="SUCCESS, UNSTABLE, FAILURE, ABORTED or NOT_BUILT (Jenkins currentBuild.currentResult).",
-)
-@click.option("--duration-ms", type=int, help="Build duration in ms (currentBuild.duration).")
-@click.option(
-    "--since", type=int, metavar="EPOCH_MS", help="Skip reports older than the build start."
-)
-@click.option(
-    "--status-style",
-    type=click.Choice(["default", "extended"], case_sensitive=False),
-    help="default: success|failed; extended adds unstable, aborted, not_built.",
-)
-@click.option(
-    "--case-map", type=click.Path(dir_okay=False), help="JSON or CSV: test name -> caseId."
-)
-@click.option("--max-results", type=int, help="Cap on per-case results sent (default 10000).")
-@click.option("--max-attempts", type=int, help="Delivery attempts (default 8).")
-@click.option("--deadline", type=float, help="Seconds for all attempts (default 300).")
-@click.option("--ca-bundle", type=click.Path(dir_okay=False), help="CA file for TLS.")
-@click.option("--outbox", type=click.Path(file_okay=False), help="Outbox directory.")
-@click.option(
-    "--result-file",
-    type=click.Path(dir_okay=False),
-    help="Where to write the result (default $WORKSPACE/ci-report/callback.json).",
-)
-@click.option("--delivery-id", help="Override the deterministic delivery id.")
-@click.option("--strict", is_flag=True, default=None, help="Non-zero exit when not delivered.")
+@setting_option("junit", metavar="GLOB")
+@setting_option("run_id")
+@setting_option("url")
+@setting_option("build_result", metavar="RESULT")
+@setting_option("duration_ms")
+@setting_option("since", metavar="EPOCH_MS")
+@setting_option("status_style")
+@setting_option("case_map", type=click.Path(dir_okay=False))
+@setting_option("max_results")
+@setting_option("max_attempts")
+@setting_option("deadline")
+@setting_option("ca_bundle", type=click.Path(dir_okay=False))
+@setting_option("outbox", type=click.Path(file_okay=False))
+@setting_option("result_file", type=click.Path(dir_okay=False))
+@setting_option("delivery_id")
+@setting_option("strict")
 @click.option("--dry-run", is_flag=True, help="Build the payload only; no network at all.")
 @click.option(
     "--output",
@@ -78,22 +51,19 @@ def _settings(ctx: click.Context, flags: dict[str, Any]) -> Any:
 )
 @global_options
 @click.pass_context
-def callback(
-    ctx: click.Context, dry_run: bool, output: Optional[str], junit: tuple[str, ...], **opts: Any
-) -> None:
+def callback(ctx: click.Context, dry_run: bool, output: Optional[str], **opts: Any) -> None:
     """Parse JUnit reports and deliver the build's results to the platform.
 
     Finds the reports, builds the payload (runId, status, counts, durationMs, per-case results),
     signs it with every configured mode, delivers it with bounded retries, and keeps what could
     not be delivered in the outbox. Writes ci-report/callback.json for the build's artifacts.
     """
-    flags = dict(opts, junit=list(junit))
     strict = StrictSwitch.from_flag_or_env(opts.get("strict"))
 
     def action(console: Console) -> int:
         from ..callback.service import run_callback
 
-        settings = _settings(ctx, flags)
+        settings = settings_from(ctx)
         strict.on = settings.strict
         outcome = run_callback(settings, dry_run=dry_run, output=output, console=console)
         return outcome.exit_code if settings.strict else EXIT_OK
@@ -108,7 +78,7 @@ Examples:
   ci-report flush --url https://platform.example.com/api/jenkins/callback
   ci-report flush --list                # show what is waiting, send nothing"""
 )
-@click.option("--outbox", type=click.Path(file_okay=False), help="Outbox directory.")
+@setting_option("outbox", type=click.Path(file_okay=False))
 @click.option("--url", "url_override", help="Send every entry here instead of its own URL.")
 @click.option("--budget", type=float, help="Stop after this many seconds.")
 @click.option("--list", "list_only", is_flag=True, help="List the entries; send nothing.")
@@ -118,12 +88,7 @@ Examples:
     help="Also send entries made for the configured URL with other credentials (after fixing "
     "a wrong key), signed with the current ones. Only when the outbox is known to be yours.",
 )
-@click.option(
-    "--strict",
-    is_flag=True,
-    default=None,
-    help="Exit 75 if entries remain or were moved to dead/.",
-)
+@setting_option("strict", help="Exit 75 if entries remain or were moved to dead/")
 @global_options
 @click.pass_context
 def flush(
@@ -142,7 +107,7 @@ def flush(
         from ..callback.service import flush_outbox
         from ..errors import EXIT_TEMPFAIL, ConfigError
 
-        settings = _settings(ctx, opts)
+        settings = settings_from(ctx)
         strict.on = settings.strict
         outbox = Outbox(settings.outbox_path)
         try:

@@ -8,81 +8,25 @@ from typing import Any, Callable, Optional
 import click
 
 from ..errors import EXIT_FAILURE, CiReportError, Interrupted
-from .common import global_options, global_options_of, run
+from .common import global_options, run
+from .options import setting_option, settings_from
 
 _SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option(
-            "--context", default=None, metavar="DIR", help="Build context directory (default: .)."
-        ),
-        click.option(
-            "--dockerfile",
-            default=None,
-            metavar="PATH",
-            help="Dockerfile, as given or relative to the context (default: Dockerfile).",
-        ),
-        click.option(
-            "--destination",
-            "destinations",
-            multiple=True,
-            metavar="REF",
-            help="Fully qualified image reference to push (repeatable).",
-        ),
-        click.option(
-            "--timeout",
-            default=None,
-            metavar="auto|SECONDS",
-            help="'auto' (default): sized from the estimate and measured bandwidth.",
-        ),
-        click.option(
-            "--bandwidth",
-            type=float,
-            default=None,
-            metavar="MBPS",
-            help="Push bandwidth in MB/s when there is no push history yet.",
-        ),
-        click.option(
-            "--report",
-            default=None,
-            metavar="FILE",
-            help="Write the ci-report/image-push/v1 report JSON here.",
-        ),
-        click.option(
-            "--executor",
-            default=None,
-            metavar="PATH",
-            help="Kaniko executor (default /kaniko/executor); the image in docker mode.",
-        ),
-        click.option(
-            "--skip-if-no-dockerfile",
-            is_flag=True,
-            default=None,
-            help="No Dockerfile: report 'skipped' and exit 0 instead of failing.",
-        ),
-        click.option(
-            "--kill-grace",
-            type=float,
-            default=None,
-            metavar="SECONDS",
-            help="After our SIGTERM, SIGKILL the executor this much later (30).",
-        ),
-        click.option(
-            "--heartbeat",
-            type=float,
-            default=None,
-            metavar="SECONDS",
-            help="Progress line after this long without output (30).",
-        ),
-        click.option(
-            "--timeout-cap",
-            type=float,
-            default=None,
-            metavar="SECONDS",
-            help="'auto' never exceeds this (10800); pass the stage's own timeout() here.",
-        ),
+        setting_option("context", metavar="DIR"),
+        setting_option("dockerfile", metavar="PATH"),
+        setting_option("destinations", "--destination", metavar="REF"),
+        setting_option("timeout", metavar="auto|SECONDS"),
+        setting_option("bandwidth", metavar="MBPS"),
+        setting_option("report", metavar="FILE"),
+        setting_option("executor", metavar="PATH"),
+        setting_option("skip_if_no_dockerfile"),
+        setting_option("kill_grace", metavar="SECONDS"),
+        setting_option("heartbeat", metavar="SECONDS"),
+        setting_option("timeout_cap", metavar="SECONDS"),
         click.argument("executor_flags", nargs=-1, type=click.UNPROCESSED),
     ]
     for option in reversed(options):
@@ -97,23 +41,9 @@ def _error_code(err: CiReportError) -> int:
 
 
 def _request(ctx: click.Context, kw: dict[str, Any], mode: str) -> Any:
-    from ..config import load_settings
     from ..image.service import PushRequest
 
-    flags = {
-        "context": kw.get("context"),
-        "dockerfile": kw.get("dockerfile"),
-        "destinations": list(kw.get("destinations") or []),
-        "timeout": kw.get("timeout"),
-        "bandwidth": kw.get("bandwidth"),
-        "report": kw.get("report"),
-        "executor": kw.get("executor"),
-        "skip_if_no_dockerfile": kw.get("skip_if_no_dockerfile"),
-        "kill_grace": kw.get("kill_grace"),
-        "heartbeat": kw.get("heartbeat"),
-        "timeout_cap": kw.get("timeout_cap"),
-    }
-    settings = load_settings(flags, config_file=global_options_of(ctx).config)
+    settings = settings_from(ctx, kw)
     return PushRequest.from_settings(settings, list(kw.get("executor_flags") or ()), mode)
 
 

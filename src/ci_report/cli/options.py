@@ -48,6 +48,7 @@ def help_text(name: str, extra: str = "") -> str:
     f = _field(name)
     parts = [extra or f.metadata.get("help") or name.replace("_", " ")]
     text = parts[0].rstrip(".") + "."
+    text = text[:1].upper() + text[1:]
     tags = []
     env = f.metadata.get("env") or ()
     if env:
@@ -83,7 +84,20 @@ def setting_option(name: str, *param_decls: str, **kwargs: Any) -> Callable[[F],
     help_extra = kwargs.pop("help", "")
     options["help"] = help_text(name, help_extra)
     options.update(kwargs)
-    return click.option(*decls, name, **options)
+    return click.option(*decls, name, cls=SettingOption, **options)
+
+
+class SettingOption(click.Option):
+    """An option made by :func:`setting_option`: its value is the setting of the same name."""
+
+
+def setting_values(ctx: click.Context) -> dict[str, Any]:
+    """The values of this command's :func:`setting_option` options (``None``: not given)."""
+    return {
+        str(p.name): ctx.params.get(str(p.name))
+        for p in ctx.command.params
+        if isinstance(p, SettingOption)
+    }
 
 
 def setting_flags(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,9 +111,11 @@ def setting_flags(values: Mapping[str, Any]) -> dict[str, Any]:
     return flags
 
 
-def settings_from(ctx: click.Context, values: Mapping[str, Any]) -> Settings:
-    """Resolve the settings (flags > env > config file > defaults) for this command."""
+def settings_from(ctx: click.Context, values: Optional[Mapping[str, Any]] = None) -> Settings:
+    """Resolve the settings (flags > env > config file > defaults) for this command: the one
+    place every command gets them. ``values`` default to :func:`setting_values`."""
     from ..config import load_settings
     from .common import global_options_of
 
-    return load_settings(setting_flags(values), config_file=global_options_of(ctx).config)
+    given = setting_values(ctx) if values is None else values
+    return load_settings(setting_flags(given), config_file=global_options_of(ctx).config)

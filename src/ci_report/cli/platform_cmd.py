@@ -10,7 +10,8 @@ import click
 
 from ..console import Console
 from ..errors import EXIT_CODES, CiReportError, ConfigError, InputError
-from .common import global_options, global_options_of, run
+from .common import global_options, run
+from .options import setting_option, settings_from
 
 EXIT_MEANINGS = EXIT_CODES["trigger"]
 
@@ -62,12 +63,6 @@ It stops at the first failing step and prints its fix.
 Exit codes: 0 all good, 1 a step failed."""
 
 
-def _settings(ctx: click.Context, flags: dict[str, Any]) -> Any:
-    from ..config import load_settings
-
-    return load_settings(flags, config_file=global_options_of(ctx).config)
-
-
 def _usage_code(err: CiReportError) -> int:
     """trigger/sync: configuration and usage errors exit 2 (docs/design.md section 3)."""
     if isinstance(err, (ConfigError, InputError)):
@@ -94,10 +89,8 @@ def _echo_json(console: Console, data: Any) -> None:
 
 
 def jenkins_options(f: Any) -> Any:
-    f = click.option(
-        "--jenkins-user", help="Jenkins user [env JENKINS_USER]; the token: env JENKINS_TOKEN."
-    )(f)
-    f = click.option("--jenkins-url", help="Jenkins base URL [env JENKINS_URL].")(f)
+    f = setting_option("jenkins_user")(f)
+    f = setting_option("jenkins_url")(f)
     return f
 
 
@@ -113,18 +106,8 @@ def jenkins_options(f: Any) -> Any:
     help="A build parameter (repeatable; repeat a key for multi-value).",
 )
 @click.option("--wait", is_flag=True, help="Wait for the build's result (else: its number).")
-@click.option(
-    "--queue-timeout",
-    type=float,
-    metavar="S",
-    help="Max seconds until the build starts [default 600].",
-)
-@click.option(
-    "--build-timeout",
-    type=float,
-    metavar="S",
-    help="Max seconds for the build once started [default 3600].",
-)
+@setting_option("queue_timeout", metavar="S")
+@setting_option("build_timeout", metavar="S")
 @click.option(
     "--cancel-on-timeout",
     is_flag=True,
@@ -161,16 +144,13 @@ def trigger(
     job: str,
     params: tuple[str, ...],
     wait: bool,
-    queue_timeout: Optional[float],
-    build_timeout: Optional[float],
     cancel_on_timeout: bool,
     as_json: bool,
     trigger_id_param: Optional[str],
     poll_interval: float,
     ledger_db: Optional[str],
     run_id: Optional[str],
-    jenkins_url: Optional[str],
-    jenkins_user: Optional[str],
+    **_settings: Any,
 ) -> None:
     """Trigger a Jenkins job, find the build it started, and optionally wait for its result."""
 
@@ -187,15 +167,7 @@ def trigger(
                 f"--db {ledger_db} (or the receiver with --db)",
             )
 
-        settings = _settings(
-            ctx,
-            {
-                "jenkins_url": jenkins_url,
-                "jenkins_user": jenkins_user,
-                "queue_timeout": queue_timeout,
-                "build_timeout": build_timeout,
-            },
-        )
+        settings = settings_from(ctx)
         pairs = parse_params(params)
         client = _client(settings, console)
         if ledger_db:
@@ -374,30 +346,15 @@ not be checked (Jenkins unreachable or refusing), 2 usage or configuration."""
 
 
 @click.command(epilog=RECONCILE_EPILOG)
-@click.option("--db", metavar="DB", help="The run ledger [env CI_REPORT_DB].")
+@setting_option("ledger_db", "--db", metavar="DB")
 @click.option("--once", is_flag=True, help="One pass, then exit (for cron).")
-@click.option("--interval", type=float, metavar="S", help="Seconds between passes [default 30].")
-@click.option(
-    "--callback-grace",
-    type=float,
-    metavar="S",
-    help="Seconds a finished build's callback may take before it is synced [default 120].",
-)
-@click.option(
-    "--build-timeout",
-    type=float,
-    metavar="S",
-    help="Seconds a build may run before its run is timed_out [default: no limit].",
-)
+@setting_option("reconcile_interval", "--interval", metavar="S")
+@setting_option("callback_grace", metavar="S")
+@setting_option("run_build_timeout", "--build-timeout", metavar="S")
 @click.option(
     "--abort-on-timeout", is_flag=True, help="Also stop a build that timed out in Jenkins."
 )
-@click.option(
-    "--expire-after",
-    type=float,
-    metavar="S",
-    help="Seconds a run may stay open before it is expired [default 86400].",
-)
+@setting_option("expire_after", metavar="S")
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 64),
@@ -411,17 +368,11 @@ not be checked (Jenkins unreachable or refusing), 2 usage or configuration."""
 @click.pass_context
 def reconcile(
     ctx: click.Context,
-    db: Optional[str],
     once: bool,
-    interval: Optional[float],
-    callback_grace: Optional[float],
-    build_timeout: Optional[float],
     abort_on_timeout: bool,
-    expire_after: Optional[float],
     concurrency: int,
     as_json: bool,
-    jenkins_url: Optional[str],
-    jenkins_user: Optional[str],
+    **_settings: Any,
 ) -> None:
     """Move every open run of the ledger on until it is final (one pass, or every --interval)."""
 
@@ -430,18 +381,7 @@ def reconcile(
 
         from ..platform.tracking import open_tracking
 
-        settings = _settings(
-            ctx,
-            {
-                "jenkins_url": jenkins_url,
-                "jenkins_user": jenkins_user,
-                "ledger_db": db,
-                "callback_grace": callback_grace,
-                "run_build_timeout": build_timeout,
-                "expire_after": expire_after,
-                "reconcile_interval": interval,
-            },
-        )
+        settings = settings_from(ctx)
         if not settings.ledger_db:
             raise InputError("no run ledger", fix="pass --db runs.db (or set CI_REPORT_DB)")
         if not settings.jenkins_url:
@@ -493,10 +433,7 @@ def reconcile(
 @click.option(
     "--max", "max_entries", type=click.IntRange(min=1), help="Batch: process at most N entries."
 )
-@click.option(
-    "--url",
-    help="Callback URL [env CI_REPORT_URL or API_CALLBACK_URL]; never the one in the artifact.",
-)
+@setting_option("url", help="Callback URL; never the one in the artifact")
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON summary line per build on stdout."
 )
@@ -513,8 +450,7 @@ def sync(
     max_entries: Optional[int],
     url: Optional[str],
     as_json: bool,
-    jenkins_url: Optional[str],
-    jenkins_user: Optional[str],
+    **_settings: Any,
 ) -> None:
     """Recover a finished build's callback from Jenkins and (with --deliver) send it."""
 
@@ -528,7 +464,7 @@ def sync(
                 "missing JOB and BUILD",
                 fix="ci-report sync team/app/main 42, or --from FILE for a batch",
             )
-        settings = _settings(ctx, {"jenkins_url": jenkins_url, "jenkins_user": jenkins_user})
+        settings = settings_from(ctx)
         client = _client(settings, console)
         try:
             if from_file:
@@ -621,25 +557,19 @@ def _print_sync(console: Console, o: Any, deliver: bool) -> None:
 
 # -- diagnose -----------------------------------------------------------------------------
 @click.command(epilog=DIAGNOSE_EPILOG)
-@click.option("--url", help="Callback URL [env CI_REPORT_URL, or API_CALLBACK_URL + path].")
-@click.option(
-    "--ca-bundle",
-    type=click.Path(dir_okay=False),
-    help="PEM file of CAs to trust [env CI_REPORT_CA_BUNDLE, REQUESTS_CA_BUNDLE].",
-)
+@setting_option("url")
+@setting_option("ca_bundle", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the steps as JSON on stdout.")
 @global_options
 @click.pass_context
-def diagnose(
-    ctx: click.Context, url: Optional[str], ca_bundle: Optional[str], as_json: bool
-) -> None:
+def diagnose(ctx: click.Context, url: Optional[str], as_json: bool, **_settings: Any) -> None:
     """Check the callback endpoint step by step; stop at the first broken step with its fix."""
 
     def action(console: Console) -> int:
         from ..callback.diagnose import Step
         from ..callback.diagnose import diagnose as run_diagnose
 
-        settings = _settings(ctx, {"url": url, "ca_bundle": ca_bundle})
+        settings = settings_from(ctx)
         for secret in settings.secrets():
             console.add_secret(secret)
         target = url or settings.callback_url
