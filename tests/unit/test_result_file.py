@@ -92,7 +92,7 @@ def test_truncated_on_disk_spill_lists_every_case(tmp_path: Path) -> None:
         spill.add(c)
     assert spill._file is not None  # beyond the limit: spilled to a file
     spill_files = list(spill_dir.iterdir())
-    assert len(spill_files) == 1 and spill_files[0].suffix == ".jsonl"
+    assert len(spill_files) == 1 and spill_files[0].suffix == ".part"
     path = tmp_path / "out" / "callback.json"
     data = write(path, payload(cases[:10], truncated=True), spill)
     assert data["allResults"] == cases
@@ -126,3 +126,31 @@ def test_rewrite_replaces_atomically(tmp_path: Path) -> None:
     data = read_result_file(path)
     assert data["outcome"] == "queued" and data["error"] == "HTTP 503" and data["url"] is None
     assert [p.name for p in tmp_path.iterdir()] == ["callback.json"]
+
+
+def test_case_results_spill_in_batches_and_rewrite_is_identical(tmp_path: Path) -> None:
+    """The callback hands the spill CaseResults; beyond the limit they are encoded in batches
+    (case_entry, keys sorted) and both writes of persist-first give the same allResults."""
+    from ci_report.callback import result_file
+    from ci_report.callback.payload import case_entry
+    from ci_report.junit import CaseResult
+
+    n = result_file.BATCH * 3 + 17
+    cases = [
+        CaseResult(
+            f"t{i}", "C", "failed" if i % 7 == 0 else "passed", i, None, None, i == 3, "f", "S"
+        )
+        for i in range(n)
+    ]
+    spill = ResultSpill(limit=50, directory=tmp_path / "spill")
+    for c in cases:
+        spill.add(c)
+    assert spill._written == 51 + 2 * result_file.BATCH  # the rest waits for the next batch
+    body = payload([case_entry(c) for c in cases[:50]], truncated=True)
+    first = write(tmp_path / "callback.json", body, spill)
+    second = write(tmp_path / "callback.json", body, spill)
+    assert first["allResults"] == second["allResults"] == [case_entry(c) for c in cases]
+    assert first["allResults"][3]["flaky"] is True
+    raw = (tmp_path / "callback.json").read_bytes()
+    assert b'{"caseId": null, "caseName": "t0", "className": "C", "duration": 0' in raw
+    spill.close()

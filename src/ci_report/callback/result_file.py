@@ -2,15 +2,16 @@
 
 The Jenkins library archives it and ``ci-report sync`` reads it back. It holds the payload, the
 delivery id and the outcome, never a secret. When the payload's ``results`` were capped, every
-case is listed under ``allResults`` (streamed from a spill file, so memory stays flat).
+case is listed under ``allResults``, streamed from a spill file encoded in batches, so memory stays
+flat and a rewrite (persist-first writes the file twice) copies bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Optional
@@ -21,54 +22,80 @@ from ..jenkins_env import strip_credentials
 RESULT_SCHEMA = "ci-report/callback-result/v1"
 
 
+#: entries encoded per ``json.dumps`` call once the spill is on disk (batched encoding)
+BATCH = 1000
+_COPY_BYTES = 1 << 20
+
+
+def _entry(item: Any) -> dict[str, Any]:
+    if isinstance(item, dict):
+        return item
+    from .payload import case_entry  # a CaseResult
+
+    return case_entry(item)
+
+
 class ResultSpill:
-    """Collects every case entry: in memory up to ``limit``, then in a temporary JSON-lines
-    file. Only needed when a result file is written."""
+    """Every case for ``allResults``: kept as given (``CaseResult`` objects the parser holds
+    anyway, or entry dicts) up to ``limit``; beyond that encoded in batches of :data:`BATCH`
+    into a temporary file that already holds the array's text. Writing the result file then
+    copies bytes, so the persist-first write (``queued``) and the final one cost a copy each,
+    not a per-case re-encoding. Only needed when a result file is written."""
 
     def __init__(self, limit: int, directory: Optional[Path] = None) -> None:
         self.limit = max(0, limit)
         self.count = 0
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[Any] = []
         self._directory = directory
-        self._file: Optional[IO[str]] = None
+        self._file: Optional[IO[bytes]] = None
         self._path: Optional[str] = None
+        self._written = 0  # entries already encoded into the file
 
-    def add(self, entry: dict[str, Any]) -> None:
+    def add(self, entry: Any) -> None:
+        """One case: an entry dict (``payload.case_entry``) or a ``CaseResult``."""
         self.count += 1
+        self._buffer.append(entry)
         if self._file is None:
-            self._buffer.append(entry)
             if len(self._buffer) > self.limit:
                 self._open_spill()
-            return
-        self._file.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+        elif len(self._buffer) >= BATCH:
+            self._encode_buffer()
 
     def _open_spill(self) -> None:
         if self._directory is not None:
             self._directory.mkdir(parents=True, exist_ok=True)
         fd, self._path = tempfile.mkstemp(
-            prefix=".ci-report-results-", suffix=".jsonl", dir=self._directory
+            prefix=".ci-report-results-", suffix=".part", dir=self._directory
         )
-        self._file = os.fdopen(fd, "w", encoding="utf-8")
-        for entry in self._buffer:
-            self._file.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+        self._file = os.fdopen(fd, "wb")
+        self._encode_buffer()
+
+    def _encode_buffer(self) -> None:
+        assert self._file is not None
+        buffer = self._buffer
+        for start in range(0, len(buffer), BATCH):
+            batch = [_entry(item) for item in buffer[start : start + BATCH]]
+            text = json.dumps(batch, ensure_ascii=False, sort_keys=True)[1:-1]
+            self._file.write((", " if self._written else "").encode() + text.encode("utf-8"))
+            self._written += len(batch)
         self._buffer = []
 
-    def write_json_array(self, out: IO[str]) -> None:
-        out.write("[")
-        first = True
-        if self._file is None:
-            for entry in self._buffer:
-                out.write(("" if first else ",") + json.dumps(entry, ensure_ascii=False))
-                first = False
-        else:
+    def write_json_array(self, out: IO[bytes]) -> None:
+        """The JSON array of every case, to a binary stream."""
+        out.write(b"[")
+        if self._file is not None:
+            if self._buffer:
+                self._encode_buffer()
             self._file.flush()
-            with open(self._path or "", encoding="utf-8") as fh:
-                for line in fh:
-                    out.write(("" if first else ",") + line.rstrip("\n"))
-                    first = False
-        out.write("]")
+            with open(self._path or "", "rb") as fh:
+                shutil.copyfileobj(fh, out, _COPY_BYTES)
+        elif self._buffer:
+            batch = [_entry(item) for item in self._buffer]
+            out.write(json.dumps(batch, ensure_ascii=False, sort_keys=True)[1:-1].encode())
+        out.write(b"]")
 
     def close(self) -> None:
+        self._buffer = []
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -108,14 +135,11 @@ def write_result_file(
     # stream: {head..., "payload": <bytes>, "allResults": [...]}
     assert spill is not None
     with atomic_writer(path, mode=0o644) as raw:
-        out = io.TextIOWrapper(raw, encoding="utf-8")
-        out.write(json.dumps(head, ensure_ascii=False)[:-1] + ',"payload":')
-        out.write(payload_bytes.decode("utf-8"))
-        out.write(',"allResults":')
-        spill.write_json_array(out)
-        out.write("}\n")
-        out.flush()
-        out.detach()
+        raw.write(json.dumps(head, ensure_ascii=False)[:-1].encode() + b',"payload":')
+        raw.write(payload_bytes)
+        raw.write(b',"allResults":')
+        spill.write_json_array(raw)
+        raw.write(b"}\n")
     return path
 
 

@@ -93,9 +93,7 @@ def collect(settings: Settings, console: Console, spill: Optional[ResultSpill]) 
             f"(--since), e.g. {discovery.skipped_old[0]}"
         )
     case_map = _load_case_map(settings, console)
-    from .payload import case_entry
-
-    on_case = (lambda case: spill.add(case_entry(case))) if spill is not None else None
+    on_case = spill.add if spill is not None else None  # CaseResults, encoded only if needed
     run = parse_reports(
         discovery.files,
         max_results=settings.max_results,
