@@ -129,8 +129,9 @@ EXIT_CODES: dict[str, dict[int, str]] = {
     ),
     "reconcile": _table(
         {
-            EXIT_OK: "the pass (or every pass) ran",
-            EXIT_FAILURE: "--once: the pass had errors",
+            EXIT_OK: "the pass ran (runs may stay open: see the output)",
+            EXIT_FAILURE: "--once: some runs could not be checked (Jenkins unreachable or "
+            "refusing)",
             EXIT_USAGE: "usage or configuration error (no ledger, no Jenkins URL)",
             EXIT_LOST: _INTERNAL,
         }

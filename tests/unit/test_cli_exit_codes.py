@@ -73,3 +73,22 @@ def test_trigger_and_sync_codes_come_from_the_table() -> None:
 
 def test_image_watch_does_not_exit_with_a_signal_code() -> None:
     assert not {129, 130, 143} & set(EXIT_CODES["image-watch"])
+
+
+def test_help_lists_the_exit_codes_from_the_table() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from ci_report.cli import cli
+
+    ctx = click.Context(cli)
+    for name in sorted(set(COMMANDS) - {"config"}):  # config --help: the config helper's
+        out = CliRunner().invoke(cli, [name, "--help"], terminal_width=200).output
+        own = out.split("Exit codes:", 1)[1]
+        for code, meaning in EXIT_CODES[name].items():
+            if COMMON_EXIT_CODES.get(code) == meaning:
+                also = next(ln for ln in own.splitlines() if ln.strip().startswith("and "))
+                assert re.search(rf"\b{code}\b", also), (name, code)
+            else:
+                assert re.search(rf"^\s+{code}  {re.escape(meaning[:30])}", own, re.M), (name, code)
+        assert cli.get_command(ctx, name) is not None

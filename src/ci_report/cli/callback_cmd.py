@@ -7,8 +7,8 @@ from typing import Any, Optional
 import click
 
 from ..console import Console
-from ..errors import EXIT_OK
-from .common import StrictSwitch, global_options, run_lenient
+from ..errors import EXIT_OK, EXIT_TEMPFAIL
+from .common import StrictSwitch, exit_codes_epilog, global_options, run_lenient
 from .options import setting_option, settings_from
 
 CALLBACK_EPILOG = """\b
@@ -21,8 +21,9 @@ Examples:
 \b
 Environment: CI_REPORT_URL or API_CALLBACK_URL (+ /api/jenkins/callback), RUN_ID,
 JENKINS_API_KEY, JENKINS_JWT_SECRET, JENKINS_SIGNATURE_SECRET (any combination),
-CI_REPORT_OUTBOX. Exit codes: 0; with --strict 75 queued, 65 rejected, 78 configuration
-error, 70 internal error."""
+CI_REPORT_OUTBOX.
+
+""" + exit_codes_epilog("callback")
 
 
 @click.command(epilog=CALLBACK_EPILOG)
@@ -76,7 +77,10 @@ def callback(ctx: click.Context, dry_run: bool, output: Optional[str], **opts: A
 Examples:
   ci-report flush                       # resend everything in the outbox
   ci-report flush --url https://platform.example.com/api/jenkins/callback
-  ci-report flush --list                # show what is waiting, send nothing"""
+  ci-report flush --list                # show what is waiting, send nothing
+
+"""
+    + exit_codes_epilog("flush")
 )
 @setting_option("outbox", type=click.Path(file_okay=False))
 @click.option("--url", "url_override", help="Send every entry here instead of its own URL.")
@@ -88,7 +92,9 @@ Examples:
     help="Also send entries made for the configured URL with other credentials (after fixing "
     "a wrong key), signed with the current ones. Only when the outbox is known to be yours.",
 )
-@setting_option("strict", help="Exit 75 if entries remain or were moved to dead/")
+@setting_option(
+    "strict", help="Exit " + str(EXIT_TEMPFAIL) + " if entries remain or were moved to dead/"
+)
 @global_options
 @click.pass_context
 def flush(
@@ -105,7 +111,7 @@ def flush(
     def action(console: Console) -> int:
         from ..callback.outbox import BadEntry, Outbox, UntrustedOutbox
         from ..callback.service import flush_outbox
-        from ..errors import EXIT_TEMPFAIL, ConfigError
+        from ..errors import ConfigError
 
         settings = settings_from(ctx)
         strict.on = settings.strict

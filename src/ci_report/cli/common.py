@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, TypeVar, Union
 import click
 
 from ..console import Console, set_console
-from ..errors import EXIT_SOFTWARE, CiReportError, Interrupted
+from ..errors import COMMON_EXIT_CODES, EXIT_CODES, EXIT_SOFTWARE, CiReportError, Interrupted
 
 F = TypeVar("F", bound=Callable[..., Any])
 _META_KEY = "ci_report.globals"
@@ -84,6 +84,29 @@ def global_options(f: F) -> F:
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def exit_codes_epilog(command: str) -> str:
+    """The "Exit codes" paragraph of ``command --help``, made from ``errors.EXIT_CODES`` (the
+    one table; docs/design.md states the same)."""
+    import textwrap
+
+    table = EXIT_CODES[command]
+    lines = ["\b", "Exit codes:"]
+    for code, meaning in table.items():
+        if COMMON_EXIT_CODES.get(code) == meaning:
+            continue
+        first, *rest = textwrap.wrap(meaning, width=88) or [""]
+        lines.append(f"  {code:>3}  {first}")
+        lines.extend(f"       {line}" for line in rest)
+    common = [c for c, m in COMMON_EXIT_CODES.items() if table.get(c) == m]
+    signals = "/".join(str(c) for c in sorted(common, reverse=True) if c != 2)
+    also = (["2 a usage error"] if 2 in common else []) + (
+        [f"{signals} after SIGTERM/SIGINT/SIGHUP"] if signals else []
+    )
+    if also:
+        lines.append("  and " + ", ".join(also) + ".")
+    return "\n".join(lines)
 
 
 def install_signal_handlers() -> None:

@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional
 import click
 
 from ..errors import EXIT_FAILURE, CiReportError, Interrupted
-from .common import global_options, run
+from .common import exit_codes_epilog, global_options, run
 from .options import setting_option, settings_from
 
 _SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -60,7 +60,9 @@ Examples:
       --destination reg.example.com/team/app:1.2
 \b
 Flags after -- go to the executor; --log-format=text and --push-retry=3 are added unless set.
-Exit code: the executor's own; 0 pushed or skipped; 1 when preflight stops the run.""",
+
+"""
+    + exit_codes_epilog("image-push"),
 )
 @_run_options
 @click.option(
@@ -97,7 +99,10 @@ Examples (Kubernetes pod with a python and a kaniko container):
 Removes the rc, log, times and version files of an earlier run, then writes
 <workdir>/kaniko-run.sh (busybox sh, set -o pipefail, busybox timeout, Kaniko's --cleanup, and
 --pre-cleanup when the kaniko container was used before) and <workdir>/image-plan.json;
---json prints exactly the plan JSON on stdout.""",
+--json prints exactly the plan JSON on stdout.
+
+"""
+    + exit_codes_epilog("image-plan"),
 )
 @_run_options
 @click.option(
@@ -137,7 +142,9 @@ Examples:
 An rc, log or times file older than the plan is an earlier run's and is never used; an rc file
 that disagrees with --step-exit is refused (stale-result); no rc file and --step-exit 127 means
 the script never ran (script-never-ran).
-Exit code: the executor's (from the rc file); 0 when pushed or skipped.""",
+
+"""
+    + exit_codes_epilog("image-diagnose"),
 )
 @click.option(
     "--plan",
@@ -182,7 +189,9 @@ Examples (in the python container, in parallel with the kaniko step):
 Prints a heartbeat with the phase, the upload rate (transmitted bytes of the pod's shared network
 namespace, /proc/net/dev) and the time left while Kaniko is silent. Stops by itself when this
 run's rc file appears or the plan's timeout + kill grace + --grace has passed.
-Exit code: always 0 (it never fails the build), except 1 for an unreadable plan.""",
+
+"""
+    + exit_codes_epilog("image-watch"),
 )
 @click.option(
     "--plan",

@@ -10,7 +10,7 @@ import click
 
 from ..console import Console
 from ..errors import EXIT_CODES, CiReportError, ConfigError, InputError
-from .common import global_options, run
+from .common import exit_codes_epilog, global_options, run
 from .options import setting_option, settings_from
 
 EXIT_MEANINGS = EXIT_CODES["trigger"]
@@ -29,12 +29,12 @@ Define a string parameter CI_REPORT_TRIGGER_ID on the job: ci-report then sends 
 UUID in it, so identical triggers never merge into one build, retries after a lost answer
 are safe, and the build can always be found again.
 \b
-Exit codes: 0 SUCCESS (or build started, without --wait), 1 FAILURE, 2 usage/config,
-3 lost/unknown, 4 cancelled, 5 timed out, 6 UNSTABLE, 7 ABORTED/NOT_BUILT;
-143/130 on SIGTERM/SIGINT (after cancelling the queue item or stopping the build).
+On SIGTERM/SIGINT it cancels the queue item or stops the build, then exits 143/130.
 --json prints {queueId, merged, number, url, result, durationMs, waitedSeconds, outcome,
 triggerId, code, message}: one line for every outcome, failures and SIGTERM/SIGINT
-included ("failed" and "interrupted"; code names a failure: job-not-found, auth-refused, ...)."""
+included ("failed" and "interrupted"; code names a failure: job-not-found, auth-refused, ...).
+
+""" + exit_codes_epilog("trigger")
 
 SYNC_EPILOG = """\b
 Examples:
@@ -46,10 +46,8 @@ stuck-runs.jsonl holds one {"runId": 64, "job": "team/app/main", "build": 42} pe
 A finished build's archived ci-report/callback.json is resent under its original
 delivery id (the receiver dedupes, so a late original is never applied twice); without
 it the payload comes from the build result and Jenkins' testReport (status only if none).
-\b
-Exit codes: 0 done (recovered, or still running: nothing sent), 1 delivery failed
-(kept in the outbox), Jenkins unreachable, or (batch) an entry failed, 2 usage or
-configuration (e.g. Jenkins refused the credentials), 3 nothing to recover (no such build)."""
+
+""" + exit_codes_epilog("sync")
 
 DIAGNOSE_EPILOG = """\b
 Examples:
@@ -60,7 +58,8 @@ Examples:
 Steps: config, proxy, dns, tcp, tls, route (POST <url>/test), clock (Date header vs the
 ±300 s signature tolerance), then one request per auth mode signed with that mode alone.
 It stops at the first failing step and prints its fix.
-Exit codes: 0 all good, 1 a step failed."""
+
+""" + exit_codes_epilog("diagnose")
 
 
 def _usage_code(err: CiReportError) -> int:
@@ -340,9 +339,8 @@ timed out (--build-timeout), finished without a callback after --callback-grace 
 (archived callback.json under its original delivery id, else Jenkins' test report, else
 status only), gone -> lost, older than --expire-after -> expired. Jenkins unreachable leaves
 runs open (reported), never lost.
-\b
-Exit codes (--once): 0 the pass ran (runs may stay open: see the output), 1 some runs could
-not be checked (Jenkins unreachable or refusing), 2 usage or configuration."""
+
+""" + exit_codes_epilog("reconcile")
 
 
 @click.command(epilog=RECONCILE_EPILOG)

@@ -10,7 +10,7 @@ import click
 
 from ..console import Console
 from ..verify import MODES
-from .common import global_options, run
+from .common import exit_codes_epilog, global_options, run
 from .options import setting_option, settings_from
 
 DEFAULT_DB = "ci-report-receiver.sqlite3"
@@ -28,7 +28,10 @@ JENKINS_API_KEY, JENKINS_JWT_SECRET, JENKINS_SIGNATURE_SECRET (several whsec_ se
 by spaces are all accepted; a raw secret is kept whole), and CI_REPORT_API_TOKEN for the
 management API (/api/executions, the page): without it, that API is served to loopback clients
 only. An API key alone is a bearer secret without integrity: --require hmac (or jwt) makes a
-signature mandatory."""
+signature mandatory.
+
+"""
+    + exit_codes_epilog("receiver")
 )
 @setting_option("receiver_host", "--host")
 @setting_option("receiver_port", "--port")
@@ -163,7 +166,10 @@ def receiver(ctx: click.Context, **values: Any) -> None:
     epilog="""\b
 Examples:
   ci-report demo
-  ci-report demo --json | python3 -m json.tool"""
+  ci-report demo --json | python3 -m json.tool
+
+"""
+    + exit_codes_epilog("demo")
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what arrived as JSON on stdout.")
 @click.option("--keep", is_flag=True, help="Keep the demo's files (receiver database, outbox).")
