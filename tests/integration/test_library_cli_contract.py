@@ -416,3 +416,91 @@ def test_install_creates_the_venv_then_reuses_it(
     assert out.strip() == "ci-report 0.1.0"
     assert second["returned"] == exe and len(second["sh"]) == 1, second
     assert second["log"] == [f"ci-report 0.1.0 is already installed in {venv}"]
+
+
+# Values a Jenkinsfile might pass: numbers and their text, fractions, zero, negatives, keywords.
+CONTRACT_SAMPLES: list[Any] = [
+    "auto",
+    " AUTO ",
+    "10m",
+    "1800",
+    "1800.5",
+    1800,
+    1800.5,
+    0.5,
+    "0.5",
+    1,
+    "1",
+    0,
+    "0",
+    "0.0",
+    -1,
+    "-1",
+]
+
+
+def test_library_contract_matches_the_cli_contract(groovy: str, tmp_path: Path) -> None:
+    """Contract.groovy's enums and option rules equal what `ci-report config --json` publishes,
+    and the library's checks accept exactly the values the CLI accepts (timeout '1800.5' yes,
+    bandwidth 0 no)."""
+    from ci_report.config import load_settings
+    from ci_report.errors import ConfigError
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "ci_report", "config", "--json"],
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    cli = json.loads(proc.stdout)["contract"]
+    values = tmp_path / "values.json"
+    options = ["timeout", "bandwidth", "timeoutCap", "deadlineSeconds", "maxAttempts"]
+    options += ["connectTimeoutSeconds", "readTimeoutSeconds"]
+    values.write_text(json.dumps({o: CONTRACT_SAMPLES for o in options}))
+    env = _clean_env()
+    env["JAVA_HOME"] = _java17()
+    dump = subprocess.run(
+        [groovy, "-cp", "test:src:test/stubs", "test/tools/contract_dump.groovy", str(values)],
+        cwd=str(LIB),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dump.returncode == 0, dump.stdout + dump.stderr
+    lib = json.loads(dump.stdout)
+    ours = lib["contract"]
+
+    assert ours["buildResults"] == cli["enums"]["buildResults"]
+    assert ours["timeoutKeywords"] == cli["enums"]["timeoutKeywords"]
+    assert set(ours["limits"]) == set(options)
+    for option, rule in ours["limits"].items():
+        published = cli["limits"][rule["setting"]]
+        for bound in ("minimum", "exclusiveMinimum", "maximum"):
+            assert rule.get(bound) == published.get(bound), (option, bound, rule, published)
+        assert rule.get("keywords", []) == published.get("keywords", []), option
+    callback_codes = {str(code) for code in ours["callbackExitCodes"]}
+    assert callback_codes <= set(cli["exitCodes"]["callback"]), callback_codes
+
+    empty_config = tmp_path / "empty.toml"
+    empty_config.write_text("")
+
+    def cli_accepts(setting: str, value: Any) -> bool:
+        # The library hands the CLI each value as text; the CLI resolves it as it does for any run.
+        env = {cli["limits"][setting]["env"][0]: str(value)}
+        try:
+            load_settings({}, env=env, cwd=tmp_path, config_file=str(empty_config))
+        except ConfigError:
+            return False
+        return True
+
+    disagreements = []
+    for option, verdicts in lib["verdicts"].items():
+        setting = ours["limits"][option]["setting"]
+        for value, library_ok in zip(CONTRACT_SAMPLES, verdicts):
+            cli_ok = cli_accepts(setting, value)
+            if library_ok != cli_ok:
+                disagreements.append(f"{option}={value!r}: library {library_ok}, CLI {cli_ok}")
+    assert not disagreements, "\n".join(disagreements)

@@ -298,7 +298,7 @@ class CallbackTest extends StepTestBase {
     ciReport.callback(deadlineSeconds: null, maxAttempts: null, connectTimeoutSeconds: null, readTimeoutSeconds: null)
     assertFalse(h.shCalls()[0].script.contains('--deadline'))
     assertFalse(h.shCalls()[0].env.containsKey('CI_REPORT_READ_TIMEOUT'))
-    assertContainsAll(expectError { ciReport.callback(deadlineSeconds: 0) }, ['deadlineSeconds must be a number greater than 0'])
+    assertContainsAll(expectError { ciReport.callback(deadlineSeconds: 0) }, ['deadlineSeconds must be a positive number'])
   }
 
   @Test

@@ -67,6 +67,16 @@ class ImagePushTest extends StepTestBase {
   }
 
   @Test
+  void fractionalTimeoutAndTimeoutCapReachTheCliAsTheCliAcceptsThem() {
+    // The CLI accepts a fractional --timeout (cut to whole seconds) and needs --bandwidth > 0 (Contract.LIMITS).
+    ciReport.imagePush(mode: 'direct', destinations: 'r.example/a:b', timeout: '1800.5', timeoutCap: 3000)
+    assertTrue(h.shCalls()[0].script.contains('--timeout 1800.5 --report ci-report/image-push.json --timeout-cap 3000'))
+    setUpHarness()
+    ciReport.imagePush(mode: 'direct', destinations: 'r.example/a:b', timeout: ' AUTO ', bandwidth: '0.5')
+    assertTrue(h.shCalls()[0].script.contains('--bandwidth 0.5'))
+  }
+
+  @Test
   void directModeFailureFailsWithTheDiagnosisSummary() {
     h.onSh('ci-report image-push', 143, '') { s -> h.files['ci-report/image-push.json'] = FAILED_REPORT }
     String message = expectError { ciReport.imagePush(mode: 'direct', destinations: DESTS) }
@@ -208,7 +218,9 @@ class ImagePushTest extends StepTestBase {
   void optionErrors() {
     assertTrue(expectError { ciReport.imagePush() }.contains('destinations is required'))
     assertTrue(expectError { ciReport.imagePush(destinations: DESTS, mode: 'docker') }.contains("mode must be 'direct' or 'kubernetes'"))
-    assertTrue(expectError { ciReport.imagePush(destinations: DESTS, timeout: '10m') }.contains("timeout must be 'auto' or a number"))
+    assertTrue(expectError { ciReport.imagePush(destinations: DESTS, timeout: '10m') }.contains("timeout must be 'auto' or a positive number"))
+    assertTrue(expectError { ciReport.imagePush(destinations: DESTS, bandwidth: 0) }.contains('bandwidth must be a positive number'))
+    assertTrue(expectError { ciReport.imagePush(destinations: DESTS, timeoutCap: '-5') }.contains('timeoutCap must be'))
     assertTrue(expectError { ciReport.imagePush(destinations: DESTS, extraArgs: '--cache') }.contains('extraArgs must be a list'))
     String message = expectError { ciReport.imagePush(destinations: DESTS, kanikoImage: 'x') }
     assertTrue(message.startsWith('ciReport.imagePush: unknown option(s) kanikoImage; known options: archive, bandwidth'))

@@ -17,7 +17,12 @@ Examples:
   ci-report config                 # table on stderr
   ci-report config --json          # JSON on stdout, for scripts"""
 )
-@click.option("--json", "as_json", is_flag=True, help="Print settings and build context as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print settings, build context and the contract (enums, limits, exit codes) as JSON.",
+)
 @global_options
 @click.pass_context
 def config(ctx: click.Context, as_json: bool) -> None:
@@ -26,6 +31,7 @@ def config(ctx: click.Context, as_json: bool) -> None:
 
     def action(console: Console) -> int:
         from ..config import load_settings
+        from ..contract import contract
         from ..jenkins_env import BuildContext
 
         settings = load_settings({}, config_file=global_options_of(ctx).config)
@@ -38,6 +44,7 @@ def config(ctx: click.Context, as_json: bool) -> None:
                 "callbackUrl": settings.callback_url,
                 "authModes": settings.auth_modes,
                 "build": context.as_dict(),
+                "contract": contract(),
             }
             json.dump(console.redactor.redact_obj(data), sys.stdout, indent=2)
             sys.stdout.write("\n")

@@ -99,6 +99,9 @@ class Commands implements Serializable {
     if (c.bandwidth != null) {
       w.addAll(['--bandwidth', c.bandwidth.toString()])
     }
+    if (c.timeoutCap != null) {
+      w.addAll(['--timeout-cap', c.timeoutCap.toString()])
+    }
     if (c.executor) {
       w.addAll(['--executor', c.executor.toString()])
     }

@@ -18,7 +18,7 @@ class StepOptions implements Serializable {
 
   static final List<String> CREDENTIAL_OPTIONS = ['apiKeyCredentialsId', 'jwtCredentialsId', 'signatureCredentialsId']
 
-  static final List<String> BUILD_RESULTS = ['SUCCESS', 'UNSTABLE', 'FAILURE', 'ABORTED', 'NOT_BUILT']
+  static final List<String> BUILD_RESULTS = Contract.BUILD_RESULTS
 
   static final List<String> IMAGE_PUSH_MODES = ['direct', 'kubernetes']
 
@@ -92,6 +92,7 @@ class StepOptions implements Serializable {
       timeout: 'auto',
       report: 'ci-report/image-push.json',
       bandwidth: null,
+      timeoutCap: null,             // seconds 'auto' never exceeds (--timeout-cap): the stage's own timeout()
       skipIfNoDockerfile: false,
       executor: null,
       workdir: '.ci-report',
@@ -148,7 +149,7 @@ class StepOptions implements Serializable {
     problems.addAll(checkNumber('callback', 'durationMs', c.durationMs))
     problems.addAll(checkNumber('callback', 'since', c.since))
     ['deadlineSeconds', 'maxAttempts', 'connectTimeoutSeconds', 'readTimeoutSeconds'].each { k ->
-      problems.addAll(checkPositive('callback', k, c[k]))
+      problems.addAll(Contract.check('callback', k, c[k]))
     }
     problems.addAll(checkStringList('callback', 'junit', c.junit, true))
     problems.addAll(checkStringList('callback', 'extraArgs', c.extraArgs, false))
@@ -172,10 +173,12 @@ class StepOptions implements Serializable {
       problems << ('ciReport.imagePush: destinations is required (a list of image references, ' +
         "e.g. ['registry.example/team/app:1.0'])")
     }
-    if (c.timeout == null || !(c.timeout.toString() == 'auto' || c.timeout.toString() ==~ /[1-9][0-9]*/)) {
-      problems << "ciReport.imagePush: timeout must be 'auto' or a number of seconds, not '${c.timeout}'".toString()
+    if (c.timeout == null) {
+      problems << "ciReport.imagePush: timeout must be 'auto' or a number of seconds, not null".toString()
     }
-    problems.addAll(checkNumber('imagePush', 'bandwidth', c.bandwidth))
+    ['timeout', 'bandwidth', 'timeoutCap'].each { k ->
+      problems.addAll(Contract.check('imagePush', k, c[k]))
+    }
     problems.addAll(checkNumber('imagePush', 'timeoutMarginSeconds', c.timeoutMarginSeconds))
     problems.addAll(checkStringList('imagePush', 'extraArgs', c.extraArgs, false))
     ['context', 'dockerfile', 'report', 'workdir', 'cliPath', 'pythonContainer', 'kanikoContainer'].each { k ->
@@ -249,20 +252,6 @@ class StepOptions implements Serializable {
       return []
     }
     return ["ciReport.${step}: ${key} must be a number, not '${value}'".toString()]
-  }
-
-  /** null (ci-report's default) or a number > 0. */
-  @NonCPS
-  private static List<String> checkPositive(String step, String key, Object value) {
-    if (value == null) {
-      return []
-    }
-    boolean numeric = value instanceof Number || value.toString() ==~ /[0-9]+(\.[0-9]+)?/
-    if (numeric && number(value) > 0) {
-      return []
-    }
-    String rule = 'must be a number greater than 0 (or null for ci-report\'s default)'
-    return ["ciReport.${step}: ${key} ${rule}, not '${value}'".toString()]
   }
 
   @NonCPS
