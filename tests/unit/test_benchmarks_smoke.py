@@ -81,7 +81,8 @@ def test_run_py_runs_every_comparison_at_a_tiny_size(generate, tmp_path):
             "--sizes", "40,80",
             "--runs", "1",
             "--no-warmup",
-            "--e2e-cases", "30",
+            "--e2e-cases", "20,30,50",
+            "--spill-cases", "50",
             "--flush-entries", "3",
             "--data-dir", str(tmp_path / "data"),
             "--json", str(out),
@@ -89,7 +90,15 @@ def test_run_py_runs_every_comparison_at_a_tiny_size(generate, tmp_path):
     )  # fmt: skip
     assert code == 0
     doc = json.loads(out.read_text())
-    assert set(doc["comparisons"]) == {"parse-40", "parse-80", "startup", "end-to-end", "flush"}
+    assert set(doc["comparisons"]) == {
+        "parse-40",
+        "parse-80",
+        "startup",
+        "callback-20",
+        "callback-30",
+        "callback-50",
+        "flush",
+    }
     parse = doc["comparisons"]["parse-80"]
     assert parse["payload_counts_match"] is True
     assert set(parse["variants"]) == {
@@ -104,6 +113,7 @@ def test_run_py_runs_every_comparison_at_a_tiny_size(generate, tmp_path):
             assert variant["wall_s"] > 0
             assert variant["rss_mb"] > 0
     results = {t["target"]: t["result"] for t in doc["targets"]}
-    assert len(results) == 8  # every target evaluated (sizes 40 and 80 stand in for 100k/500k)
+    # every target evaluated (40/80 stand in for 100k/1M, 20/30/50 for 200/2000/100k)
+    assert len(results) == 9
     assert set(results.values()) <= {"PASS", "MISS"}
     assert out.with_suffix(".md").read_text().startswith("# ci-report benchmark results")
