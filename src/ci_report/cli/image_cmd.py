@@ -34,6 +34,15 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+_plan_option = click.option(
+    "--plan",
+    "plan_path",
+    required=True,
+    metavar="FILE",
+    help="The image-plan.json written by image-plan.",
+)
+
+
 def _error_code(err: CiReportError) -> int:
     """design.md section 3: image commands exit 1 when they stop before the executor runs (a bad
     flag, an unreadable plan); 143/130 after SIGTERM/SIGINT."""
@@ -146,13 +155,7 @@ the script never ran (script-never-ran).
 """
     + exit_codes_epilog("image-diagnose"),
 )
-@click.option(
-    "--plan",
-    "plan_path",
-    required=True,
-    metavar="FILE",
-    help="The image-plan.json written by image-plan.",
-)
+@_plan_option
 @click.option(
     "--report", default=None, metavar="FILE", help="Report JSON (default: the plan's report path)."
 )
@@ -193,13 +196,7 @@ run's rc file appears or the plan's timeout + kill grace + --grace has passed.
 """
     + exit_codes_epilog("image-watch"),
 )
-@click.option(
-    "--plan",
-    "plan_path",
-    required=True,
-    metavar="FILE",
-    help="The image-plan.json written by image-plan.",
-)
+@_plan_option
 @click.option(
     "--heartbeat",
     type=click.FloatRange(min=0.1),

@@ -9,7 +9,16 @@ from typing import Any, Optional
 import click
 
 from ..console import Console
-from ..errors import EXIT_CODES, CiReportError, ConfigError, InputError
+from ..errors import (
+    EXIT_CODES,
+    EXIT_FAILURE,
+    EXIT_LOST,
+    EXIT_OK,
+    EXIT_USAGE,
+    CiReportError,
+    ConfigError,
+    InputError,
+)
 from .common import exit_codes_epilog, global_options, run
 from .options import setting_option, settings_from
 
@@ -65,7 +74,7 @@ It stops at the first failing step and prints its fix.
 def _usage_code(err: CiReportError) -> int:
     """trigger/sync: configuration and usage errors exit 2 (docs/design.md section 3)."""
     if isinstance(err, (ConfigError, InputError)):
-        return 2
+        return EXIT_USAGE
     return err.exit_code
 
 
@@ -245,7 +254,7 @@ def trigger(
             _echo_json(console, outcome.to_json())
         return code
 
-    run(ctx, action, internal_error_code=3, error_code=_usage_code)
+    run(ctx, action, internal_error_code=EXIT_LOST, error_code=_usage_code)
 
 
 def _trigger_into_ledger(
@@ -311,7 +320,9 @@ def _trigger_into_ledger(
         data["code"] = run.trigger_code if failed else run.status
         data["outcome"] = "failed" if failed else run.status
         _echo_json(console, data)
-    return 2 if failed and run.trigger_code in _USAGE_CODES else (3 if failed else 0)
+    if failed:
+        return EXIT_USAGE if run.trigger_code in _USAGE_CODES else EXIT_LOST
+    return EXIT_OK
 
 
 _USAGE_CODES = frozenset(
@@ -408,12 +419,12 @@ def reconcile(
                 if as_json:
                     _echo_json(console, summary.to_json())
                 if once:
-                    return 1 if summary.errors else 0
+                    return EXIT_FAILURE if summary.errors else EXIT_OK
                 _time.sleep(max(0.05, settings.reconcile_interval))
         finally:
             tracking.close()
 
-    run(ctx, action, internal_error_code=3, error_code=_usage_code)
+    run(ctx, action, internal_error_code=EXIT_LOST, error_code=_usage_code)
 
 
 # -- sync ---------------------------------------------------------------------------------
@@ -512,7 +523,7 @@ def sync(
             )
         return code
 
-    run(ctx, action, internal_error_code=1, error_code=_usage_code)
+    run(ctx, action, internal_error_code=EXIT_FAILURE, error_code=_usage_code)
 
 
 def _print_sync(console: Console, o: Any, deliver: bool) -> None:
@@ -595,4 +606,4 @@ def diagnose(ctx: click.Context, url: Optional[str], as_json: bool, **_settings:
             _echo_json(console, report.to_json())
         return report.exit_code
 
-    run(ctx, action, internal_error_code=1)
+    run(ctx, action, internal_error_code=EXIT_FAILURE)

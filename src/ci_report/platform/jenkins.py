@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Un
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from .. import USER_AGENT
-from ..errors import CiReportError, ConfigError
+from ..errors import EXIT_LOST, EXIT_USAGE, CiReportError, ConfigError
 from ..http import DeadlineExceeded, ResponseTooLarge, classify, fmt_limit, read_bounded, short
 
 if TYPE_CHECKING:
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
     from ..config import Settings
 
-EXIT_USAGE = 2
-EXIT_LOST = 3
 MAX_RESPONSE_BYTES = 32_000_000
 REQUEST_DEADLINE_S = 60.0
 
