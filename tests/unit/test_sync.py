@@ -185,3 +185,61 @@ def test_missing_job_is_not_called_a_missing_build(requests_mock, tmp_path: Path
     assert no_job.exit_code == 3 and no_job.error == "no job 'a' (or u cannot see it)"
     no_build = sync_build(client, "b", 9, settings)
     assert no_build.exit_code == 3 and (no_build.error or "").startswith("no build #9 of b")
+
+
+def _shape(value: object) -> object:
+    """The key structure of a payload (dicts by key; the first element stands for a list)."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return None
+
+
+def test_synced_and_agent_payloads_have_the_same_fields() -> None:
+    """One payload model: a field the agent's payload gains is in the synced one too (both are
+    written by payload.assemble_payload); sync only adds its provenance under ``reports``."""
+    from ci_report.callback.payload import build_payload
+    from ci_report.jenkins_env import BuildContext
+    from ci_report.junit import CaseResult, TestRun
+
+    case = CaseResult(
+        name="t",
+        classname="c",
+        status="failed",
+        duration_ms=1000,
+        message="boom",
+        case_id=None,
+        flaky=False,
+        file="r.xml",
+        suite="S",
+    )
+    run = TestRun(results=[case], failed=1)
+    agent = build_payload(run, BuildContext(job_name="a"), run_id="1", build_result="FAILURE")
+    report = {
+        "passCount": 0,
+        "failCount": 1,
+        "skipCount": 0,
+        "suites": [
+            {
+                "cases": [
+                    {
+                        "name": "t",
+                        "className": "c",
+                        "status": "FAILED",
+                        "duration": 1,
+                        "errorDetails": "boom",
+                    }
+                ]
+            }
+        ],
+    }
+    synced, _, _ = payload_from_jenkins("a", {**BUILD, "result": "FAILURE"}, report, run_id="1")
+    agent_shape, synced_shape = _shape(agent), _shape(synced)
+    assert isinstance(agent_shape, dict) and isinstance(synced_shape, dict)
+    extra = set(synced_shape["reports"]) - set(agent_shape["reports"])
+    assert extra == {"source", "note"}
+    for key in extra:
+        del synced_shape["reports"][key]
+    assert synced_shape == agent_shape
+    assert synced["results"][0] == {**agent["results"][0], "caseId": None}

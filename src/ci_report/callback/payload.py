@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from ..jenkins_env import BuildContext
@@ -101,33 +102,73 @@ def case_entry(case: CaseResult) -> dict[str, Any]:
     return entry
 
 
-def build_payload(
-    run: TestRun,
+@dataclass(frozen=True)
+class RunSummary:
+    """The neutral run model a payload is made from, whoever counted the tests: the JUnit
+    parser (:func:`summary_from_run`) or Jenkins' own test report (``ci-report sync``).
+
+    ``failed`` includes the errored cases; ``errored`` is None when the source cannot tell
+    errors from failures (Jenkins' test report). ``results`` are payload entries already.
+    """
+
+    passed: int
+    failed: int
+    skipped: int
+    errored: Optional[int]
+    duration_ms: int
+    results: list[dict[str, Any]]
+    truncated: bool
+    reports: dict[str, Any]
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.skipped
+
+
+def summary_from_run(run: TestRun, *, duration_ms: Optional[int] = None) -> RunSummary:
+    """The parsed JUnit reports as a :class:`RunSummary`."""
+    if duration_ms is None:
+        duration_ms = run.suites_time_ms if run.suites_time_ms is not None else run.cases_time_ms
+    return RunSummary(
+        passed=run.passed,
+        failed=run.failed + run.errored,
+        skipped=run.skipped,
+        errored=run.errored,
+        duration_ms=int(duration_ms or 0),
+        results=[case_entry(c) for c in run.results],
+        truncated=bool(run.results_truncated),
+        reports={
+            "files": len(run.files),
+            "parseErrors": [{"file": e.file, "error": e.error} for e in run.parse_errors],
+        },
+    )
+
+
+def assemble_payload(
+    summary: RunSummary,
     context: BuildContext,
     *,
     run_id: Optional[str],
     build_result: Optional[str],
-    duration_ms: Optional[int] = None,
     status_style: str = "default",
 ) -> dict[str, Any]:
-    """The payload of docs/design.md section 4 from parsed reports and the build context."""
-    failed_cases = run.failed + run.errored
-    total = run.total
-    if duration_ms is None:
-        duration_ms = run.suites_time_ms if run.suites_time_ms is not None else run.cases_time_ms
+    """The payload of docs/design.md section 4: the one place its fields are written."""
     return {
         "runId": run_id_value(run_id),
         "status": decide_status(
-            build_result, failed_cases=failed_cases, total_cases=total, style=status_style
+            build_result,
+            failed_cases=summary.failed,
+            total_cases=summary.total,
+            style=status_style,
         ),
-        "passedCases": run.passed,
-        "failedCases": failed_cases,
-        "skippedCases": run.skipped,
-        "durationMs": int(duration_ms or 0),
-        "results": [case_entry(c) for c in run.results],
+        "passedCases": summary.passed,
+        "failedCases": summary.failed,
+        "skippedCases": summary.skipped,
+        "durationMs": summary.duration_ms,
+        "results": summary.results,
         "schema": SCHEMA,
-        "errorCases": run.errored,
-        "totalCases": total,
+        "errorCases": summary.errored,
+        "totalCases": summary.total,
         "build": {
             "jobName": context.job_name,
             "buildNumber": context.build_number,
@@ -138,9 +179,25 @@ def build_payload(
             "gitBranch": context.git_branch,
             "changeId": context.change_id,
         },
-        "reports": {
-            "files": len(run.files),
-            "parseErrors": [{"file": e.file, "error": e.error} for e in run.parse_errors],
-        },
-        "resultsTruncated": bool(run.results_truncated),
+        "reports": summary.reports,
+        "resultsTruncated": summary.truncated,
     }
+
+
+def build_payload(
+    run: TestRun,
+    context: BuildContext,
+    *,
+    run_id: Optional[str],
+    build_result: Optional[str],
+    duration_ms: Optional[int] = None,
+    status_style: str = "default",
+) -> dict[str, Any]:
+    """The payload from parsed reports and the build context."""
+    return assemble_payload(
+        summary_from_run(run, duration_ms=duration_ms),
+        context,
+        run_id=run_id,
+        build_result=build_result,
+        status_style=status_style,
+    )

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Optional
 
@@ -143,7 +144,46 @@ def write_result_file(
     return path
 
 
+#: where the build archives the file (relative to the workspace and to the build's artifacts)
+ARTIFACT_PATH = "ci-report/callback.json"
+
+
+@dataclass(frozen=True)
+class ArchivedResult:
+    """What a result file says: the exact payload sent, its delivery id, where and with what
+    outcome. ``url`` is informational only: nothing is ever delivered to it."""
+
+    payload: dict[str, Any]
+    delivery_id: str
+    url: Optional[str]
+    outcome: str
+
+
+def parse_result_file(data: bytes) -> ArchivedResult:
+    """Read a result file's bytes (as archived by a build: untrusted). ValueError names what is
+    wrong: not JSON, another schema, no payload, no usable delivery id."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{ARTIFACT_PATH} is not JSON: {str(exc)[:200]}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != RESULT_SCHEMA:
+        raise ValueError(f"{ARTIFACT_PATH} is not a {RESULT_SCHEMA} file")
+    payload, delivery_id = doc.get("payload"), doc.get("deliveryId")
+    if not isinstance(payload, dict):
+        raise ValueError(f"{ARTIFACT_PATH} has no payload")
+    if not isinstance(delivery_id, str) or not delivery_id.startswith("msg_") or "." in delivery_id:
+        raise ValueError(f"{ARTIFACT_PATH} has no usable deliveryId")
+    url = doc.get("url")
+    return ArchivedResult(
+        payload=payload,
+        delivery_id=delivery_id,
+        url=url if isinstance(url, str) else None,
+        outcome=str(doc.get("outcome") or "?"),
+    )
+
+
 def read_result_file(path: Path) -> dict[str, Any]:
+    """The whole document of a result file this process wrote (tests, tools)."""
     with Path(path).open(encoding="utf-8") as fh:
         data: dict[str, Any] = json.load(fh)
     return data

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
 
+from ..callback.result_file import ARTIFACT_PATH, parse_result_file
 from ..console import Console, get_console
 from ..errors import EXIT_FAILURE as EXIT_FAILED
 from ..errors import EXIT_NOTHING, EXIT_USAGE, ConfigError, InputError
@@ -42,8 +43,6 @@ from .jenkins import (
 if TYPE_CHECKING:
     from ..config import Settings
 
-ARTIFACT_PATH = "ci-report/callback.json"
-RESULT_SCHEMA = "ci-report/callback-result/v1"
 BUILD_TREE = (
     "number,url,building,result,duration,timestamp,queueId,builtOn,"
     "actions[_class,lastBuiltRevision[SHA1,branch[name]]]"
@@ -138,7 +137,8 @@ def payload_from_jenkins(
     status_style: str = "default",
 ) -> tuple[dict[str, Any], str, list[str]]:
     """(payload, source, notes) from the build JSON and ``testReport/api/json``."""
-    from ..callback.payload import SCHEMA, decide_status, normalize_build_result, run_id_value
+    from ..callback.payload import RunSummary, assemble_payload, normalize_build_result
+    from ..jenkins_env import BuildContext
 
     result = normalize_build_result(build.get("result"))
     notes: list[str] = []
@@ -186,61 +186,41 @@ def payload_from_jenkins(
             "(the zero counts mean 'unknown', not 'no tests')"
         )
     failed_first = sorted(cases, key=lambda c: 0 if c["status"] == "failed" else 1)
-    truncated = len(failed_first) > max_results
-    shown = failed_first[:max_results]
     passed, failed, skipped = counts or (0, 0, 0)
-    total = passed + failed + skipped
     git_commit, git_branch = _git(build)
-    payload: dict[str, Any] = {
-        "runId": run_id_value(run_id),
-        "status": decide_status(result, failed_cases=failed, total_cases=total, style=status_style),
-        "passedCases": passed,
-        "failedCases": failed,
-        "skippedCases": skipped,
-        "durationMs": int(build.get("duration") or 0),
-        "results": shown,
-        "schema": SCHEMA,
-        "errorCases": None if counts else 0,
-        "totalCases": total,
-        "build": {
-            "jobName": job_full_name(job),
-            "buildNumber": build.get("number"),
-            "buildUrl": build.get("url"),
-            "result": result,
-            "node": build.get("builtOn") or None,
-            "gitCommit": git_commit,
-            "gitBranch": git_branch,
-            "changeId": None,
-        },
-        "reports": {
+    summary = RunSummary(
+        passed=passed,
+        failed=failed,
+        skipped=skipped,
+        errored=None if counts else 0,
+        duration_ms=int(build.get("duration") or 0),
+        results=failed_first[:max_results],
+        truncated=len(failed_first) > max_results,
+        reports={
             "files": 0,
             "parseErrors": [],
             "source": "jenkins-test-report" if counts else "none",
             "note": "recovered by ci-report sync: " + notes[0],
         },
-        "resultsTruncated": truncated,
-    }
+    )
+    context = BuildContext(
+        job_name=job_full_name(job),
+        build_number=build.get("number"),
+        build_url=build.get("url"),
+        node=build.get("builtOn") or None,
+        git_commit=git_commit,
+        git_branch=git_branch,
+    )
+    payload = assemble_payload(
+        summary, context, run_id=run_id, build_result=result, status_style=status_style
+    )
     return payload, source, notes
 
 
 def _from_artifact(data: bytes) -> tuple[dict[str, Any], str, Optional[str], str]:
     """(payload, delivery id, url, outcome recorded by the build) from callback.json."""
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ValueError(f"{ARTIFACT_PATH} is not JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("schema") != RESULT_SCHEMA:
-        raise ValueError(f"{ARTIFACT_PATH} is not a {RESULT_SCHEMA} file")
-    payload, delivery_id = doc.get("payload"), doc.get("deliveryId")
-    if not isinstance(payload, dict):
-        raise ValueError(f"{ARTIFACT_PATH} has no payload")
-    if (
-        not isinstance(delivery_id, str)
-        or not delivery_id.startswith("msg_")
-        or "." in (delivery_id)
-    ):
-        raise ValueError(f"{ARTIFACT_PATH} has no usable deliveryId")
-    return payload, delivery_id, doc.get("url"), str(doc.get("outcome") or "?")
+    archived = parse_result_file(data)
+    return archived.payload, archived.delivery_id, archived.url, archived.outcome
 
 
 # -- one build -------------------------------------------------------------------------
