@@ -243,3 +243,42 @@ def test_synced_and_agent_payloads_have_the_same_fields() -> None:
         del synced_shape["reports"][key]
     assert synced_shape == agent_shape
     assert synced["results"][0] == {**agent["results"][0], "caseId": None}
+
+
+def _foreign_artifact_mock(requests_mock, base: str) -> None:
+    doc = {
+        "schema": "ci-report/callback-result/v1",
+        "deliveryId": "msg_" + "f" * 32,
+        "outcome": "queued",
+        "url": "https://elsewhere.example/cb",
+        "payload": {"runId": "r-other", "status": "success"},
+    }
+    requests_mock.get(
+        base + "job/a/4/artifact/ci-report/callback.json", content=json.dumps(doc).encode()
+    )
+    requests_mock.get(base + "job/a/4/testReport/api/json", status_code=404)
+
+
+def test_a_build_already_read_is_not_read_again_and_a_foreign_file_can_be_ignored(
+    requests_mock, tmp_path: Path
+) -> None:
+    from ci_report.config import load_settings
+    from ci_report.platform.jenkins import JenkinsClient
+    from ci_report.platform.sync import IGNORE, sync_build
+
+    base = "https://ci.example/"
+    _foreign_artifact_mock(requests_mock, base)
+    build_json = requests_mock.get(base + "job/a/4/api/json", json={**BUILD, "building": False})
+    client, settings = JenkinsClient(base, "u", "t"), load_settings({}, env={}, cwd=tmp_path)
+    out = sync_build(
+        client, "a", 4, settings, run_id="r-mine", build={**BUILD, "building": False},
+        foreign_artifact=IGNORE,
+    )  # fmt: skip
+    assert build_json.call_count == 0  # handed in: not read a second time
+    assert (out.state, out.source, out.ignored_run_id) == ("recovered", "status-only", '"r-other"')
+    assert out.payload is not None and out.payload["runId"] == "r-mine"
+    assert out.delivery_id != "msg_" + "f" * 32
+    # the sync command's default: the same file is refused, nothing to send
+    refused = sync_build(client, "a", 4, settings, run_id="r-mine")
+    assert build_json.call_count == 1
+    assert refused.state == "error" and refused.body is None and "refused" in (refused.error or "")

@@ -438,7 +438,10 @@ class Reconciler:
     ) -> tuple[Run, str, bool]:
         assert run.build_number is not None
         number = run.build_number
-        build = client.build(run.job, number)
+        from .sync import BUILD_TREE as SYNC_TREE
+
+        # the tree sync needs (git revision too): the same answer is handed to sync_build
+        build = client.build(run.job, number, tree=SYNC_TREE)
         if build is None:
             try:
                 client.job_info(run.job)
@@ -508,13 +511,19 @@ class Reconciler:
                 f"({waited:.0f} of {self.callback_grace:g} s grace)",
                 False,
             )
-        return self._sync(client, run, number, str(result), waited)
+        return self._sync(client, run, number, str(result), waited, build)
 
     def _sync(
-        self, client: JenkinsClient, run: Run, number: int, result: str, waited: float
+        self,
+        client: JenkinsClient,
+        run: Run,
+        number: int,
+        result: str,
+        waited: float,
+        build: dict[str, Any],
     ) -> tuple[Run, str, bool]:
         from ..config import Settings
-        from .sync import sync_build
+        from .sync import IGNORE, sync_build
 
         settings = self.settings or Settings()
         outcome = sync_build(
@@ -525,6 +534,8 @@ class Reconciler:
             deliver=False,
             run_id=run.run_id,
             console=self.console,
+            build=build,  # just read by _follow_build: each build is read once per look
+            foreign_artifact=IGNORE,  # another run's file: rebuilt from Jenkins' data, never sent
         )
         if outcome.state == "running":
             self.ledger.checked(run.run_id)
@@ -544,6 +555,11 @@ class Reconciler:
             "test-report": "Jenkins' test report",
         }.get(source, f"the build result only ({result}; no artifact, no test report)")
         reason = f"no callback {waited:.0f} s after build #{number} finished: synced from {how}"
+        if outcome.ignored_run_id is not None:
+            reason += (
+                f" (its archived ci-report/callback.json names run {outcome.ignored_run_id}: "
+                "ignored, never sent)"
+            )
         _status, answer = self.ledger.apply_callback(
             outcome.delivery_id, outcome.body, ["sync"], result_source=source, reason=reason
         )

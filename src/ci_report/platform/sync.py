@@ -78,6 +78,8 @@ class SyncOutcome:
     notes: list[str] = field(default_factory=list)
 
     usage_error: bool = False  # the error is configuration (credentials, permissions, URL)
+    # the runId of an archived file left aside (``foreign_artifact="ignore"``), for the log
+    ignored_run_id: Optional[str] = None
 
     @property
     def exit_code(self) -> int:
@@ -224,6 +226,11 @@ def _from_artifact(data: bytes) -> tuple[dict[str, Any], str, Optional[str], str
 
 
 # -- one build -------------------------------------------------------------------------
+
+REFUSE = "refuse"  # an archived payload for another runId: the outcome is an error
+IGNORE = "ignore"  # ... : left aside, the payload is rebuilt from Jenkins' data
+
+
 def sync_build(
     client: JenkinsClient,
     job: str,
@@ -234,14 +241,24 @@ def sync_build(
     run_id: Optional[str] = None,
     url: Optional[str] = None,
     console: Optional[Console] = None,
+    build: Optional[dict[str, Any]] = None,
+    foreign_artifact: str = REFUSE,
 ) -> SyncOutcome:
-    """Recover (and with ``deliver``, send) the callback of ``job`` #``number``."""
+    """Recover (and with ``deliver``, send) the callback of ``job`` #``number``.
+
+    ``build``: the build's JSON (``BUILD_TREE``) when the caller has just read it, so it is not
+    read twice. An archived file for another ``runId`` than ``run_id`` is refused
+    (``foreign_artifact="refuse"``: the ``sync`` command, exit 2), or (``"ignore"``: the
+    reconciler) left aside and the payload rebuilt from Jenkins' own data; it is never sent."""
+    if foreign_artifact not in (REFUSE, IGNORE):
+        raise ValueError(f"foreign_artifact must be {REFUSE!r} or {IGNORE!r}")
     from ..callback.payload import canonical_body, make_delivery_id, run_id_value
     from ..jenkins_env import BuildContext
 
     console = console or get_console()
     out = SyncOutcome(job=job_full_name(job), number=int(number), run_id=run_id_value(run_id))
-    build = client.build(job, number, tree=BUILD_TREE)
+    if build is None:
+        build = client.build(job, number, tree=BUILD_TREE)
     if build is None:
         out.state = "not-found"
         try:
@@ -277,21 +294,18 @@ def sync_build(
             out.notes.append(f"{exc}; building the payload from Jenkins' data instead")
             payload = None
         else:
-            out.source = "artifact"
-            out.notes.append(
-                f"archived {ARTIFACT_PATH} found (the build recorded outcome '{recorded}'); "
-                f"resending its exact body under the original delivery id"
-            )
             wanted = run_id_value(run_id)
             archived = payload.get("runId")
-            if wanted is not None and archived is None:
-                payload["runId"] = wanted
-                out.delivery_id = None  # a different body needs its own id
+            foreign = wanted is not None and archived is not None and str(archived) != str(wanted)
+            if foreign and foreign_artifact == IGNORE:
                 out.notes.append(
-                    f"the archived payload had no runId; set it to {wanted!r} (new body, "
-                    "so a new delivery id)"
+                    f"the archived {ARTIFACT_PATH} reports runId {_shown_id(archived)}, not "
+                    f"{wanted!r}: ignored (never sent); the result is rebuilt from Jenkins' own "
+                    "data"
                 )
-            elif wanted is not None and str(archived) != str(wanted):
+                payload, out.delivery_id, file_url = None, None, None
+                out.ignored_run_id = _shown_id(archived)
+            elif foreign:
                 out.state = "error"
                 out.usage_error = True
                 out.error = (
@@ -304,7 +318,20 @@ def sync_build(
                 )
                 out.payload = None
                 return out
-            out.run_id = payload.get("runId")
+            else:
+                out.source = "artifact"
+                out.notes.append(
+                    f"archived {ARTIFACT_PATH} found (the build recorded outcome '{recorded}'); "
+                    f"resending its exact body under the original delivery id"
+                )
+                if wanted is not None and archived is None:
+                    payload["runId"] = wanted
+                    out.delivery_id = None  # a different body needs its own id
+                    out.notes.append(
+                        f"the archived payload had no runId; set it to {wanted!r} (new body, "
+                        "so a new delivery id)"
+                    )
+                out.run_id = payload.get("runId")
     if payload is None:
         report = client.test_report(job, number)
         payload, out.source, notes = payload_from_jenkins(
