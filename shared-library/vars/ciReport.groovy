@@ -153,6 +153,7 @@ def imagePushDirect(Map c) {
 
 /** Internal: split mode, image-plan (python) -> generated script (kaniko) -> image-diagnose (python). */
 def imagePushSplit(Map c) {
+  c.workdir = Commands.workdir(c.workdir, env.WORKSPACE_TMP)
   String planFile = Commands.planFile(c)
   clearOutputs([c.report.toString(), planFile])
   int planRc = 0
@@ -182,28 +183,81 @@ def imagePushSplit(Map c) {
   // One GString: GString.plus(GString) is not on script-security's whitelist (only GString.plus(String)).
   String planned = "planned timeout ${plan.timeoutSeconds} s, Jenkins timeout ${limit} s"
   echo("ci-report: running ${plan.script} in container '${c.kanikoContainer}' (${planned})")
+  String planPath = (plan.plan ?: planFile).toString()
   InterruptedException interruption = null
-  int kanikoRc = -1
-  try {
-    timeout(time: limit, unit: 'SECONDS') {
-      // The Kaniko debug image has its shell only under /busybox (as in the kubernetes plugin's Kaniko examples).
-      container(name: c.kanikoContainer.toString(), shell: Commands.KANIKO_SHELL) {
-        kanikoRc = sh(label: 'ci-report: kaniko', script: Commands.kanikoRun(plan.script.toString()),
-                      returnStatus: true)
+  Integer kanikoRc = null
+  Throwable agentLost = null
+  // image-watch stops by itself when this run's rc file appears. When the kaniko step returns without one (the
+  // script never ran, e.g. durable-task's exit 127), the kaniko branch ends the parallel (failFast) so the stage
+  // does not wait out the watch's deadline.
+  boolean kanikoEnded = false
+  String rcFile = plan.rcFile ? plan.rcFile.toString() : null
+  Closure kaniko = {
+    try {
+      timeout(time: limit, unit: 'SECONDS') {
+        // The Kaniko debug image has its shell only under /busybox (as in the kubernetes plugin's Kaniko examples).
+        container(name: c.kanikoContainer.toString(), shell: Commands.KANIKO_SHELL) {
+          kanikoRc = sh(label: 'ci-report: kaniko', script: Commands.kanikoRun(plan.script.toString()),
+                        returnStatus: true)
+        }
       }
+    } catch (InterruptedException e) {
+      // Jenkins timeout or abort: still diagnose what the log shows, then rethrow.
+      interruption = interruption ?: e
+      kanikoEnded = true
+    // groovylint-disable-next-line CatchException
+    } catch (Exception e) {
+      if (Failures.kind(e) != Failures.AGENT_LOST) {
+        throw e
+      }
+      agentLost = e
+    }
+    kanikoEnded = true
+    if (c.watch && rcFile && !fileExists(rcFile)) {
+      error("ci-report: the kaniko step ended (exit ${kanikoRc}) without writing ${rcFile}; ${Reports.WATCH_STOP}")
+    }
+  }
+  Closure watch = {
+    try {
+      container(c.pythonContainer.toString()) {
+        sh(label: 'ci-report: image watch', script: Commands.imageWatch(c, planPath), returnStatus: true)
+      }
+    } catch (InterruptedException e) {
+      if (!kanikoEnded) {  // else: stopped by the kaniko branch (failFast), not an abort of the build
+        interruption = interruption ?: e
+      }
+    // groovylint-disable-next-line CatchException
+    } catch (Exception e) {
+      echo("[WARNING] ci-report: image-watch stopped: ${Failures.describe(e)} (the push goes on)")
+    }
+  }
+  try {
+    if (c.watch) {
+      parallel(kaniko: kaniko, 'image-watch': watch, failFast: true)
+    } else {
+      kaniko.call()
     }
   } catch (InterruptedException e) {
-    // Jenkins timeout or abort: still diagnose what the log shows, then rethrow.
-    interruption = e
+    interruption = interruption ?: e
+  // groovylint-disable-next-line CatchException
+  } catch (Exception e) {
+    // the kaniko branch's own error() above (the step ended without an rc file; image-diagnose says why)
+    if (!kanikoEnded || !(e.message ?: '').contains(Reports.WATCH_STOP)) {
+      throw e
+    }
+  }
+  if (agentLost != null) {
+    echo(Reports.kanikoAgentLostMessage(Failures.describe(agentLost)))
+    throw agentLost
   }
   int rc = 0
   container(c.pythonContainer.toString()) {
-    rc = sh(label: 'ci-report: image diagnose', script: Commands.imageDiagnose(c, (plan.plan ?: planFile).toString(), report),
+    rc = sh(label: 'ci-report: image diagnose', script: Commands.imageDiagnose(c, planPath, report, kanikoRc),
             returnStatus: true)
   }
   archiveReport(c, report)
   if (interruption != null) {
-    echo("ci-report: the Kaniko step was interrupted (script exit ${kanikoRc}); see the diagnosis above")
+    echo("ci-report: the Kaniko step was interrupted (script exit ${kanikoRc ?: 'none'}); see the diagnosis above")
     throw interruption
   }
   if (rc != 0) {

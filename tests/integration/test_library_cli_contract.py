@@ -346,7 +346,12 @@ def test_image_push_direct_and_split_run_against_the_real_cli(
         ("python", 0),
         ("kaniko", 0),
         ("python", 0),
+        ("python", 0),
     ]
+    # image-watch beside the kaniko step (it stops once the rc file is there), then diagnose with
+    # the step's own exit status
+    assert split["sh"][2]["script"].startswith("ci-report image-watch --plan "), split["sh"]
+    assert split["sh"][3]["script"].endswith("--step-exit 0"), split["sh"]
     assert split["sh"][1]["script"] == "/busybox/sh .ci-report/kaniko-run.sh"
     plan = json.loads((tmp_path / "split-ok" / ".ci-report" / "image-plan.json").read_text())
     assert plan["executorArgs"][-1] == "--cache=true"
@@ -356,7 +361,7 @@ def test_image_push_direct_and_split_run_against_the_real_cli(
     assert split["archived"] == [{"artifacts": "ci-report/image-push.json", "exists": True}]
 
     auth = r["split-auth"]
-    assert [s["rc"] for s in auth["sh"]] == [0, 1, 1], auth
+    assert [s["rc"] for s in auth["sh"]] == [0, 1, 0, 1], auth
     rep = report("split-auth")
     assert rep["diagnosis"]["code"] == "registry-auth"
     assert auth["error"] == rep["diagnosis"]["summary"]

@@ -18,6 +18,9 @@ class PipelineHarness {
   final Map credentials = [:]
   final List<String> log = []
   final List<String> containers = []
+
+  /** Set while parallel(failFast: true) stops a branch after another failed: its next sh step is interrupted. */
+  String stopping = null
   final File root
   /** false: outside node/agent (`agent none`): no WORKSPACE, and workspace steps throw as Jenkins' do. */
   boolean node = true
@@ -142,6 +145,26 @@ class PipelineHarness {
       }
     }
     step('timeout') { Map a, Closure body -> body.call() }
+    // parallel(name: closure, ..., failFast: b): the branches run one after the other, in order; the first
+    // failure is rethrown once all have ended (workflow-cps' ParallelStep). With failFast, a failure stops the
+    // branches still running: here the later ones are entered and interrupted at once (FlowInterruptedException).
+    step('parallel') { Map branches ->
+      Throwable first = null
+      branches.findAll { k, v -> v instanceof Closure }.each { k, v ->
+        stopping = first != null && branches.failFast ? k.toString() : null
+        try {
+          v.call()
+        } catch (Throwable t) {
+          first = first ?: t
+        } finally {
+          stopping = null
+        }
+      }
+      if (first != null) {
+        throw first
+      }
+      null
+    }
     // container('name') or container(name: 'name', shell: '/busybox/sh') (kubernetes plugin)
     step('container') { Object a, Closure body ->
       String n = a instanceof Map ? a.name.toString() : a.toString()
@@ -154,6 +177,9 @@ class PipelineHarness {
     }
     step('sh') { a ->
       requireNode()
+      if (stopping != null) {
+        throw new FlowInterruptedException("Failed in branch ${stopping}".toString())
+      }
       Map o = a instanceof Map ? a : [script: a]
       String s = o.script.toString()
       List hit = shMocks.find { m ->

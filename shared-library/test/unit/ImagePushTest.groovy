@@ -7,19 +7,21 @@ import static org.junit.Assert.assertTrue
 import static org.junit.Assert.fail
 
 import harness.FlowInterruptedException
+import hudson.remoting.ChannelClosedException
 import org.junit.Test
 
 class ImagePushTest extends StepTestBase {
 
   static final List<String> DESTS = ['registry.example/team/app:1.0', 'registry.example/team/app:latest']
 
-  static final String PLAN_FILE = '.ci-report/image-plan.json'
+  static final String RC_FILE = '/var/jenkins/workspace/team/app@tmp/ci-report-image/kaniko.rc'
+  static final String PLAN_FILE = '/var/jenkins/workspace/team/app@tmp/ci-report-image/image-plan.json'
 
   // What `ci-report image-plan` 0.1.0 writes to <workdir>/image-plan.json (keys the library reads, plus a few).
-  static final String PLAN = '{"schema":"ci-report/image-plan/v1","script":".ci-report/kaniko-run.sh",' +
-    '"plan":".ci-report/image-plan.json","timeoutSeconds":720,"killGraceSeconds":30,' +
-    '"logFile":".ci-report/kaniko.log","rcFile":".ci-report/kaniko.rc","timesFile":".ci-report/kaniko.times",' +
-    '"versionFile":".ci-report/kaniko.version","report":"ci-report/image-push.json","skipped":false,' +
+  static final String PLAN = '{"schema":"ci-report/image-plan/v1","script":"/var/jenkins/workspace/team/app@tmp/ci-report-image/kaniko-run.sh",' +
+    '"plan":"/var/jenkins/workspace/team/app@tmp/ci-report-image/image-plan.json","timeoutSeconds":720,"killGraceSeconds":30,' +
+    '"logFile":"/var/jenkins/workspace/team/app@tmp/ci-report-image/kaniko.log","rcFile":"/var/jenkins/workspace/team/app@tmp/ci-report-image/kaniko.rc","timesFile":"/var/jenkins/workspace/team/app@tmp/ci-report-image/kaniko.times",' +
+    '"versionFile":"/var/jenkins/workspace/team/app@tmp/ci-report-image/kaniko.version","report":"ci-report/image-push.json","skipped":false,' +
     '"executorArgs":["--context=/ws","--dockerfile=/ws/Dockerfile"]}\n'
 
   static final String SKIPPED_REPORT = '{"schema":"ci-report/image-push/v1","outcome":"skipped","exitCode":0,' +
@@ -29,6 +31,11 @@ class ImagePushTest extends StepTestBase {
     '"phase":"preflight","diagnosis":{"code":"registry-auth","summary":"no credentials for registry.example",' +
     '"evidence":[],"fixes":["mount the docker config"]}}'
 
+  /** image-diagnose --step-exit 127 with no rc file of this run (the summary as src/ci_report/image/service.py words it). */
+  static final String NEVER_RAN_REPORT = '{"schema":"ci-report/image-push/v1","outcome":"failed","exitCode":127,' +
+    '"diagnosis":{"code":"script-never-ran","summary":"the kaniko step exited 127 and the script left no file of ' +
+    'this run: it never ran","fixes":["check the kaniko image"]}}'
+
   static final String FAILED_REPORT = '{"schema":"ci-report/image-push/v1","outcome":"timed-out","exitCode":143,' +
     '"phase":"push","diagnosis":{"code":"push-timeout","summary":"Push to registry.example timed out after 600 s ' +
     '(1.2 GB at 0.8 MB/s)","evidence":["Pushing image to registry.example/team/app:1.0"],' +
@@ -37,6 +44,8 @@ class ImagePushTest extends StepTestBase {
   /** image-plan succeeds and writes this plan where the CLI writes it (stdout stays empty: no --json). */
   private void planned(String planText = PLAN, String path = PLAN_FILE) {
     h.onSh('ci-report image-plan', 0, '') { s -> h.files[path] = planText }
+    // the generated script writes the rc file when it ends (here: the kaniko step succeeds)
+    h.onSh('/busybox/sh', 0, '') { s -> h.files[RC_FILE] = '0' }
   }
 
   @Test
@@ -118,21 +127,29 @@ class ImagePushTest extends StepTestBase {
     planned()
     int rc = ciReport.imagePush(destinations: DESTS, extraArgs: ['--cache=true'])
     assertEquals(0, rc)
-    List steps = h.calls.findAll { c -> c.name in ['container', 'timeout', 'sh', 'archiveArtifacts'] }
-    assertEquals(['container', 'sh', 'timeout', 'container', 'sh', 'container', 'sh', 'archiveArtifacts'], steps*.name)
+    List steps = h.calls.findAll { c -> c.name in ['container', 'parallel', 'timeout', 'sh', 'archiveArtifacts'] }
+    assertEquals(['container', 'sh', 'parallel', 'timeout', 'container', 'sh', 'container', 'sh', 'container', 'sh',
+                  'archiveArtifacts'], steps*.name)
+    assertEquals(['kaniko', 'image-watch', 'failFast'], h.callsTo('parallel')[0].args[0].keySet() as List)
     List sh = h.shCalls()
     assertEquals('ci-report image-plan --context . --dockerfile Dockerfile --destination registry.example/team/app:1.0 ' +
       '--destination registry.example/team/app:latest --timeout auto --report ci-report/image-push.json ' +
-      '--workdir .ci-report -- --cache=true', sh[0].script)
+      '--workdir /var/jenkins/workspace/team/app@tmp/ci-report-image -- --cache=true', sh[0].script)
     assertEquals('python', sh[0].container)
     assertEquals(true, sh[0].options.returnStatus)
-    assertEquals('/busybox/sh .ci-report/kaniko-run.sh', sh[1].script)
+    assertEquals('/busybox/sh /var/jenkins/workspace/team/app@tmp/ci-report-image/kaniko-run.sh', sh[1].script)
     assertEquals('kaniko', sh[1].container)
     assertEquals([name: 'kaniko', shell: '/busybox/sh'], h.callsTo('container')[1].args[0])
     assertEquals(true, sh[1].options.returnStatus)
-    assertEquals('ci-report image-diagnose --plan .ci-report/image-plan.json --report ci-report/image-push.json', sh[2].script)
+    // image-watch beside the kaniko step, in the python container; it never fails the build (returnStatus)
+    assertEquals('ci-report image-watch --plan /var/jenkins/workspace/team/app@tmp/ci-report-image/image-plan.json', sh[2].script)
     assertEquals('python', sh[2].container)
     assertEquals(true, sh[2].options.returnStatus)
+    // the kaniko step's own exit status goes to image-diagnose (--step-exit)
+    assertEquals('ci-report image-diagnose --plan /var/jenkins/workspace/team/app@tmp/ci-report-image/image-plan.json --report ci-report/image-push.json ' +
+      '--step-exit 0', sh[3].script)
+    assertEquals('python', sh[3].container)
+    assertEquals(true, sh[3].options.returnStatus)
   }
 
   @Test
@@ -153,17 +170,18 @@ class ImagePushTest extends StepTestBase {
 
   @Test
   void kubernetesModeUsesTheConfiguredContainersAndThePlannedPaths() {
-    String plan = PLAN.replace('.ci-report/kaniko-run.sh', 'build/ci/kaniko run.sh')
+    String plan = PLAN.replace('/var/jenkins/workspace/team/app@tmp/ci-report-image/kaniko-run.sh', 'build/ci/kaniko run.sh')
       .replace('ci-report/image-push.json', 'build/ci/push.json')
-      .replace('.ci-report/image-plan.json', 'build/ci/image-plan.json')
+      .replace('/var/jenkins/workspace/team/app@tmp/ci-report-image/image-plan.json', 'build/ci/image-plan.json')
     planned(plan, 'build/ci/image-plan.json')
     ciReport.imagePush(destinations: DESTS, pythonContainer: 'tools', kanikoContainer: 'builder', workdir: 'build/ci/',
                        report: 'build/ci/push.json')
     List sh = h.shCalls()
-    assertEquals(['tools', 'builder', 'tools'], sh*.container)
+    assertEquals(['tools', 'builder', 'tools', 'tools'], sh*.container)
     assertTrue(sh[0].script.endsWith('--workdir build/ci/'))
     assertEquals("/busybox/sh 'build/ci/kaniko run.sh'", sh[1].script)
-    assertEquals('ci-report image-diagnose --plan build/ci/image-plan.json --report build/ci/push.json', sh[2].script)
+    assertEquals('ci-report image-watch --plan build/ci/image-plan.json', sh[2].script)
+    assertEquals('ci-report image-diagnose --plan build/ci/image-plan.json --report build/ci/push.json --step-exit 0', sh[3].script)
     assertEquals('build/ci/push.json', h.callsTo('archiveArtifacts')[0].args[0].artifacts)
   }
 
@@ -180,7 +198,7 @@ class ImagePushTest extends StepTestBase {
   @Test
   void diagnoseDecidesNotTheKanikoScriptExitCode() {
     planned()
-    h.onSh('/busybox/sh', 1)
+    h.onSh('/busybox/sh', 1, '') { s -> h.files[RC_FILE] = '1' }
     assertEquals(0, ciReport.imagePush(destinations: DESTS, skipIfNoDockerfile: true))
     assertNull(h.currentBuild.result)
   }
@@ -195,8 +213,9 @@ class ImagePushTest extends StepTestBase {
     } catch (FlowInterruptedException e) {
       assertEquals('Timeout has been exceeded', e.message)
     }
-    assertEquals(3, h.shCalls().size())
-    assertTrue(h.shCalls()[2].script.startsWith('ci-report image-diagnose'))
+    assertEquals(4, h.shCalls().size())
+    // the step never returned: no --step-exit (image-diagnose judges by the files and its own clock)
+    assertEquals('ci-report image-diagnose --plan ' + PLAN_FILE + ' --report ci-report/image-push.json', h.shCalls()[3].script)
     assertEquals(1, h.callsTo('archiveArtifacts').size())
   }
 
@@ -207,7 +226,7 @@ class ImagePushTest extends StepTestBase {
     assertTrue(message.startsWith('ci-report image-plan did not write a JSON plan'))
     setUpHarness()
     h.onSh('ci-report image-plan', 0)
-    assertTrue(expectError { ciReport.imagePush(destinations: DESTS) }.endsWith('(.ci-report/image-plan.json)'))
+    assertTrue(expectError { ciReport.imagePush(destinations: DESTS) }.endsWith('(/var/jenkins/workspace/team/app@tmp/ci-report-image/image-plan.json)'))
     setUpHarness()
     planned(PLAN.replace('image-plan/v1', 'image-plan/v9'))
     assertTrue(expectError { ciReport.imagePush(destinations: DESTS) }.contains("expected 'ci-report/image-plan/v1'"))
@@ -225,6 +244,48 @@ class ImagePushTest extends StepTestBase {
     String message = expectError { ciReport.imagePush(destinations: DESTS, kanikoImage: 'x') }
     assertTrue(message.startsWith('ciReport.imagePush: unknown option(s) kanikoImage; known options: archive, bandwidth'))
     assertEquals([], h.shCalls())
+  }
+
+  @Test
+  void aReusedWorkspaceWhereTheKanikoStepNeverRanIsNotGreen() {
+    // durable-task's "process apparently never started" (exit 127): the previous build's rc, log and digest are
+    // still in the work folder. image-diagnose gets --step-exit 127 and refuses them (script-never-ran, exit 1).
+    h.files[RC_FILE] = '0'
+    // image-plan removes the earlier run's rc file before the kaniko step (src/ci_report/image/split.py)
+    h.onSh('ci-report image-plan', 0, '') { s -> h.files[PLAN_FILE] = PLAN; h.files.remove(RC_FILE) }
+    h.onSh('/busybox/sh', 127)
+    h.onSh(~/image-diagnose .* --step-exit 127$/, 1, '') { s -> h.files['ci-report/image-push.json'] = NEVER_RAN_REPORT }
+    String message = expectError { ciReport.imagePush(destinations: DESTS) }
+    assertEquals('the kaniko step exited 127 and the script left no file of this run: it never ran', message)
+    assertEquals('FAILURE', h.currentBuild.result)
+    assertTrue(h.shCalls()[3].script.endsWith('--step-exit 127'))
+    // no rc file: the kaniko branch stops image-watch (failFast) instead of waiting out its deadline
+    assertEquals(true, h.callsTo('parallel')[0].args[0].failFast)
+    assertTrue(h.log.toString(), !h.log.any { l -> l.contains('interrupted') })
+  }
+
+  @Test
+  void watchFalseRunsTheKanikoStepAlone() {
+    planned()
+    ciReport.imagePush(destinations: DESTS, watch: false)
+    assertEquals([], h.callsTo('parallel'))
+    assertEquals(3, h.shCalls().size())
+    assertTrue(h.shCalls()[2].script.startsWith('ci-report image-diagnose'))
+  }
+
+  @Test
+  void agentLostDuringTheKanikoStepGetsTheKubernetesHintAndIsRethrown() {
+    planned()
+    h.onSh('/busybox/sh', 0, '') { s -> throw new ChannelClosedException('channel is already closed', null) }
+    try {
+      ciReport.imagePush(destinations: DESTS)
+      fail('expected the lost channel to propagate')
+    } catch (ChannelClosedException e) {
+      assertEquals('channel is already closed', e.message)
+    }
+    String hint = h.log.find { l -> l.contains('the agent was lost during the Kaniko step') }
+    assertTrue(h.log.toString(), hint != null && hint.contains('OOMKilled') && hint.contains('1.28'))
+    assertEquals('no image-diagnose on a lost agent', [], h.shCalls().findAll { c -> c.script.contains('image-diagnose') })
   }
 
   @Test
@@ -261,10 +322,10 @@ class ImagePushTest extends StepTestBase {
 
   @Test
   void diagnoseUsesThePlanPathTheCliWrote() {
-    planned(PLAN.replace('"plan":".ci-report/image-plan.json"', '"plan":".ci-report/./image-plan.json"'))
+    planned(PLAN.replace('"plan":"/var/jenkins/workspace/team/app@tmp/ci-report-image/image-plan.json"', '"plan":"/var/jenkins/workspace/team/app@tmp/ci-report-image/./image-plan.json"'))
     ciReport.imagePush(destinations: DESTS)
-    assertEquals('ci-report image-diagnose --plan .ci-report/./image-plan.json --report ci-report/image-push.json',
-                 h.shCalls()[2].script)
+    assertEquals('ci-report image-diagnose --plan /var/jenkins/workspace/team/app@tmp/ci-report-image/./image-plan.json --report ci-report/image-push.json ' +
+                 '--step-exit 0', h.shCalls()[3].script)
   }
 
 }

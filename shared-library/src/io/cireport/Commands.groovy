@@ -125,10 +125,34 @@ class Commands implements Serializable {
     return "${c.workdir.toString().replaceAll('/+$', '')}/image-plan.json".toString()
   }
 
-  /** `ci-report image-diagnose --plan <plan> --report <report>` (plan: the `plan` path image-plan wrote). */
+  /**
+   * `ci-report image-diagnose --plan <plan> --report <report> [--step-exit N]` (plan: the `plan` path image-plan
+   * wrote). stepExit: the exit status the kaniko step returned (sh returnStatus), null when it never returned
+   * (interrupted); with it image-diagnose refuses an rc file that disagrees and says when the script never ran.
+   */
   @NonCPS
-  static String imageDiagnose(Map c, String plan, String report) {
-    return Shell.join([c.cliPath.toString(), 'image-diagnose', '--plan', plan, '--report', report])
+  static String imageDiagnose(Map c, String plan, String report, Integer stepExit = null) {
+    List<String> w = [c.cliPath.toString(), 'image-diagnose', '--plan', plan, '--report', report]
+    if (stepExit != null) {
+      w.addAll(['--step-exit', stepExit.toString()])
+    }
+    return Shell.join(w)
+  }
+
+  /** `ci-report image-watch --plan <plan>`: heartbeats beside the kaniko step; it stops by itself. */
+  @NonCPS
+  static String imageWatch(Map c, String plan) {
+    return Shell.join([c.cliPath.toString(), 'image-watch', '--plan', plan])
+  }
+
+  /** The split-mode work folder: the workdir option, else <WORKSPACE_TMP>/ci-report-image (outside the build
+   * context, as image-plan's own default), else '.ci-report'. */
+  @NonCPS
+  static String workdir(Object option, Object workspaceTmp) {
+    if (option) {
+      return option.toString()
+    }
+    return workspaceTmp ? "${workspaceTmp.toString().replaceAll('/+$', '')}/ci-report-image".toString() : '.ci-report'
   }
 
   /** The Kaniko-side command: the generated script run by busybox sh (the debug image has no other shell). */

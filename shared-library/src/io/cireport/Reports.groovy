@@ -13,6 +13,9 @@ class Reports implements Serializable {
 
   static final String PLAN_SCHEMA = 'ci-report/image-plan/v1'
 
+  /** The end of the error() by which the kaniko branch stops the image-watch branch (parallel failFast). */
+  static final String WATCH_STOP = 'stopping image-watch'
+
   /** ciReport.callback's return value when there is no node context: nothing ran, nothing was sent. */
   static final int NO_NODE_RC = -1
 
@@ -31,6 +34,19 @@ class Reports implements Serializable {
     return "ci-report callback: the connection to the agent was lost (${cause}); this is not a configuration " +
       'error. Whether the callback was delivered is unknown: an undelivered one waits in the outbox on that ' +
       'agent (it is resent only if the agent and its outbox survive, e.g. a persistent volume on Kubernetes).'
+  }
+
+  /**
+   * The agent pod went away during the Kaniko step. On Kubernetes >= 1.28 a sidecar's OOM kill or an eviction
+   * ends the whole pod (the jnlp agent with it), so Kaniko's own exit is never seen.
+   */
+  @NonCPS
+  static String kanikoAgentLostMessage(String cause) {
+    return "ci-report image push: the agent was lost during the Kaniko step (${cause}). On Kubernetes the usual " +
+      'causes are the kaniko container OOMKilled (Kaniko holds layers in memory while it snapshots) or the pod ' +
+      "evicted for ephemeral-storage (Kaniko unpacks the base image into the container's filesystem); since " +
+      'Kubernetes 1.28 either ends the whole pod. Check `kubectl describe pod` (Last State: OOMKilled, ' +
+      'Reason: Evicted) and raise the kaniko container\'s memory and ephemeral-storage limits in the pod template.'
   }
 
   /** The one-line summary ciReport.callback(description: true) puts in currentBuild.description. */

@@ -95,7 +95,8 @@ class StepOptions implements Serializable {
       timeoutCap: null,             // seconds 'auto' never exceeds (--timeout-cap): the stage's own timeout()
       skipIfNoDockerfile: false,
       executor: null,
-      workdir: '.ci-report',
+      workdir: null,                // split mode: <WORKSPACE_TMP>/ci-report-image, else '.ci-report'
+      watch: true,                  // split mode: ci-report image-watch beside the kaniko step (parallel)
       timeoutMarginSeconds: 120,
       archive: true,
       extraArgs: [],
@@ -181,7 +182,7 @@ class StepOptions implements Serializable {
     }
     problems.addAll(checkNumber('imagePush', 'timeoutMarginSeconds', c.timeoutMarginSeconds))
     problems.addAll(checkStringList('imagePush', 'extraArgs', c.extraArgs, false))
-    ['context', 'dockerfile', 'report', 'workdir', 'cliPath', 'pythonContainer', 'kanikoContainer'].each { k ->
+    ['context', 'dockerfile', 'report', 'cliPath', 'pythonContainer', 'kanikoContainer'].each { k ->
       if (!c[k]) {
         problems << "ciReport.imagePush: ${k} must not be empty".toString()
       }
