@@ -75,6 +75,28 @@ chmod +x "$venv/bin/python"
   }
 
   @Test
+  void installScriptSaysWhatToDoWhenPythonOrVenvIsMissing() {
+    File dir = File.createTempDir()
+    try {
+      String venv = new File(dir, 'tools/ci-report-0.1.0').path
+      List missing = run(Commands.INSTALL_SCRIPT, [CI_REPORT_VENV: venv, CI_REPORT_VERSION: '0.1.0',
+                                                   CI_REPORT_PYTHON: 'no-such-python3'])
+      assertEquals(127, missing[0])
+      assertTrue(missing[2], missing[2].contains("ciReport.install: 'no-such-python3' is not on this agent's PATH"))
+      assertTrue(missing[2], missing[2].contains('apt-get install -y python3 python3-venv'))
+      // Debian's python3 without python3-venv: "ensurepip is not available", exit 1
+      File python = new File(dir, 'python-without-venv')
+      python.text = '#!/bin/sh\necho "The virtual environment was not created successfully because ensurepip is not available." >&2\nexit 1\n'
+      python.setExecutable(true)
+      List noVenv = run(Commands.INSTALL_SCRIPT, [CI_REPORT_VENV: venv, CI_REPORT_VERSION: '0.1.0', CI_REPORT_PYTHON: python.path])
+      assertEquals(1, noVenv[0])
+      assertTrue(noVenv[2], noVenv[2].contains('apt-get install -y python3-venv'))
+    } finally {
+      dir.deleteDir()
+    }
+  }
+
+  @Test
   void installScriptRefusesToReplaceADirectoryThatIsNotAVenv() {
     File dir = File.createTempDir()
     try {

@@ -173,8 +173,19 @@ if [ -d "$CI_REPORT_VENV" ] && [ -n "$(ls -A "$CI_REPORT_VENV")" ] && [ ! -f "$C
   echo "ciReport.install: $CI_REPORT_VENV exists and is not a Python venv; refusing to replace it" >&2
   exit 1
 fi
+if ! command -v "$CI_REPORT_PYTHON" >/dev/null 2>&1; then
+  echo "ciReport.install: '$CI_REPORT_PYTHON' is not on this agent's PATH, so ci-report cannot be installed." >&2
+  echo "  fix: use an agent (or container) with Python 3.9+ (Debian/Ubuntu: apt-get install -y python3 python3-venv)," >&2
+  echo "  or pass python: '/path/to/python3' to ciReport.install()" >&2
+  exit 127
+fi
 mkdir -p "$(dirname "$CI_REPORT_VENV")"
-"$CI_REPORT_PYTHON" -m venv --clear "$CI_REPORT_VENV"
+if ! "$CI_REPORT_PYTHON" -m venv --clear "$CI_REPORT_VENV"; then
+  echo "ciReport.install: '$CI_REPORT_PYTHON -m venv' could not create $CI_REPORT_VENV (see the lines above)." >&2
+  echo "  fix: Debian and Ubuntu ship venv apart from Python: apt-get install -y python3-venv on the agent image," >&2
+  echo "  or pass python: the path of a Python 3.9+ that has the venv and ensurepip modules" >&2
+  exit 1
+fi
 "$CI_REPORT_VENV/bin/python" -m pip install --disable-pip-version-check --no-input --quiet "ci-report==$CI_REPORT_VERSION"
 "$CI_REPORT_VENV/bin/ci-report" --version
 '''
