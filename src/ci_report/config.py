@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from .errors import ConfigError
-
-CALLBACK_PATH = "/api/jenkins/callback"
+from .wire import CALLBACK_PATH
 
 
 def _meta(

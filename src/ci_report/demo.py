@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 from .console import Console, get_console
 from .jenkins_env import BuildContext
+from .wire import CALLBACK_PATH
 
 EXAMPLES = Path(__file__).parent / "examples" / "reports"
 
@@ -103,7 +104,7 @@ def run_demo(
             url=receiver.url,
             build_result="UNSTABLE",
         )
-        down = f"http://127.0.0.1:{_closed_port()}/api/jenkins/callback"
+        down = f"http://127.0.0.1:{_closed_port()}{CALLBACK_PATH}"
         send(
             "3/4 a callback to an endpoint that is down: it is kept in the outbox:",
             "1002",

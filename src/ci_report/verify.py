@@ -31,7 +31,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-DEFAULT_TOLERANCE_S = 300
+from .wire import SIGNATURE_TOLERANCE_S
+
+DEFAULT_TOLERANCE_S = SIGNATURE_TOLERANCE_S
 MODES = ("api-key", "jwt", "hmac")
 # bounds on what a header may hold: nothing unbounded is parsed, compared or logged
 MAX_ID_CHARS = 256

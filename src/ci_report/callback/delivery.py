@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from ..console import Console, get_console
 from ..errors import ConfigError
 from ..http import classify, excerpt, short
+from ..wire import CALLBACK_PATH, SIGNATURE_TOLERANCE_S
 from .auth import sign_request
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 BACKOFF_START_S = 1.0
 BACKOFF_CAP_S = 60.0
-CLOCK_SKEW_LIMIT_S = 300
+CLOCK_SKEW_LIMIT_S = SIGNATURE_TOLERANCE_S
 # backlog headers, outside the signed body (the receiver reads them for its metrics)
 ATTEMPT_HEADER = "CI-Report-Attempt"
 FIRST_ATTEMPT_HEADER = "CI-Report-First-Attempt"
@@ -117,7 +118,7 @@ _STATUS_FIXES = {
     "Jenkins match the platform's (run 'ci-report diagnose' to test each mode)",
     403: "the credentials are valid but not allowed here: check the platform's permissions "
     "for this key",
-    404: "nothing answers at this path: the callback path is /api/jenkins/callback (set "
+    404: f"nothing answers at this path: the callback path is {CALLBACK_PATH} (set "
     "API_CALLBACK_URL to the platform base URL, or CI_REPORT_URL to the full URL)",
     405: "the URL does not accept POST: check CI_REPORT_URL / API_CALLBACK_URL",
     407: "the proxy from HTTP_PROXY/HTTPS_PROXY wants credentials: put them in the proxy "

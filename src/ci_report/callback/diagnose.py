@@ -30,15 +30,15 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 from ..http import CLOSED, RESET, classify, excerpt, short
+from ..wire import CALLBACK_PATH, SIGNATURE_TOLERANCE_S, TEST_PATH
 
 if TYPE_CHECKING:
     import requests
 
     from ..config import Settings
 
-TEST_SUFFIX = "/test"
-CALLBACK_PATH = "/api/jenkins/callback"
-SKEW_LIMIT_S = 300
+TEST_SUFFIX = TEST_PATH[len(CALLBACK_PATH) :]
+SKEW_LIMIT_S = SIGNATURE_TOLERANCE_S
 SKEW_WARN_S = 60
 TEST_SCHEMA = "ci-report/callback-test/v1"
 
@@ -181,7 +181,7 @@ class Diagnosis:
                 "FAIL",
                 "no callback URL configured",
                 "set CI_REPORT_URL to the full callback URL, or API_CALLBACK_URL to the "
-                "platform base URL (/api/jenkins/callback is added), or pass --url",
+                f"platform base URL ({CALLBACK_PATH} is added), or pass --url",
             )
         parts = urlsplit(self.url or "")
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -189,7 +189,7 @@ class Diagnosis:
                 "config",
                 "FAIL",
                 f"the callback URL {self.url!r} is not an http(s) URL with a host",
-                "use a full URL such as https://platform.example.com/api/jenkins/callback",
+                f"use a full URL such as https://platform.example.com{CALLBACK_PATH}",
             )
         self.scheme, self.host = parts.scheme, parts.hostname or ""
         try:

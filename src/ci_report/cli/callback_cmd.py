@@ -8,18 +8,19 @@ import click
 
 from ..console import Console
 from ..errors import EXIT_OK, EXIT_TEMPFAIL
+from ..wire import CALLBACK_PATH
 from .common import StrictSwitch, exit_codes_epilog, global_options, run_lenient
 from .options import setting_option, settings_from
 
-CALLBACK_EPILOG = """\b
+CALLBACK_EPILOG = f"""\b
 Examples:
-  # in Jenkins, post { always { ... } }, secrets bound with withCredentials:
+  # in Jenkins, post {{ always {{ ... }} }}, secrets bound with withCredentials:
   ci-report callback --build-result "$BUILD_RESULT" --duration-ms "$DURATION_MS"
   ci-report callback --junit 'build/test-results/**/*.xml' --run-id 64 --strict
   ci-report callback --dry-run --output -          # print the payload, send nothing
 
 \b
-Environment: CI_REPORT_URL or API_CALLBACK_URL (+ /api/jenkins/callback), RUN_ID,
+Environment: CI_REPORT_URL or API_CALLBACK_URL (+ {CALLBACK_PATH}), RUN_ID,
 JENKINS_API_KEY, JENKINS_JWT_SECRET, JENKINS_SIGNATURE_SECRET (any combination),
 CI_REPORT_OUTBOX.
 
@@ -73,10 +74,10 @@ def callback(ctx: click.Context, dry_run: bool, output: Optional[str], **opts: A
 
 
 @click.command(
-    epilog="""\b
+    epilog=f"""\b
 Examples:
   ci-report flush                       # resend everything in the outbox
-  ci-report flush --url https://platform.example.com/api/jenkins/callback
+  ci-report flush --url https://platform.example.com{CALLBACK_PATH}
   ci-report flush --list                # show what is waiting, send nothing
 
 """

@@ -19,6 +19,7 @@ from ..errors import (
     ConfigError,
     InputError,
 )
+from ..wire import CALLBACK_PATH, SIGNATURE_TOLERANCE_S
 from .common import exit_codes_epilog, global_options, run
 from .options import setting_option, settings_from
 
@@ -58,14 +59,15 @@ it the payload comes from the build result and Jenkins' testReport (status only 
 
 """ + exit_codes_epilog("sync")
 
-DIAGNOSE_EPILOG = """\b
+DIAGNOSE_EPILOG = f"""\b
 Examples:
   ci-report diagnose                               # CI_REPORT_URL / API_CALLBACK_URL
-  ci-report diagnose --url https://platform.example.com/api/jenkins/callback
+  ci-report diagnose --url https://platform.example.com{CALLBACK_PATH}
   ci-report diagnose --ca-bundle /etc/ssl/internal-ca.pem --json
 \b
 Steps: config, proxy, dns, tcp, tls, route (POST <url>/test), clock (Date header vs the
-±300 s signature tolerance), then one request per auth mode signed with that mode alone.
+±{SIGNATURE_TOLERANCE_S} s signature tolerance), then one request per auth mode signed with
+that mode alone.
 It stops at the first failing step and prints its fix.
 
 """ + exit_codes_epilog("diagnose")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from ..verify import CallbackVerificationError, CallbackVerifier, PendingVerification
+from ..wire import CALLBACK_PATH, TEST_PATH
 from .agent_headers import parse_agent_headers
 from .events import Observer, safe
 from .executions_api import PREFIX as EXECUTIONS_PREFIX
@@ -59,8 +60,6 @@ __all__ = [
     "start_receiver",
 ]
 
-CALLBACK_PATH = "/api/jenkins/callback"
-TEST_PATH = "/api/jenkins/callback/test"
 # a callback body the sender builds with its default caps (10,000 results, 8,000-character
 # messages) stays well below this; it is read only after the headers authenticated the sender
 MAX_BODY = 32_000_000
