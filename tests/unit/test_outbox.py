@@ -75,37 +75,79 @@ SECRETS = {
 }
 
 
-def test_no_secret_in_entry(box: Outbox, make_settings) -> None:
-    """Built the way the callback builds it: secrets configured, entry bound to them."""
-    from ci_report.callback.auth import EntryBinding
+CREDENTIAL_HEADERS = ("X-Api-Key", "Authorization", "webhook-signature")
+ENTRY_KEYS = {
+    "schema",
+    "deliveryId",
+    "kind",
+    "url",
+    "endpoint",
+    "credentialFingerprint",
+    "seal",
+    "createdAt",
+    "createdAtIso",
+    "firstAttemptAt",
+    "attempts",
+    "lastError",
+    "lastStatus",
+    "rejected",
+    "subject",
+    "body",
+}
 
-    settings = make_settings(**SECRETS, url="https://bob:hunter2pw@platform.example.com/cb")
-    e = entry(url=settings.callback_url)
-    e.bind(EntryBinding(settings, "https://platform.example.com/cb"))
-    path = box.save(e)
-    data = json.loads(path.read_text())
-    assert set(data) == {
-        "schema",
-        "deliveryId",
-        "kind",
-        "url",
-        "endpoint",
-        "credentialFingerprint",
-        "seal",
-        "createdAt",
-        "createdAtIso",
-        "firstAttemptAt",
-        "attempts",
-        "lastError",
-        "lastStatus",
-        "rejected",
-        "subject",
-        "body",
-    }
-    assert data["credentialFingerprint"] and data["seal"]
+
+@pytest.mark.parametrize(
+    ("secrets", "url"),
+    [
+        (SECRETS, "https://platform.example.com/cb"),
+        # userinfo is refused with a JWT: the URL password is checked with the other two modes
+        (
+            {k: v for k, v in SECRETS.items() if k != "jwt_secret"},
+            "https://bob:hunter2pw@platform.example.com/cb",
+        ),
+    ],
+    ids=["key+jwt+hmac", "key+hmac+url-password"],
+)
+def test_no_secret_in_entry(
+    secrets, url, requests_mock, tmp_path: Path, make_settings, monkeypatch, captured_console
+) -> None:
+    """The entry the callback itself writes (run_callback: persist first, then a 503 whose
+    body echoes the credential headers back, the way a proxy's error page can): no canary
+    secret, no credential sent (JWT, signature, key), no URL password is in the file."""
+    from ci_report.callback import delivery
+    from ci_report.callback.service import run_callback
+    from ci_report.jenkins_env import BuildContext
+
+    monkeypatch.setattr(delivery, "backoff_delay", lambda attempt: 0.0)
+    settings = make_settings(
+        **secrets, url=url, outbox=str(tmp_path / "outbox"), max_attempts=2, run_id="64"
+    )
+    settings.workspace = str(tmp_path)
+    settings.junit = ["r.xml"]
+    (tmp_path / "r.xml").write_text('<testsuite><testcase name="a" time="1"/></testsuite>')
+
+    def echo(request, context) -> str:
+        context.status_code = 503
+        creds = {h: request.headers[h] for h in CREDENTIAL_HEADERS if h in request.headers}
+        return "upstream down; request had " + json.dumps(creds)
+
+    requests_mock.post("https://platform.example.com/cb", text=echo)
+    outcome = run_callback(settings, BuildContext(), console=captured_console)
+    assert outcome.outcome == "queued"
+    sent = requests_mock.request_history
+    assert len(sent) == 2
+    (path,) = Outbox(settings.outbox_path).pending()
     text = path.read_text()
-    secret_values = [*SECRETS.values(), "ZW50cnktaG1hYy1zZWNyZXQtMDEyMzQ1Njc4OQ==", "hunter2pw"]
-    for value in secret_values:
+    data = json.loads(text)
+    assert set(data) == ENTRY_KEYS
+    assert data["credentialFingerprint"] and data["seal"]
+    assert data["lastStatus"] == 503 and data["attempts"] == 2
+    assert data["url"] == "https://platform.example.com/cb"
+    # the credentials as they went over the wire, read from the requests really made
+    wire = [r.headers[h] for r in sent for h in CREDENTIAL_HEADERS if h in r.headers]
+    assert len(wire) == len(sent) * len(secrets)  # every mode was really used
+    b64 = "ZW50cnktaG1hYy1zZWNyZXQtMDEyMzQ1Njc4OQ=="
+    for value in [*secrets.values(), b64, "hunter2pw", *wire]:
         assert value not in text
     for word in ("secret", "x-api-key", "authorization", "signature", "bearer", "token"):
         assert word not in text.lower()
