@@ -149,6 +149,31 @@ def test_read_batch_names_the_missing_key(tmp_path: Path) -> None:
         read_batch(path)
 
 
+HOSTILE_TOML = 'not-a-setting = 1\nurl = "http://127.0.0.1:9/hostile"\n'
+
+
+@pytest.fixture
+def hostile_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own configuration at its worst: a config file that load_settings
+    refuses (an unknown key) in HOME, in ~/.config, in the process's cwd (own file and
+    pyproject) and named by CI_REPORT_CONFIG, and CI_REPORT_* variables in the environment.
+    A test that builds its settings from ``env={}`` and a tmp cwd is not changed by any of it."""
+    home = tmp_path_factory.mktemp("hostile-home")
+    cwd = tmp_path_factory.mktemp("hostile-cwd")
+    for folder in (home, home / ".config" / "ci-report", cwd):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ".ci-report.toml").write_text(HOSTILE_TOML)
+        (folder / "config.toml").write_text(HOSTILE_TOML)
+    (cwd / "pyproject.toml").write_text("[tool.ci-report]\n" + HOSTILE_TOML)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("CI_REPORT_CONFIG", str(cwd / ".ci-report.toml"))
+    monkeypatch.setenv("CI_REPORT_URL", "http://127.0.0.1:9/hostile")
+    monkeypatch.setenv("CI_REPORT_MAX_ATTEMPTS", "not a number")
+    monkeypatch.chdir(cwd)
+
+
+@pytest.mark.usefixtures("hostile_home")
 def test_jenkins_unreachable_is_never_nothing_to_recover(requests_mock, tmp_path: Path) -> None:
     """Exit 3 tells a platform 'give up on this run'; an unreachable Jenkins must not say it."""
     import requests
@@ -170,6 +195,7 @@ def test_jenkins_unreachable_is_never_nothing_to_recover(requests_mock, tmp_path
     assert batch_exit_code([refused]) == 1
 
 
+@pytest.mark.usefixtures("hostile_home")
 def test_missing_job_is_not_called_a_missing_build(requests_mock, tmp_path: Path) -> None:
     from ci_report.config import load_settings
     from ci_report.platform.jenkins import JenkinsClient
