@@ -494,29 +494,7 @@ def _deliver_and_record(
 
     # configuration first: a broken one keeps the payload, so nothing is lost
     try:
-        auth_error: Optional[ConfigError] = None
-        try:
-            for warning in check_auth_settings(settings):
-                console.warn(warning)
-        except ConfigError as err:
-            auth_error = err
-        if not url:
-            also = [f"also: {auth_error.message}"] if auth_error else []
-            raise ConfigError(
-                "no callback URL configured",
-                fix="set API_CALLBACK_URL (the platform base URL) or CI_REPORT_URL (full URL), "
-                "or pass --url"
-                + (
-                    "; and bind at least one of JENKINS_API_KEY, JENKINS_JWT_SECRET, "
-                    "JENKINS_SIGNATURE_SECRET with withCredentials"
-                    if auth_error and not settings.auth_modes
-                    else ""
-                ),
-                evidence=also,
-            )
-        check_callback_url(url, settings, console)
-        if auth_error is not None:
-            raise auth_error
+        checked_url = _check_configuration(settings, url, console)
     except ConfigError as err:
         entry.last_error = err.message
         saved = keeper.persist(claimed=False)
@@ -533,6 +511,7 @@ def _deliver_and_record(
         )
         err.message = f"callback NOT sent ({err.message}): {summary}"
         raise
+    url = checked_url
 
     if url.startswith("http://") and settings.api_key and not _is_loopback(url):
         console.warn(
@@ -590,23 +569,57 @@ def _deliver_and_record(
     outbox_file = keeper.settle(delivered=delivery.delivered)
     record(delivery.outcome, delivery, delivery.error)
     _report(console, delivery, summary, url, delivery_id, outbox_file, result_path, facts or {})
-    if backlog is not None and (backlog.delivered or backlog.remaining or backlog.dead):
-        waiting = f", {backlog.remaining} still waiting" if backlog.remaining else ""
-        why = ""
-        if backlog.skipped_rejected:
-            why = (
-                f" ({backlog.skipped_rejected} rejected by the receiver earlier: "
-                "'ci-report flush' after fixing the configuration)"
-            )
-        elif backlog.stopped_reason:
-            why = f" ({backlog.stopped_reason})"
-        buried = f", {backlog.dead} moved to dead/" if backlog.dead else ""
-        console.detail(
-            "outbox backlog",
-            f"resent {backlog.delivered} earlier callback(s){waiting}{buried}{why}",
-        )
+    _report_backlog(console, backlog)
     return CallbackOutcome(
         delivery.outcome, delivery_id, body, url, delivery, result_path, outbox_file
+    )
+
+
+def _check_configuration(settings: Settings, url: Optional[str], console: Console) -> str:
+    """The callback URL (returned) and the auth settings, checked before anything is sent: a
+    :class:`ConfigError` naming every problem found (the caller keeps the payload)."""
+    auth_error: Optional[ConfigError] = None
+    try:
+        for warning in check_auth_settings(settings):
+            console.warn(warning)
+    except ConfigError as err:
+        auth_error = err
+    if not url:
+        also = [f"also: {auth_error.message}"] if auth_error else []
+        raise ConfigError(
+            "no callback URL configured",
+            fix="set API_CALLBACK_URL (the platform base URL) or CI_REPORT_URL (full URL), "
+            "or pass --url"
+            + (
+                "; and bind at least one of JENKINS_API_KEY, JENKINS_JWT_SECRET, "
+                "JENKINS_SIGNATURE_SECRET with withCredentials"
+                if auth_error and not settings.auth_modes
+                else ""
+            ),
+            evidence=also,
+        )
+    check_callback_url(url, settings, console)
+    if auth_error is not None:
+        raise auth_error
+    return url
+
+
+def _report_backlog(console: Console, backlog: Optional[FlushSummary]) -> None:
+    """One console line for the earlier callbacks this run resent, if any."""
+    if backlog is None or not (backlog.delivered or backlog.remaining or backlog.dead):
+        return
+    waiting = f", {backlog.remaining} still waiting" if backlog.remaining else ""
+    why = ""
+    if backlog.skipped_rejected:
+        why = (
+            f" ({backlog.skipped_rejected} rejected by the receiver earlier: "
+            "'ci-report flush' after fixing the configuration)"
+        )
+    elif backlog.stopped_reason:
+        why = f" ({backlog.stopped_reason})"
+    buried = f", {backlog.dead} moved to dead/" if backlog.dead else ""
+    console.detail(
+        "outbox backlog", f"resent {backlog.delivered} earlier callback(s){waiting}{buried}{why}"
     )
 
 
