@@ -196,9 +196,12 @@ def test_disabled_job(requests_mock) -> None:
     from ci_report.platform.jenkins import JenkinsHTTPError
 
     requests_mock.get(JOB + "api/json", json={"buildable": False})
-    with pytest.raises(JenkinsHTTPError, match="disabled") as info:
+    from ci_report.errors import EXIT_USAGE
+
+    with pytest.raises(JenkinsHTTPError) as info:
         _run(requests_mock)
-    assert info.value.status == 409
+    assert info.value.message == "job 'app' is disabled or not buildable"
+    assert info.value.status == 409 and info.value.exit_code == EXIT_USAGE
     assert info.value.fix and "enable the job" in info.value.fix
     assert not [r for r in requests_mock.request_history if r.method == "POST"]
 
