@@ -23,17 +23,57 @@ from ..jenkins_env import strip_credentials
 RESULT_SCHEMA = "ci-report/callback-result/v1"
 
 
-#: entries encoded per ``json.dumps`` call once the spill is on disk (batched encoding)
+#: entries encoded per batch once the spill is on disk (batched encoding)
 BATCH = 1000
 _COPY_BYTES = 1 << 20
 
+_encode_str = json.encoder.encode_basestring  # the C function json.dumps(ensure_ascii=False) uses
+_int_text = int.__repr__  # what json.dumps writes for an int (bool is not an int here: see below)
+#: one case_entry() as json.dumps(..., ensure_ascii=False, sort_keys=True) writes it
+_CASE = (
+    '{"caseId": %s, "caseName": %s, "className": %s, "duration": %s, "errorMessage": %s, '
+    '"status": %s}'
+)
+_FLAKY_CASE = _CASE.replace('"status"', '"flaky": true, "status"')
 
-def _entry(item: Any) -> dict[str, Any]:
+
+def _dumps(entry: Any) -> str:
+    return json.dumps(entry, ensure_ascii=False, sort_keys=True)
+
+
+def _entry_text(item: Any) -> str:
+    """One ``allResults`` entry as JSON text: exactly ``json.dumps(entry, ensure_ascii=False,
+    sort_keys=True)`` of the entry dict (``payload.case_entry`` for a ``CaseResult``). A
+    ``CaseResult`` with the field types the parser gives (str, int, None) is formatted directly
+    with json's own string encoder, without building the dict; anything else takes json.dumps."""
     if isinstance(item, dict):
-        return item
-    from .payload import case_entry  # a CaseResult
+        return _dumps(item)
+    cid, name, cls = item.case_id, item.name, item.classname
+    dur, msg, status = item.duration_ms, item.message, item.status
+    if (
+        dur.__class__ is int
+        and name.__class__ is str
+        and status.__class__ is str
+        and (cls is None or cls.__class__ is str)
+        and (msg is None or msg.__class__ is str)
+        and (cid is None or cid.__class__ is str or cid.__class__ is int)
+    ):
+        return (_FLAKY_CASE if item.flaky else _CASE) % (
+            "null" if cid is None else _encode_str(cid) if isinstance(cid, str) else _int_text(cid),
+            _encode_str(name),
+            "null" if cls is None else _encode_str(cls),
+            _int_text(dur),
+            "null" if msg is None else _encode_str(msg),
+            _encode_str(status),
+        )
+    from .payload import case_entry
 
-    return case_entry(item)
+    return _dumps(case_entry(item))
+
+
+def _array_items(items: list[Any]) -> str:
+    """The items' JSON texts as ``json.dumps(entries)`` separates them (without the brackets)."""
+    return ", ".join([_entry_text(item) for item in items])
 
 
 class ResultSpill:
@@ -51,16 +91,18 @@ class ResultSpill:
         self._file: Optional[IO[bytes]] = None
         self._path: Optional[str] = None
         self._written = 0  # entries already encoded into the file
+        self._encode_at = self.limit + 1  # buffered entries that trigger the next encoding
 
     def add(self, entry: Any) -> None:
         """One case: an entry dict (``payload.case_entry``) or a ``CaseResult``."""
         self.count += 1
-        self._buffer.append(entry)
-        if self._file is None:
-            if len(self._buffer) > self.limit:
+        buffer = self._buffer
+        buffer.append(entry)
+        if len(buffer) >= self._encode_at:
+            if self._file is None:
                 self._open_spill()
-        elif len(self._buffer) >= BATCH:
-            self._encode_buffer()
+            else:
+                self._encode_buffer()
 
     def _open_spill(self) -> None:
         if self._directory is not None:
@@ -69,14 +111,15 @@ class ResultSpill:
             prefix=".ci-report-results-", suffix=".part", dir=self._directory
         )
         self._file = os.fdopen(fd, "wb")
+        self._encode_at = BATCH
         self._encode_buffer()
 
     def _encode_buffer(self) -> None:
         assert self._file is not None
         buffer = self._buffer
         for start in range(0, len(buffer), BATCH):
-            batch = [_entry(item) for item in buffer[start : start + BATCH]]
-            text = json.dumps(batch, ensure_ascii=False, sort_keys=True)[1:-1]
+            batch = buffer[start : start + BATCH]
+            text = _array_items(batch)
             self._file.write((", " if self._written else "").encode() + text.encode("utf-8"))
             self._written += len(batch)
         self._buffer = []
@@ -91,8 +134,7 @@ class ResultSpill:
             with open(self._path or "", "rb") as fh:
                 shutil.copyfileobj(fh, out, _COPY_BYTES)
         elif self._buffer:
-            batch = [_entry(item) for item in self._buffer]
-            out.write(json.dumps(batch, ensure_ascii=False, sort_keys=True)[1:-1].encode())
+            out.write(_array_items(self._buffer).encode("utf-8"))
         out.write(b"]")
 
     def close(self) -> None:

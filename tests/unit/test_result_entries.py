@@ -1,0 +1,95 @@
+"""``allResults`` entries formatted without a dict are byte for byte what json.dumps writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ci_report.callback.payload import case_entry
+from ci_report.callback.result_file import BATCH, ResultSpill, _entry_text
+from ci_report.junit import CaseResult
+
+TEXTS = [
+    "plain",
+    "",
+    'quote " backslash \\ slash /',
+    "tab\tnewline\ncr\rnul\x00 bell\x07 esc\x1b del\x7f",
+    "é ✓ 日本 \u2028 \u2029 \U0001f600",
+    "</script> & <b>",
+]
+
+
+def cases() -> list[CaseResult]:
+    out = []
+    ids: list[Any] = [None, 0, 42, -7, 10**30, "C-1", "", '"id"']
+    for i in range(len(TEXTS) * len(ids)):
+        text = TEXTS[i % len(TEXTS)]
+        out.append(
+            CaseResult(
+                name=text + str(i),
+                classname=None if i % 5 == 0 else text,
+                status=("passed", "failed", "error", "skipped")[i % 4],
+                duration_ms=(0, 1, 123456789, 10**20)[i % 4],
+                message=None if i % 3 == 0 else text * 3,
+                case_id=ids[i % len(ids)],
+                flaky=i % 7 == 0,
+                file="f.xml",
+                suite="S",
+            )
+        )
+    return out
+
+
+def dumps(entry: Any) -> str:
+    return json.dumps(entry, ensure_ascii=False, sort_keys=True)
+
+
+@pytest.mark.parametrize("case", cases(), ids=lambda c: repr(c.name)[:20])
+def test_case_text_is_json_dumps_of_case_entry(case: CaseResult) -> None:
+    assert _entry_text(case) == dumps(case_entry(case))
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("duration_ms", True),
+        ("duration_ms", 1.5),
+        ("duration_ms", float("nan")),
+        ("case_id", True),
+        ("case_id", 2.0),
+        ("case_id", ["x"]),
+        ("classname", 5),
+        ("message", {"a": 1}),
+        ("name", None),
+        ("status", 3),
+        ("flaky", 1),
+        ("flaky", ""),
+    ],
+)
+def test_unusual_field_types_give_what_json_dumps_gives(field: str, value: Any) -> None:
+    case = cases()[1]
+    setattr(case, field, value)
+    assert _entry_text(case) == dumps(case_entry(case))
+
+
+def test_dict_entries_are_json_dumps_sorted() -> None:
+    entry = {"z": 1, "a": [1, "é"], "m": None}
+    assert _entry_text(entry) == dumps(entry)
+
+
+@pytest.mark.parametrize("limit", [0, 5, 10_000])
+def test_spilled_array_is_json_dumps_of_every_entry(tmp_path: Path, limit: int) -> None:
+    items: list[Any] = (cases() * (BATCH // 40 + 2))[: BATCH + 123]
+    items[3] = {"caseName": "a dict entry", "n": 3}
+    spill = ResultSpill(limit=limit, directory=tmp_path)
+    for item in items:
+        spill.add(item)
+    out = tmp_path / "array.json"
+    with out.open("wb") as fh:
+        spill.write_json_array(fh)
+    spill.close()
+    expected = [item if isinstance(item, dict) else case_entry(item) for item in items]
+    assert out.read_bytes() == dumps(expected).encode("utf-8")
