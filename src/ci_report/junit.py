@@ -2,13 +2,19 @@
 
 Parsing
 -------
-Each file is read in chunks and fed to a bare ``xml.parsers.expat`` parser; the
-handlers build one ``<testcase>`` at a time (stdlib ``TreeBuilder``), read it the way
+Each file goes first to the pull path (:mod:`ci_report.junit_pull`: the C pull parser, 64 KB
+feeds, each ``<testcase>`` read on its ``end`` event and dropped), which takes plain files only
+and hands anything unusual (a DOCTYPE, a default namespace, an encoding it cannot check, an
+error, a huge text node, tag or case) to the bounded path below, which resumes after the cases
+already counted. The bounded path feeds the file in chunks to a bare ``xml.parsers.expat``
+parser; the handlers build one ``<testcase>`` at a time (stdlib ``TreeBuilder``), read it the way
 junitparser's ``xunit2.TestCase`` does (junitparser is the test oracle, not a run-time
 dependency of this module), turn it into a :class:`CaseResult` and drop it. Nothing
 else is kept: suite-level ``<system-out>`` is never stored, texts inside a case are capped at
 ``max_message`` characters while they stream in, so memory stays flat for
-reports of any size (a 20 MB text node is fine).
+reports of any size (a 20 MB text node is fine). Both paths give the same cases
+(tests/unit/test_junit_pull.py). Cyclic GC is paused while a file is parsed (no cycles are
+made; it would only rescan the kept results).
 
 Hardening (no DTD at all): the prolog is fed in small slices and a
 ``<!DOCTYPE`` stops the file with "DOCTYPE is not allowed ..." before any
@@ -50,6 +56,7 @@ Semantics
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import math
 import os
@@ -62,6 +69,21 @@ from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 
 from .fileio import NotRegularFile, open_regular
+from .junit_limits import (
+    CASE_MAX_DEPTH,
+    CASE_MAX_ELEMENTS,
+    CHUNK_BYTES,
+    MAX_DEPTH,
+    MAX_TOKEN_BYTES,
+    NO_TEXT_TAGS,
+    PASSED_KEYS_LIMIT,
+    PENDING_LIMIT,
+    PROLOG_SLICE,
+    ROOTS,
+    SUITE_CASE_NAME,
+    TEXTLEN,
+)
+from .junit_pull import parse_pull
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -91,26 +113,16 @@ SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".venv", "__pycach
 #: Files older than ``since_ms`` minus this many ms are skipped (clock/mtime slack).
 MTIME_TOLERANCE_MS = 2000
 
-MAX_DEPTH = 1000  #: deeper element nesting is refused
-CASE_MAX_DEPTH = 32  #: elements deeper than this inside one testcase are ignored
-CASE_MAX_ELEMENTS = 10_000  #: elements beyond this inside one testcase are ignored
-PENDING_LIMIT = 2000  #: failed cases kept per file waiting for a rerun
-PASSED_KEYS_LIMIT = 200_000  #: passed case keys remembered per file (rerun merging)
-CHUNK_BYTES = 1 << 20
-PROLOG_SLICE = 256  #: the prolog is fed in slices this small (DOCTYPE refused early)
-MAX_TOKEN_BYTES = 16 << 20  #: one tag (its attributes), comment or PI larger than this: refused
-
 DOCTYPE_REFUSED = "DOCTYPE is not allowed (entity expansion / external entities refused)"
 TOKEN_REFUSED = (
     f"a single tag, attribute or comment is larger than {MAX_TOKEN_BYTES >> 20} MB "
     "(refused: it would have to be held in memory whole)"
 )
-SUITE_CASE_NAME = "(suite)"
 _DISABLED_STATUSES = frozenset({"disabled", "notrun"})
-_NO_TEXT_TAGS = frozenset({"system-out", "system-err"})
+_NO_TEXT_TAGS = NO_TEXT_TAGS
 _CASE_ID_PROPS = ("caseId", "case_id", "testcase_id")
-_TEXTLEN = "{ci-report}textlen"  # private attribute: full text length of a capped element
-_ROOTS = ("testsuites", "testsuite")
+_TEXTLEN = TEXTLEN  # private attribute: full text length of a capped element
+_ROOTS = ROOTS
 
 
 # --------------------------------------------------------------------------- data
@@ -399,6 +411,19 @@ def _to_ms(seconds: Optional[float]) -> int:
     return round(seconds * 1000) if seconds else 0
 
 
+def _time_ms(value: Optional[str]) -> int:
+    """``_to_ms(parse_seconds(value))``, with the common plain positive decimal inlined."""
+    if value is None:
+        return 0
+    try:
+        seconds = float(value)
+    except ValueError:
+        return _to_ms(parse_seconds(value))
+    if 0 < seconds < math.inf and "_" not in value:
+        return round(seconds * 1000)
+    return _to_ms(parse_seconds(value))
+
+
 def truncate(text: str, limit: int, total: Optional[int] = None) -> str:
     """Cut ``text`` to at most ``limit`` chars, ending with a visible marker."""
     total = max(total or 0, len(text))
@@ -426,6 +451,8 @@ class _Collector:
         self.on_case = on_case
         self.bad: list[CaseResult] = []
         self.other: list[CaseResult] = []
+        #: no on_case and the passed/skipped results are full: a passed case is only counted
+        self.counts_only = on_case is None and max_results <= 0
 
     def add(self, case: CaseResult) -> None:
         run = self.run
@@ -439,9 +466,13 @@ class _Collector:
             run.errored += 1
         else:
             run.skipped += 1
-        bucket = self.bad if status in ("failed", "error") else self.other
-        if len(bucket) < self.max_results:
-            bucket.append(case)
+        if status in ("failed", "error"):
+            if len(self.bad) < self.max_results:
+                self.bad.append(case)
+        elif len(self.other) < self.max_results:
+            self.other.append(case)
+            if self.on_case is None and len(self.other) >= self.max_results:
+                self.counts_only = True
         if self.on_case is not None:
             self.on_case(case)
 
@@ -516,18 +547,17 @@ class _Semantics:
     def bare_case(self, attrs: Mapping[str, str], file: str, suite: Optional[str]) -> CaseResult:
         """A ``<testcase>`` with no children: passed (or skipped when disabled)."""
         status = attrs.get("status")
-        disabled = status is not None and status.strip().lower() in _DISABLED_STATUSES
-        seconds = parse_seconds(attrs.get("time"))
         name = attrs.get("name") or ""
         classname = attrs.get("classname") or None
-        case_id = self._mapped_id(classname, name) if self.case_map else None
         return CaseResult(
             name,
             classname,
-            "skipped" if disabled else "passed",
-            round(seconds * 1000) if seconds else 0,
+            "passed"
+            if status is None or status.strip().lower() not in _DISABLED_STATUSES
+            else "skipped",
+            _time_ms(attrs.get("time")),
             None,
-            case_id,
+            self._mapped_id(classname, name) if self.case_map else None,
             False,
             file,
             suite,
@@ -589,9 +619,20 @@ class _Reruns:
         self.pending: dict[tuple[Optional[str], Optional[str], str], CaseResult] = {}
         self.passed_keys: set[int] = set()
 
+    def passed(self, key: tuple[Optional[str], Optional[str], str]) -> None:
+        """A passed execution with nothing pending under its key (counted by the caller)."""
+        if len(self.passed_keys) < PASSED_KEYS_LIMIT:
+            self.passed_keys.add(hash(key))
+
     def add(self, case: CaseResult) -> None:
         key = (case.suite, case.classname, case.name)
-        bad = case.status in ("failed", "error")
+        status = case.status
+        if status == "passed" and not self.pending:  # the common case
+            if len(self.passed_keys) < PASSED_KEYS_LIMIT:
+                self.passed_keys.add(hash(key))
+            self.emit(case)
+            return
+        bad = status in ("failed", "error")
         prev = self.pending.get(key)
         if prev is not None:
             self.run.reruns += 1
@@ -659,6 +700,46 @@ class _FileParser:
         self.skip_depth = 0  # >0 while ignoring an over-deep / over-long case subtree
         self.text_stack: list[list[int]] = []  # per open case child: [kept, total, on]
         self.cases = 0
+        self.top_suites = 0  # top-level suites opened (their time counted)
+        # after the pull path gave up on the file: what it already handed over (not again)
+        self.skip_cases = 0
+        self.skip_top_suites = 0
+
+    # the pull path's sink (see junit_pull.PullSink) --------------------------------
+
+    def pull_suite(self, attrs: Mapping[str, str], top: bool) -> None:
+        if top:
+            self.top_suites += 1
+            self.collector.add_suite_time(parse_seconds(attrs.get("time")))
+
+    def pull_case(self, elem: Element, suite: Optional[str]) -> None:
+        self.cases += 1
+        attrs = elem.attrib
+        collector = self.collector
+        if collector.counts_only and "status" not in attrs:
+            # a passed case nobody will see (no on_case, results full): counted, no record
+            for child in elem:
+                if child.tag in RESULT_KINDS:
+                    break
+            else:
+                key = (suite, attrs.get("classname") or None, attrs.get("name") or "")
+                if key not in self.reruns.pending:
+                    run = collector.run
+                    run.cases_time_ms += _time_ms(attrs.get("time"))
+                    run.passed += 1
+                    self.reruns.passed(key)
+                    return
+        if len(elem):
+            case = self.semantics.case(elem, self.file, suite)
+        else:
+            case = self.semantics.bare_case(attrs, self.file, suite)
+        collector.run.cases_time_ms += case.duration_ms
+        self.reruns.add(case)
+
+    def resume_after_pull(self) -> None:
+        """The bounded path takes the file over from the start: skip what was handed over."""
+        self.skip_cases, self.cases = self.cases, 0
+        self.skip_top_suites, self.top_suites = self.top_suites, 0
 
     # expat handlers -------------------------------------------------------------
 
@@ -734,7 +815,9 @@ class _FileParser:
         top = not self.suites
         self.suites.append(_Suite(attrs.get("name"), self.depth))
         if top:
-            self.collector.add_suite_time(parse_seconds(attrs.get("time")))
+            self.top_suites += 1
+            if self.top_suites > self.skip_top_suites:
+                self.collector.add_suite_time(parse_seconds(attrs.get("time")))
 
     def _begin_case(self, attrs: dict[str, str]) -> None:
         self.in_case = True
@@ -769,6 +852,11 @@ class _FileParser:
 
     def _finish_case(self, tag: str) -> None:
         self.in_case = False
+        if self.cases < self.skip_cases:  # the pull path counted it already
+            self.builder = None
+            self.text_stack = []
+            self.cases += 1
+            return
         suite = self.suites[-1].name if self.suites else None
         builder = self.builder
         if builder is None:
@@ -854,17 +942,21 @@ def _describe(exc: BaseException) -> str:
 def _parse_file(path: Path, collector: _Collector, semantics: _Semantics) -> Optional[str]:
     """Parse one file into ``collector``; return an error description or None."""
     handlers = _FileParser(str(path), collector, semantics)
-    parser = _new_expat(handlers)
-    error: Optional[str]
+    error: Optional[str] = None
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a parse makes no cycles: the collector would only rescan the kept results
     try:
         with open_regular(path) as stream:  # a FIFO or device named like a report never blocks
-            _feed(parser, handlers, stream)
+            if not parse_pull(stream, handlers):  # anything unusual: the bounded path
+                handlers.resume_after_pull()
+                stream.seek(0)
+                _feed(_new_expat(handlers), handlers, stream)
     except Exception as exc:  # one bad file never stops the others
         error = _describe(exc)
-    else:
-        error = None
     finally:
         handlers.flush()
+        if gc_was_enabled:
+            gc.enable()
     if error and handlers.cases:
         error += f" ({handlers.cases} test case(s) before the error were counted)"
     return error
