@@ -266,7 +266,12 @@ def imagePushSplit(Map c) {
   return rc
 }
 
-/** Installs ci-report (pinned version) into a venv unless it is already there; returns the executable. */
+/**
+ * Installs ci-report into a venv unless that version is already there; returns the executable. The source
+ * is explicit (indexUrl + credentialsId, wheelUrl + sha256, or wheelhouse) and the dependencies are installed
+ * in pip's hash-checking mode from the requirements this library ships for the version (requirementsFile
+ * to bring your own).
+ */
 def install(Map options = [:]) {
   failOnProblems(StepOptions.validateInstall(options))
   Map c = StepOptions.merge(StepOptions.installDefaults(), options)
@@ -281,19 +286,55 @@ def install(Map options = [:]) {
   }
   List<String> envVars = ["CI_REPORT_VENV=${venv}".toString(), "CI_REPORT_VERSION=${version}".toString(),
                           "CI_REPORT_PYTHON=${c.python}".toString()]
-  if (c.indexUrl) {
-    envVars << "PIP_INDEX_URL=${c.indexUrl}".toString()
-  }
   withEnv(envVars) {
     String current = sh(label: 'ci-report: installed version', returnStdout: true,
                         script: Commands.INSTALLED_VERSION_SCRIPT)
     if (StepOptions.versionMatches(current, version)) {
       echo("ci-report ${version} is already installed in ${venv}")
-    } else {
-      sh(label: "ci-report: install ${version}".toString(), script: Commands.INSTALL_SCRIPT)
+      return
+    }
+    String requirements = c.requirementsFile ? c.requirementsFile.toString() : "${venv}.requirements.txt".toString()
+    if (!c.requirementsFile) {
+      writeFile(file: requirements, text: pinnedRequirements(version))
+    }
+    String installer = "${venv}.install.py".toString()
+    writeFile(file: installer, text: libraryResource('io/cireport/install/install.py'))
+    List<String> source = ["CI_REPORT_INSTALLER=${installer}".toString(),
+                           "CI_REPORT_REQUIREMENTS=${requirements}".toString()]
+    ['indexUrl': 'CI_REPORT_INDEX_URL', 'wheelUrl': 'CI_REPORT_WHEEL_URL', 'sha256': 'CI_REPORT_WHEEL_SHA256',
+     'wheelhouse': 'CI_REPORT_WHEELHOUSE'].each { k, name ->
+      if (c[k]) {
+        source << "${name}=${c[k]}".toString()
+      }
+    }
+    withEnv(source) {
+      if (c.credentialsId) {
+        withCredentials([usernamePassword(credentialsId: c.credentialsId.toString(),
+                                          usernameVariable: 'CI_REPORT_INDEX_USER',
+                                          passwordVariable: 'CI_REPORT_INDEX_PASSWORD')]) {
+          sh(label: "ci-report: install ${version}".toString(), script: Commands.INSTALL_SCRIPT)
+        }
+      } else {
+        sh(label: "ci-report: install ${version}".toString(), script: Commands.INSTALL_SCRIPT)
+      }
     }
   }
   return "${venv}/bin/ci-report".toString()
+}
+
+/** Internal: the hash-pinned dependencies this library ships for one ci-report version. */
+def pinnedRequirements(String version) {
+  try {
+    return libraryResource(StepOptions.requirementsResource(version))
+  } catch (InterruptedException e) {
+    throw e
+  // groovylint-disable-next-line CatchException
+  } catch (Exception e) {
+    error("ciReport.install: this library has no pinned requirements for ci-report ${version} ".toString() +
+          "(it ships them for ${StepOptions.DEFAULT_VERSION}); ".toString() +
+          'pass requirementsFile: a hash-pinned requirements file for that version on the agent ' +
+          '(scripts/lock-install-requirements in the ci-report repository makes one)')
+  }
 }
 
 /**

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from install_wheelhouse import build_wheelhouse
 
 pytestmark = pytest.mark.integration
 
@@ -380,37 +381,24 @@ def test_image_push_direct_and_split_run_against_the_real_cli(
 
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheels")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--disable-pip-version-check",
-            "-w",
-            str(out),
-            str(ROOT),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot build a wheelhouse (no package index?): {proc.stderr[-300:]}")
-    return out
+    """The files the shipped hash-pinned requirements name, plus this checkout's ci-report wheel."""
+    try:
+        return build_wheelhouse(tmp_path_factory.mktemp("wheels"))
+    except RuntimeError as exc:
+        pytest.skip(f"cannot build a wheelhouse (no package index?): {exc}")
 
 
 def test_install_creates_the_venv_then_reuses_it(
     groovy: str, tmp_path: Path, wheelhouse: Path
 ) -> None:
     venv = tmp_path / "agent@tmp" / "tools" / "ci-report-0.1.0"
-    offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse)}
-    scenarios = [
-        scenario(tmp_path, f"install-{n}", "install", {"venvDir": str(venv)}, env=offline)
-        for n in (1, 2)
-    ]
+    # the agent's pip settings name an index that does not exist: the wheelhouse is the only source
+    agent = {
+        "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+        "PIP_EXTRA_INDEX_URL": "http://127.0.0.1:9/x",
+    }
+    options = {"venvDir": str(venv), "wheelhouse": str(wheelhouse)}
+    scenarios = [scenario(tmp_path, f"install-{n}", "install", options, env=agent) for n in (1, 2)]
     r = run_steps(groovy, tmp_path, scenarios)
     first, second = r["install-1"], r["install-2"]
     exe = f"{venv}/bin/ci-report"

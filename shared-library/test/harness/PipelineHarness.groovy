@@ -16,6 +16,7 @@ class PipelineHarness {
   final List shMocks = []
   final Map files = [:]
   final Map credentials = [:]
+  final List<String> resourcesRead = []
   final List<String> log = []
   final List<String> containers = []
 
@@ -119,6 +120,19 @@ class PipelineHarness {
     step('writeFile') { Map a -> requireNode(); files[a.file.toString()] = a.text.toString(); null }
     step('archiveArtifacts') { Map a -> requireNode(); null }
     step('string') { Map a -> [type: 'string', credentialsId: a.credentialsId, variable: a.variable] }
+    step('usernamePassword') { Map a ->
+      [type: 'usernamePassword', credentialsId: a.credentialsId, usernameVariable: a.usernameVariable,
+       passwordVariable: a.passwordVariable]
+    }
+    // libraryResource: a file under the library's resources/, as text; a missing one throws (hudson.AbortException)
+    step('libraryResource') { String path ->
+      File f = new File(new File(root, 'resources'), path)
+      if (!f.isFile()) {
+        throw new AbortException("No such library resource ${path} could be found.")
+      }
+      resourcesRead << path
+      f.getText('UTF-8')
+    }
     step('withCredentials') { List bs, Closure body ->
       Map saved = new LinkedHashMap(env)
       try {
@@ -126,7 +140,13 @@ class PipelineHarness {
           if (!credentials.containsKey(b.credentialsId)) {
             throw new AbortException("Could not find credentials entry with ID '${b.credentialsId}'")
           }
-          env[b.variable] = credentials[b.credentialsId]
+          Object value = credentials[b.credentialsId]
+          if (b.type == 'usernamePassword') {
+            env[b.usernameVariable] = value.username
+            env[b.passwordVariable] = value.password
+          } else {
+            env[b.variable] = value
+          }
         }
         body.call()
       } finally {

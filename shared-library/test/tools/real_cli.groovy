@@ -24,7 +24,8 @@ Map runScenario(Map s) {
   List archived = []
   Closure inWs = { Object p -> p.toString().startsWith('/') ? new File(p.toString()) : new File(ws, p.toString()) }
   h.step('fileExists') { p -> inWs(p).exists() }
-  h.step('writeFile') { Map a -> inWs(a.file).setText(a.text.toString(), 'UTF-8'); null }
+  // writeFile creates missing parent folders, as Jenkins' FilePath.write does
+  h.step('writeFile') { Map a -> File f = inWs(a.file); f.parentFile.mkdirs(); f.setText(a.text.toString(), 'UTF-8'); null }
   h.step('readFile') { p ->
     File f = inWs(p instanceof Map ? p.file : p)
     if (!f.exists()) {

@@ -42,33 +42,56 @@ class HelpersTest {
     File dir = File.createTempDir()
     try {
       File python = new File(dir, 'fake-python')
-      // A stand-in for "python -m venv --clear DIR": it writes a venv whose pip installs a ci-report stub.
+      // A stand-in for "python -m venv --clear DIR": it writes a venv whose python, given the installer
+      // (install.py, tested for real by tests/integration/test_install_script.py), installs a ci-report stub.
       python.text = '''#!/bin/sh
 venv="$4"
 mkdir -p "$venv/bin"
 touch "$venv/pyvenv.cfg"
 cat > "$venv/bin/python" <<'PY'
 #!/bin/sh
-spec=""; for a in "$@"; do spec="$a"; done
 bin="$(dirname "$0")"
-printf '#!/bin/sh\\necho "ci-report %s"\\n' "${spec#ci-report==}" > "$bin/ci-report"
+printf '#!/bin/sh\\necho "ci-report %s"\\n' "$CI_REPORT_VERSION" > "$bin/ci-report"
 chmod +x "$bin/ci-report"
-echo "pip index=${PIP_INDEX_URL:-default}" >&2
+echo "installer=$1 index=${CI_REPORT_INDEX_URL:-none}" >&2
 PY
 chmod +x "$venv/bin/python"
 '''
       python.setExecutable(true)
       String venv = new File(dir, 'tools dir/ci-report-0.1.0').path
-      Map env = [CI_REPORT_VENV: venv, CI_REPORT_VERSION: '0.1.0', CI_REPORT_PYTHON: python.path, PIP_INDEX_URL: 'https://idx.example/simple']
+      Map env = [CI_REPORT_VENV: venv, CI_REPORT_VERSION: '0.1.0', CI_REPORT_PYTHON: python.path,
+                 CI_REPORT_INSTALLER: '/tmp/x/install.py', CI_REPORT_INDEX_URL: 'https://idx.example/simple']
       List before = run(Commands.INSTALLED_VERSION_SCRIPT, env)
       assertEquals(0, before[0])
       assertFalse(StepOptions.versionMatches(before[1], '0.1.0'))
       List r = run(Commands.INSTALL_SCRIPT, env)
       assertEquals("install failed: ${r[2]}".toString(), 0, r[0])
       assertEquals('ci-report 0.1.0\n', r[1])
-      assertTrue(r[2].contains('pip index=https://idx.example/simple'))
+      assertTrue(r[2], r[2].contains('installer=/tmp/x/install.py index=https://idx.example/simple'))
       List after = run(Commands.INSTALLED_VERSION_SCRIPT, env)
       assertTrue(StepOptions.versionMatches(after[1], '0.1.0'))
+    } finally {
+      dir.deleteDir()
+    }
+  }
+
+  @Test
+  void aFailedInstallerStopsTheScriptWithItsOwnMessage() {
+    File dir = File.createTempDir()
+    try {
+      File python = new File(dir, 'fake-python')
+      python.text = '''#!/bin/sh
+mkdir -p "$4/bin" && touch "$4/pyvenv.cfg"
+printf '#!/bin/sh\\necho "ciReport.install: the pinned dependencies: refused" >&2\\nexit 1\\n' > "$4/bin/python"
+printf '#!/bin/sh\\necho "ci-report ran"\\n' > "$4/bin/ci-report"
+chmod +x "$4/bin/python" "$4/bin/ci-report"
+'''
+      python.setExecutable(true)
+      List r = run(Commands.INSTALL_SCRIPT, [CI_REPORT_VENV: new File(dir, 'v').path, CI_REPORT_VERSION: '0.1.0',
+                                             CI_REPORT_PYTHON: python.path, CI_REPORT_INSTALLER: 'install.py'])
+      assertEquals(1, r[0])
+      assertTrue(r[2], r[2].contains('ciReport.install: the pinned dependencies: refused'))
+      assertFalse(r[1], r[1].contains('ci-report ran'))
     } finally {
       dir.deleteDir()
     }

@@ -165,8 +165,11 @@ class Commands implements Serializable {
   static final String INSTALLED_VERSION_SCRIPT = '"$CI_REPORT_VENV/bin/ci-report" --version 2>/dev/null || true'
 
   /**
-   * Creates the venv and installs the pinned ci-report. Single-quoted on purpose: every value comes
-   * from the environment (CI_REPORT_VENV, CI_REPORT_VERSION, CI_REPORT_PYTHON; pip reads PIP_INDEX_URL).
+   * Creates the venv, then runs the library's install.py with the venv's Python: the hash-pinned
+   * dependencies first (pip --require-hashes), then ci-report itself from the one source given, then
+   * pip check. Single-quoted on purpose: every value comes from the environment (CI_REPORT_VENV,
+   * CI_REPORT_PYTHON, CI_REPORT_INSTALLER and what install.py reads), so `sh -x` prints no value and no
+   * credential.
    */
   static final String INSTALL_SCRIPT = '''\
 if [ -d "$CI_REPORT_VENV" ] && [ -n "$(ls -A "$CI_REPORT_VENV")" ] && [ ! -f "$CI_REPORT_VENV/pyvenv.cfg" ]; then
@@ -186,7 +189,7 @@ if ! "$CI_REPORT_PYTHON" -m venv --clear "$CI_REPORT_VENV"; then
   echo "  or pass python: the path of a Python 3.9+ that has the venv and ensurepip modules" >&2
   exit 1
 fi
-"$CI_REPORT_VENV/bin/python" -m pip install --disable-pip-version-check --no-input --quiet "ci-report==$CI_REPORT_VERSION"
+"$CI_REPORT_VENV/bin/python" "$CI_REPORT_INSTALLER" || exit 1
 "$CI_REPORT_VENV/bin/ci-report" --version
 '''
 

@@ -110,10 +110,24 @@ class StepOptions implements Serializable {
   static Map installDefaults() {
     return [
       version: DEFAULT_VERSION,
+      // where ci-report comes from: exactly one of indexUrl, wheelUrl (indexUrl may add the index for the
+      // dependencies) or wheelhouse. No default: no ci-report is published on the public PyPI, and whoever
+      // registers the name there would run in every build.
       indexUrl: null,
+      credentialsId: null,          // username/password credential: the login for indexUrl
+      wheelUrl: null,
+      sha256: null,                 // the wheel's sha256 (wheelUrl): pip checks it
+      wheelhouse: null,             // a folder of wheels on the agent: nothing is downloaded
+      requirementsFile: null,       // default: the hash-pinned requirements this library ships for version
       python: 'python3',
       venvDir: null,                // default: <WORKSPACE_TMP or WORKSPACE@tmp>/tools/ci-report-<version>
     ]
+  }
+
+  /** The library resource with the hash-pinned dependencies of one ci-report version. */
+  @NonCPS
+  static String requirementsResource(String version) {
+    return "io/cireport/install/requirements-${version}.txt".toString()
   }
 
   /** Defaults merged with the caller's options (a new map; the caller's map is not modified). */
@@ -200,6 +214,33 @@ class StepOptions implements Serializable {
     }
     if (!c.python) {
       problems << 'ciReport.install: python must not be empty'
+    }
+    if (!c.indexUrl && !c.wheelUrl && !c.wheelhouse) {
+      problems << ('ciReport.install: say where ci-report comes from: indexUrl (your package index; credentialsId ' +
+        'for its login), wheelUrl (a ci-report wheel; sha256 to check it) or wheelhouse (a folder of wheels on ' +
+        'the agent). There is no default: no ci-report is published on the public PyPI, and whoever registered ' +
+        'the name there would run in your builds')
+    }
+    if (c.wheelhouse && (c.indexUrl || c.wheelUrl)) {
+      problems << 'ciReport.install: wheelhouse installs offline; give it alone, without indexUrl or wheelUrl'
+    }
+    ['indexUrl', 'wheelUrl'].each { k ->
+      String url = c[k] ? c[k].toString() : ''
+      if (url && !(url ==~ /(?i)https?:\/\/[^\s\/]+(\/\S*)?/)) {
+        problems << "ciReport.install: ${k} must be an http(s) URL, not '${url}'".toString()
+      } else if (url ==~ /(?i)[a-z]+:\/\/[^\/]*@.*/) {
+        problems << ("ciReport.install: ${k} must not carry a login (it would be written in the Jenkinsfile and " +
+          'the build\'s environment): store it as a username/password credential and pass credentialsId').toString()
+      }
+    }
+    if (c.credentialsId && !c.indexUrl) {
+      problems << 'ciReport.install: credentialsId is the login for indexUrl; give indexUrl too'
+    }
+    if (c.sha256 && !(c.sha256.toString() ==~ /[0-9a-fA-F]{64}/)) {
+      problems << 'ciReport.install: sha256 must be the 64 hex digits of the wheel\'s SHA-256'
+    }
+    if (c.sha256 && !c.wheelUrl) {
+      problems << 'ciReport.install: sha256 checks the wheel of wheelUrl; give wheelUrl too'
     }
     return problems
   }
