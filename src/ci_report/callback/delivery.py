@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..console import Console, get_console
 from ..errors import ConfigError
-from ..http import classify, excerpt, short
+from ..http import classify, excerpt, post_bytes, short
 from ..wire import CALLBACK_PATH, SIGNATURE_TOLERANCE_S
 from .auth import sign_request
 
@@ -186,14 +186,7 @@ def deliver(
                 headers[BACKLOG_HEADER] = str(max(0, backlog))
             retry_after: Optional[float] = None
             try:
-                response = session.post(
-                    url,
-                    data=body,
-                    headers=headers,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    verify=verify,
-                )
+                response = post_bytes(session, url, body, headers, timeout=timeout, verify=verify)
             except requests.exceptions.SSLError as exc:
                 result.outcome, result.status_code = "queued", None
                 result.error = f"TLS error: {short(exc, 240)}"
