@@ -121,7 +121,37 @@ def test_batch_exit_codes() -> None:
     assert batch_exit_code([done, gone]) == 0
     assert batch_exit_code([gone]) == 3 and batch_exit_code([]) == 3
     assert batch_exit_code([done, failed]) == 1
-    # the summary is the --json line platforms parse: every key, JSON-serializable
+    # the summary is the --json line platforms parse: every key, JSON-serializable, each
+    # value from its own field (all distinct, so a dropped, renamed or swapped key shows)
+    full = SyncOutcome(
+        job="a",
+        number=1,
+        run_id="64",
+        state="recovered",
+        source="artifact",
+        build_result="UNSTABLE",
+        delivery_id="msg_0123456789abcdef",
+        url="https://platform.example.com/cb",
+        delivery="delivered",
+        attempts=2,
+        error="HTTP 503 (first attempt)",
+        notes=["archived result file used"],
+    )
+    assert json.loads(json.dumps(full.summary())) == {
+        "runId": "64",
+        "job": "a",
+        "build": 1,
+        "state": "recovered",
+        "source": "artifact",
+        "buildResult": "UNSTABLE",
+        "deliveryId": "msg_0123456789abcdef",
+        "url": "https://platform.example.com/cb",
+        "delivery": "delivered",
+        "attempts": 2,
+        "error": "HTTP 503 (first attempt)",
+        "notes": ["archived result file used"],
+    }
+    # and the unset ones are there as null, not left out
     assert json.loads(json.dumps(done.summary())) == {
         "runId": None,
         "job": "a",
