@@ -206,6 +206,22 @@ def test_disabled_job(requests_mock) -> None:
     assert not [r for r in requests_mock.request_history if r.method == "POST"]
 
 
+def test_disabled_job_refused_at_post(requests_mock) -> None:
+    """Disabled between the read and the POST: Jenkins' own answer to the build POST is HTTP
+    409 ("is not buildable"). The same usage error (exit 2) naming the disabled job, and the
+    POST is not re-sent."""
+    from ci_report.errors import EXIT_USAGE
+    from ci_report.platform.jenkins import JenkinsHTTPError
+
+    _job(requests_mock)
+    post = requests_mock.post(JOB + "build", status_code=409, text="app is not buildable")
+    with pytest.raises(JenkinsHTTPError) as info:
+        _run(requests_mock)
+    assert info.value.status == 409 and info.value.exit_code == EXIT_USAGE
+    assert info.value.fix == "job 'app' is disabled or not buildable"
+    assert post.call_count == 1
+
+
 def test_401_after_the_trigger_keeps_the_build_and_exits_3(requests_mock) -> None:
     """A token revoked (or an SSO page) mid-wait must not lose which build was started."""
     _job(requests_mock)
