@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -203,6 +204,16 @@ def hostile_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.chdir(cwd)
 
 
+def _from_nothing(settings: Any) -> Any:
+    """Settings resolved from ``env={}`` and an empty cwd hold every default and name no
+    source: one hostile value read from os.environ, the process cwd or HOME shows here."""
+    from ci_report.config import Settings
+
+    assert settings.sources == {} and settings.config_file is None
+    assert settings == Settings() and settings.url is None
+    return settings
+
+
 @pytest.mark.usefixtures("hostile_home")
 def test_jenkins_unreachable_is_never_nothing_to_recover(requests_mock, tmp_path: Path) -> None:
     """Exit 3 tells a platform 'give up on this run'; an unreachable Jenkins must not say it."""
@@ -214,7 +225,7 @@ def test_jenkins_unreachable_is_never_nothing_to_recover(requests_mock, tmp_path
 
     base = "https://ci.example/"
     client = JenkinsClient(base, "u", "t")
-    settings = load_settings({}, env={}, cwd=tmp_path)
+    settings = _from_nothing(load_settings({}, env={}, cwd=tmp_path))
     requests_mock.get(base + "job/a/4/api/json", exc=requests.exceptions.ConnectionError("reset"))
     down = sync_one(client, "a", 4, settings, run_id="64")
     assert down.state == "error" and down.exit_code == 1
@@ -236,7 +247,8 @@ def test_missing_job_is_not_called_a_missing_build(requests_mock, tmp_path: Path
     requests_mock.get(base + "job/a/api/json", status_code=404)
     requests_mock.get(base + "job/b/9/api/json", status_code=404)
     requests_mock.get(base + "job/b/api/json", json={"buildable": True})
-    client, settings = JenkinsClient(base, "u", "t"), load_settings({}, env={}, cwd=tmp_path)
+    client = JenkinsClient(base, "u", "t")
+    settings = _from_nothing(load_settings({}, env={}, cwd=tmp_path))
     no_job = sync_build(client, "a", 4, settings)
     assert no_job.exit_code == 3 and no_job.error == "no job 'a' (or u cannot see it)"
     no_build = sync_build(client, "b", 9, settings)
