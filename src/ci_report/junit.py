@@ -79,11 +79,12 @@ from .junit_limits import (
     PASSED_KEYS_LIMIT,
     PENDING_LIMIT,
     PROLOG_SLICE,
+    RESULT_KINDS,
     ROOTS,
     SUITE_CASE_NAME,
     TEXTLEN,
 )
-from .junit_pull import parse_pull
+from .junit_pull import Lean, parse_pull
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -495,18 +496,6 @@ class _Suite:
     depth: int
 
 
-#: result child tag -> kind; direct children only (the first of each kind counts)
-RESULT_KINDS: dict[str, str] = {
-    "error": "error",
-    "failure": "failure",
-    "skipped": "skipped",
-    "flakyFailure": "flaky",
-    "flakyError": "flaky",
-    "rerunFailure": "rerun-failure",
-    "rerunError": "rerun-error",
-}
-
-
 class _Semantics:
     """Turns one complete ``<testcase>`` element into a CaseResult.
 
@@ -619,11 +608,6 @@ class _Reruns:
         self.pending: dict[tuple[Optional[str], Optional[str], str], CaseResult] = {}
         self.passed_keys: set[int] = set()
 
-    def passed(self, key: tuple[Optional[str], Optional[str], str]) -> None:
-        """A passed execution with nothing pending under its key (counted by the caller)."""
-        if len(self.passed_keys) < PASSED_KEYS_LIMIT:
-            self.passed_keys.add(hash(key))
-
     def add(self, case: CaseResult) -> None:
         key = (case.suite, case.classname, case.name)
         status = case.status
@@ -714,27 +698,28 @@ class _FileParser:
 
     def pull_case(self, elem: Element, suite: Optional[str]) -> None:
         self.cases += 1
-        attrs = elem.attrib
-        collector = self.collector
-        if collector.counts_only and "status" not in attrs:
-            # a passed case nobody will see (no on_case, results full): counted, no record
-            for child in elem:
-                if child.tag in RESULT_KINDS:
-                    break
-            else:
-                key = (suite, attrs.get("classname") or None, attrs.get("name") or "")
-                if key not in self.reruns.pending:
-                    run = collector.run
-                    run.cases_time_ms += _time_ms(attrs.get("time"))
-                    run.passed += 1
-                    self.reruns.passed(key)
-                    return
         if len(elem):
             case = self.semantics.case(elem, self.file, suite)
         else:
-            case = self.semantics.bare_case(attrs, self.file, suite)
-        collector.run.cases_time_ms += case.duration_ms
+            case = self.semantics.bare_case(elem.attrib, self.file, suite)
+        self.collector.run.cases_time_ms += case.duration_ms
         self.reruns.add(case)
+
+    @property
+    def lean_later(self) -> bool:
+        return self.collector.on_case is None
+
+    def lean(self) -> Optional[Lean]:
+        if not self.collector.counts_only:
+            return None
+        return Lean(self.reruns.pending, self.reruns.passed_keys, _time_ms)
+
+    def pull_counted(self, cases: int, time_ms: int) -> None:
+        """Passed cases the pull path counted without a record (see Lean)."""
+        self.cases += cases
+        run = self.collector.run
+        run.passed += cases
+        run.cases_time_ms += time_ms
 
     def resume_after_pull(self) -> None:
         """The bounded path takes the file over from the start: skip what was handed over."""

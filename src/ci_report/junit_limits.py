@@ -16,6 +16,17 @@ PULL_CHUNK_BYTES = 1 << 16  #: feed size of the pull (C) path
 #: a whole text node, tag or case
 PULL_HELD_BYTES = 1 << 20
 
+#: result child tag -> kind; direct children only (the first of each kind counts); a case with
+#: none of them (and no ``status`` attribute) passed
+RESULT_KINDS: dict[str, str] = {
+    "error": "error",
+    "failure": "failure",
+    "skipped": "skipped",
+    "flakyFailure": "flaky",
+    "flakyError": "flaky",
+    "rerunFailure": "rerun-failure",
+    "rerunError": "rerun-error",
+}
 SUITE_CASE_NAME = "(suite)"
 ROOTS = ("testsuites", "testsuite")
 NO_TEXT_TAGS = frozenset({"system-out", "system-err"})

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Mapping
-from typing import IO, Optional, Protocol
+from collections.abc import Container, Mapping
+from typing import IO, Callable, NamedTuple, Optional, Protocol
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLParser
 
 from .junit_limits import (
@@ -36,8 +36,10 @@ from .junit_limits import (
     CASE_MAX_ELEMENTS,
     MAX_DEPTH,
     NO_TEXT_TAGS,
+    PASSED_KEYS_LIMIT,
     PULL_CHUNK_BYTES,
     PULL_HELD_BYTES,
+    RESULT_KINDS,
     ROOTS,
     SUITE_CASE_NAME,
     TEXTLEN,
@@ -47,9 +49,20 @@ from .junit_limits import (
 PLAIN_ENCODINGS = frozenset(
     {"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "iso8859-1", "latin-1", "latin1"}
 )
-_DEFAULT_NS = re.compile(rb"xmlns\s*(?:=|\Z)")  # at a chunk's end: the '=' may follow
 _DECL_ENCODING = re.compile(rb"""\A<\?xml\b[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
 _SEAM = 16  #: bytes of each side of a chunk boundary checked together
+
+
+CaseKey = tuple[Optional[str], Optional[str], str]  #: (suite, classname, name)
+
+
+class Lean(NamedTuple):
+    """What :func:`parse_pull` needs to count a passed case that nobody will see (no record):
+    the keys waiting for a rerun, the passed keys seen, and how to read ``time``."""
+
+    pending: Container[CaseKey]
+    passed_keys: set[int]
+    time_ms: Callable[[Optional[str]], int]
 
 
 class PullSink(Protocol):
@@ -57,17 +70,25 @@ class PullSink(Protocol):
 
     max_text: int
 
+    @property
+    def lean_later(self) -> bool:
+        """lean() may stop being None during this file."""
+
     def pull_suite(self, attrs: Mapping[str, str], top: bool) -> None: ...
 
     def pull_case(self, elem: Element, suite: Optional[str]) -> None: ...
 
+    def lean(self) -> Optional[Lean]:
+        """Not None once a passed case needs no record (then counted by pull_counted)."""
+
+    def pull_counted(self, cases: int, time_ms: int) -> None: ...
+
 
 def _plain_chunk(chunk: bytes, prev: bytes) -> bool:
+    """No DOCTYPE and no NUL byte in ``chunk`` nor across its seam with ``prev``."""
     seam = prev[-_SEAM:] + chunk[:_SEAM]
     for data in (chunk, seam):
-        if b"<!DOCTYPE" in data or b"\x00" in data:
-            return False
-        if b"xmlns" in data and _DEFAULT_NS.search(data):
+        if b"\x00" in data or (b"!" in data and b"<!DOCTYPE" in data):  # memchr first
             return False
     return True
 
@@ -85,13 +106,17 @@ def _plain_start(first: bytes) -> bool:
     return True
 
 
-def cap_texts(case: Element, max_text: int) -> None:
+def cap_texts(case: Element, max_text: int) -> bool:
     """Cap the texts of a case's children as the bounded path does while they stream in: at
     most ``max_text`` characters of an element's own text (its text and its children's tails),
     the full length in the private :data:`TEXTLEN` attribute when that was longer; texts of
-    ``<property>`` elements likewise."""
+    ``<property>`` elements likewise. False (nothing done) when a child or property is in a
+    namespace: the C parser names it ``{uri}tag`` where the bounded path reads ``tag``."""
     for child in case:
-        if child.tag in NO_TEXT_TAGS:
+        tag = child.tag
+        if tag[0] == "{":
+            return False
+        if tag in NO_TEXT_TAGS:
             continue
         text = child.text
         total = len(text) if text else 0
@@ -100,14 +125,25 @@ def cap_texts(case: Element, max_text: int) -> None:
                 tail = grandchild.tail
                 if tail:
                     total += len(tail)
-            if child.tag == "properties":
-                for prop in child.iter("property"):
-                    if prop.text and len(prop.text) > max_text:
+            if tag == "properties":
+                for prop in child.iter():
+                    if prop.tag[0] == "{":
+                        return False
+                    if prop.tag == "property" and prop.text and len(prop.text) > max_text:
                         prop.text = prop.text[:max_text]
         if total > max_text:
             child.set(TEXTLEN, str(total))
             if text and len(text) > max_text:
                 child.text = text[:max_text]
+    return True
+
+
+_EVENTS = ("start", "end")
+_INF = float("inf")
+
+
+def _no_time(_value: Optional[str]) -> int:
+    return 0
 
 
 def _event_parser() -> Optional[tuple[XMLParser, deque[tuple[str, Element]]]]:
@@ -118,7 +154,7 @@ def _event_parser() -> Optional[tuple[XMLParser, deque[tuple[str, Element]]]]:
     if setevents is None:
         return None
     events: deque[tuple[str, Element]] = deque()
-    setevents(events, ("start", "end"))
+    setevents(events, _EVENTS)  # the queued events are these very strings
     return parser, events
 
 
@@ -133,25 +169,35 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
         return False
     parser, events = made
     feed = parser.feed
+    start_event = _EVENTS[0]
     max_text = sink.max_text
     pull_case = sink.pull_case
+    lean = sink.lean()
+    lean_later = sink.lean_later
+    pending: Container[CaseKey] = lean.pending if lean else ()
+    passed_keys: set[int] = lean.passed_keys if lean else set()
+    time_ms = lean.time_ms if lean else _no_time
+    lean_cases = lean_ms = 0  # passed cases counted here without a record, and their time
     stack: list[Element] = []  # open elements outside cases (the case's parent is stack[-1])
     suites: list[tuple[Optional[str], int]] = []  # open suites: (name, depth)
     depth = case_depth = case_elements = 0
     synthetic = False
     prev = b""
     fed = released_at = 0
-    while True:
-        try:
-            if chunk:
-                if not _plain_chunk(chunk, prev):
-                    return False
-                feed(chunk)
-            else:
-                parser.close()
+    try:
+        while True:
+            try:
+                if chunk:
+                    if not _plain_chunk(chunk, prev):
+                        return False
+                    feed(chunk)
+                else:
+                    parser.close()
+            except ParseError:  # the bounded path says what is wrong, and where
+                return False
             released = False
             for event, elem in events:
-                if event == "start":
+                if event == start_event:
                     depth += 1
                     if case_depth:
                         case_elements += 1
@@ -167,7 +213,7 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                         case_elements = 0
                         synthetic = False
                         continue
-                    if depth > MAX_DEPTH:
+                    if depth > MAX_DEPTH or tag[0] == "{":  # '{': a namespace (see cap_texts)
                         return False
                     if depth == 1:
                         if tag not in ROOTS:
@@ -194,9 +240,39 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                                 "testcase", {"name": SUITE_CASE_NAME, "classname": suite or ""}
                             )
                             case.append(elem)
-                        if len(case):
-                            cap_texts(case, max_text)
-                        pull_case(case, suite)
+                        if len(case) and not cap_texts(case, max_text):
+                            return False
+                        get = case.get
+                        record = lean is None or get("status") is not None
+                        if not record and len(case):
+                            for child in case:
+                                if child.tag in RESULT_KINDS:
+                                    record = True
+                                    break
+                        if not record:  # passed, and nobody will see its record: counted only
+                            key = (suite, get("classname") or None, get("name") or "")
+                            if key in pending:  # a rerun of a failure: merged by the sink
+                                record = True
+                            else:
+                                lean_cases += 1
+                                if len(passed_keys) < PASSED_KEYS_LIMIT:
+                                    passed_keys.add(hash(key))
+                                value = get("time")
+                                if value:  # time_ms(value), a plain positive decimal inlined
+                                    try:
+                                        seconds = float(value)
+                                    except ValueError:
+                                        seconds = -1.0
+                                    if 0 < seconds < _INF and "_" not in value:
+                                        lean_ms += round(seconds * 1000)
+                                    else:
+                                        lean_ms += time_ms(value)
+                        if record:
+                            pull_case(case, suite)
+                            if lean is None and lean_later:
+                                lean = sink.lean()
+                                if lean is not None:
+                                    pending, passed_keys, time_ms = lean
                         if stack:
                             del stack[-1][:]
                         released = True
@@ -209,15 +285,16 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                         del stack[-1][:]
                     released = True
                     depth -= 1
-        except ParseError:  # the bounded path says what is wrong, and where
-            return False
-        events.clear()
-        if not chunk:
-            return True
-        if released:
-            released_at = fed
-        fed += len(chunk)
-        if fed - released_at > PULL_HELD_BYTES:
-            return False
-        prev = chunk
-        chunk = stream.read(PULL_CHUNK_BYTES)
+            events.clear()
+            if not chunk:
+                return True
+            if released:
+                released_at = fed
+            fed += len(chunk)
+            if fed - released_at > PULL_HELD_BYTES:
+                return False
+            prev = chunk
+            chunk = stream.read(PULL_CHUNK_BYTES)
+    finally:
+        if lean_cases:
+            sink.pull_counted(lean_cases, lean_ms)

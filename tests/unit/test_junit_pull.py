@@ -23,6 +23,23 @@ FILES = sorted(CORPUS.rglob("*.xml"))
 MB = 1 << 20
 
 
+class NullSink:
+    max_text = 100
+    lean_later = False
+
+    def pull_suite(self, attrs: Any, top: bool) -> None:
+        pass
+
+    def pull_case(self, elem: Any, suite: Any) -> None:
+        pass
+
+    def lean(self) -> None:
+        return None
+
+    def pull_counted(self, cases: int, time_ms: int) -> None:
+        raise AssertionError("never lean")
+
+
 def _run(files: list[Path], **kwargs: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     cases: list[CaseResult] = []
     run = parse_reports(files, on_case=cases.append, **kwargs)
@@ -182,9 +199,7 @@ DECL = '<?xml version="1.0" encoding="{}"?>'
     ids=["utf-16", "utf-16-le", "utf-32", "cp1251", "junk"],
 )
 def test_files_not_in_a_plain_encoding_go_to_the_bounded_path(doc: bytes) -> None:
-    class Sink:
-        max_text = 100
-
+    class Sink(NullSink):
         def pull_suite(self, attrs: Any, top: bool) -> None:
             raise AssertionError("nothing may be parsed")
 
@@ -200,9 +215,33 @@ def test_a_doctype_across_a_chunk_seam_is_never_fed(cut: int) -> None:
     prev = b"<testsuite>" * 10 + marker[:cut]
     assert junit_pull._plain_chunk(b"<a/>", b"<a/>")
     assert not junit_pull._plain_chunk(marker[cut:] + b" x>", prev)
-    ns = b'<t xmlns   ="u"/>'
-    at = ns.index(b"=") - (cut % 4)
-    assert not junit_pull._plain_chunk(ns[at:], b"<a/>" + ns[:at])
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        '<testsuites xmlns="urn:x"><testsuite><testcase name="a"><failure/></testcase>'
+        "</testsuite></testsuites>",
+        '<testsuites><testsuite xmlns="urn:x"><testcase name="a"><failure/></testcase>'
+        "</testsuite></testsuites>",
+        '<testsuite><testcase name="a" xmlns="urn:x"><failure/></testcase></testsuite>',
+        '<testsuite><testcase name="a"><failure xmlns="urn:x"/></testcase></testsuite>',
+        '<testsuite><testcase name="a"><properties><property xmlns="urn:x" name="caseId" '
+        'value="7"/></properties></testcase></testsuite>',
+        '<testsuite><testcase name="a"><properties xmlns:p="urn:p"><p:property name="caseId" '
+        'value="7"/></properties></testcase></testsuite>',
+    ],
+    ids=["root", "suite", "case", "result", "property", "prefixed-property"],
+)
+def test_a_namespace_goes_to_the_bounded_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, doc: str
+) -> None:
+    """The C parser names a namespaced tag ``{uri}tag``, the bounded path reads ``tag``."""
+    path = tmp_path / "ns.xml"
+    path.write_text(doc)
+    assert _pulled(monkeypatch, path) == (False, 0)
+    fast, bounded = _both(monkeypatch, [path])
+    assert fast == bounded
 
 
 def test_doctype_after_cases_is_refused_by_the_bounded_path(
@@ -225,12 +264,7 @@ def test_closed_cases_are_dropped_by_the_pull_path(tmp_path: Path) -> None:
     path.write_text("<testsuite>" + '<testcase name="a" classname="C"/>' * 100_000 + "</testsuite>")
     seen: list[str] = []
 
-    class Sink:
-        max_text = 100
-
-        def pull_suite(self, attrs: Any, top: bool) -> None:
-            pass
-
+    class Sink(NullSink):
         def pull_case(self, elem: Any, suite: Any) -> None:
             seen.append(elem.tag)
 
