@@ -34,16 +34,40 @@ def read_stderr_until(proc, marker: str, timeout: float) -> str:
     return seen.decode()
 
 
+def wait_until_asleep(pid: int, timeout: float) -> None:
+    """Until ``pid``'s main thread is in the kernel's sleep (``/proc/<pid>/wchan``): the
+    "retrying in" line comes right *before* the sleep, and a signal landing between the two
+    would not test the sleep. Where the kernel hides wchan, a short wait into the long sleep."""
+    wchan = f"/proc/{pid}/wchan"
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with open(wchan) as f:
+                where = f.read().strip()
+        except OSError:
+            where = ""
+        if where in ("", "0"):  # not shown here: the sleep is 60 s long, be well inside it
+            time.sleep(0.5)
+            return
+        if "nanosleep" in where:
+            return
+        time.sleep(0.01)
+    raise TimeoutError(f"process {pid} never went to sleep")
+
+
 @pytest.mark.parametrize(
     ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"]
 )
 @pytest.mark.parametrize("phase", ["request-held", "backoff-sleep"])
 def test_signal_mid_delivery_saves_and_exits(signum, code, phase, cli, receiver, fault_servers):
-    # request-held: the server holds the request; backoff-sleep: 503 then the retry wait
-    server = fault_servers(receiver.url, default="hold" if phase == "request-held" else "503")
+    # request-held: the server holds the request; backoff-sleep: 429 with Retry-After: 60, then
+    # the retry wait. Both last far longer than EXIT_WITHIN_S, so a signal only acted on once
+    # the request or the sleep is over cannot pass (a plain 503's first backoff is under 1 s).
+    server = fault_servers(receiver.url, default="hold" if phase == "request-held" else "429:60")
     env = cli.env(
         CI_REPORT_URL=server.url,
         CI_REPORT_READ_TIMEOUT="60",
+        CI_REPORT_DEADLINE="300",
         CI_REPORT_MAX_ATTEMPTS="5",
         RUN_ID="9100",
     )
@@ -53,7 +77,8 @@ def test_signal_mid_delivery_saves_and_exits(signum, code, phase, cli, receiver,
         early = ""
         if phase == "backoff-sleep":
             # observed, not assumed: the process says it waits to retry right before it sleeps
-            early = read_stderr_until(proc, "retrying in", timeout=20)
+            early = read_stderr_until(proc, "retrying in 60.0 s", timeout=20)
+            wait_until_asleep(proc.pid, timeout=20)
         sent = time.monotonic()
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=EXIT_WITHIN_S + 5)
