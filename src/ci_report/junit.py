@@ -42,7 +42,7 @@ Semantics
   passed + flaky if any execution passed, else failed/error. Repeats that all
   passed or skipped stay separate cases (parametrized tests with equal names).
   Bounded: at most :data:`PENDING_LIMIT` failed cases wait for a rerun and
-  :data:`PASSED_KEYS_LIMIT` passed keys are remembered per file.
+  :data:`PASSED_KEYS_LIMIT` passed executions are remembered per file (junit_keys.py).
 - A ``<error>``/``<failure>`` directly inside a ``<testsuite>`` (a class that
   failed to load) counts as one case named ``(suite)`` of that suite, as
   Jenkins' JUnit plugin does.
@@ -69,6 +69,7 @@ from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 
 from .fileio import NotRegularFile, open_regular
+from .junit_keys import PassedKeys
 from .junit_limits import (
     CASE_MAX_DEPTH,
     CASE_MAX_ELEMENTS,
@@ -76,13 +77,15 @@ from .junit_limits import (
     MAX_DEPTH,
     MAX_TOKEN_BYTES,
     NO_TEXT_TAGS,
-    PASSED_KEYS_LIMIT,
     PENDING_LIMIT,
     PROLOG_SLICE,
     RESULT_KINDS,
     ROOTS,
     SUITE_CASE_NAME,
     TEXTLEN,
+)
+from .junit_limits import (
+    PASSED_KEYS_LIMIT as PASSED_KEYS_LIMIT,  # re-exported: part of the documented limits
 )
 from .junit_pull import Lean, parse_pull
 
@@ -606,14 +609,13 @@ class _Reruns:
         self.emit = emit
         self.run = run
         self.pending: dict[tuple[Optional[str], Optional[str], str], CaseResult] = {}
-        self.passed_keys: set[int] = set()
+        self.passed_keys = PassedKeys()
 
     def add(self, case: CaseResult) -> None:
         key = (case.suite, case.classname, case.name)
         status = case.status
         if status == "passed" and not self.pending:  # the common case
-            if len(self.passed_keys) < PASSED_KEYS_LIMIT:
-                self.passed_keys.add(hash(key))
+            self.passed_keys.add(hash(key))
             self.emit(case)
             return
         bad = status in ("failed", "error")
@@ -643,13 +645,12 @@ class _Reruns:
                 oldest = next(iter(self.pending))
                 self.emit(self.pending.pop(oldest))
         else:
-            if case.status == "passed" and len(self.passed_keys) < PASSED_KEYS_LIMIT:
+            if case.status == "passed":
                 self.passed_keys.add(hash(key))
             self.emit(case)
 
     def _emit_passed(self, case: CaseResult, key: tuple[Any, ...]) -> None:
-        if len(self.passed_keys) < PASSED_KEYS_LIMIT:
-            self.passed_keys.add(hash(key))
+        self.passed_keys.add(hash(key))
         self.emit(case)
 
     def flush(self) -> None:

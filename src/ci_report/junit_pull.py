@@ -31,12 +31,12 @@ from collections.abc import Container, Mapping
 from typing import IO, Callable, NamedTuple, Optional, Protocol
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLParser
 
+from .junit_keys import PassedKeys
 from .junit_limits import (
     CASE_MAX_DEPTH,
     CASE_MAX_ELEMENTS,
     MAX_DEPTH,
     NO_TEXT_TAGS,
-    PASSED_KEYS_LIMIT,
     PULL_CHUNK_BYTES,
     PULL_HELD_BYTES,
     RESULT_KINDS,
@@ -61,7 +61,7 @@ class Lean(NamedTuple):
     the keys waiting for a rerun, the passed keys seen, and how to read ``time``."""
 
     pending: Container[CaseKey]
-    passed_keys: set[int]
+    passed_keys: PassedKeys
     time_ms: Callable[[Optional[str]], int]
 
 
@@ -146,6 +146,10 @@ def _no_time(_value: Optional[str]) -> int:
     return 0
 
 
+def _no_add(_key_hash: int) -> None:
+    pass
+
+
 def _event_parser() -> Optional[tuple[XMLParser, deque[tuple[str, Element]]]]:
     """The C parser with its start/end events queued (what XMLPullParser and iterparse do,
     without the per-event generator in between); None where this Python lacks that hook."""
@@ -175,7 +179,7 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
     lean = sink.lean()
     lean_later = sink.lean_later
     pending: Container[CaseKey] = lean.pending if lean else ()
-    passed_keys: set[int] = lean.passed_keys if lean else set()
+    passed_add = lean.passed_keys.add if lean else _no_add
     time_ms = lean.time_ms if lean else _no_time
     lean_cases = lean_ms = 0  # passed cases counted here without a record, and their time
     stack: list[Element] = []  # open elements outside cases (the case's parent is stack[-1])
@@ -255,8 +259,7 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                                 record = True
                             else:
                                 lean_cases += 1
-                                if len(passed_keys) < PASSED_KEYS_LIMIT:
-                                    passed_keys.add(hash(key))
+                                passed_add(hash(key))
                                 value = get("time")
                                 if value:  # time_ms(value), a plain positive decimal inlined
                                     try:
@@ -272,7 +275,8 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                             if lean is None and lean_later:
                                 lean = sink.lean()
                                 if lean is not None:
-                                    pending, passed_keys, time_ms = lean
+                                    pending, time_ms = lean.pending, lean.time_ms
+                                    passed_add = lean.passed_keys.add
                         if stack:
                             del stack[-1][:]
                         released = True

@@ -277,3 +277,44 @@ def test_closed_cases_are_dropped_by_the_pull_path(tmp_path: Path) -> None:
             tracemalloc.stop()
     assert len(seen) == 100_000
     assert peak < 2 * MB + 8 * len(seen)  # the list of tags; 100k kept elements: ~20 MB
+
+
+def test_passed_keys_are_exact_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ci_report import junit_keys
+
+    keys = junit_keys.PassedKeys()
+    added = [hash(("S", "C", f"t{i}")) for i in range(50_000)]
+    for key_hash in added:
+        keys.add(key_hash)
+    assert all(key_hash in keys for key_hash in added)
+    others = [hash(("S", "C", f"u{i}")) for i in range(50_000)]
+    assert not any(key_hash in keys for key_hash in others)  # same buckets, never a match
+    assert "t1" not in keys and keys.count == 50_000
+    keys.clear()
+    assert added[0] not in keys and keys.count == 0
+    monkeypatch.setattr(junit_keys, "PASSED_KEYS_LIMIT", 10)
+    for key_hash in added[:20]:
+        keys.add(key_hash)
+    assert keys.count == 10 and added[9] in keys and added[10] not in keys
+
+
+@pytest.mark.parametrize("max_results", [0, 2, 10_000])
+def test_reruns_merge_the_same_when_passed_cases_are_only_counted(
+    tmp_path: Path, max_results: int
+) -> None:
+    """With no on_case and full results, passed cases get no record; reruns still merge."""
+    doc = (
+        '<testsuite name="S">'
+        + "".join(f'<testcase classname="C" name="p{i}" time="0.5"/>' for i in range(5))
+        + '<testcase classname="C" name="p1"><failure>later</failure></testcase>'  # after pass
+        + '<testcase classname="C" name="f"><failure>first</failure></testcase>'
+        + '<testcase classname="C" name="f" time="1"/>'  # passes on rerun: flaky
+        + '<testcase classname="C" name="g"><properties/></testcase>'
+        + "</testsuite>"
+    )
+    path = tmp_path / "reruns.xml"
+    path.write_text(doc)
+    run = parse_reports([path], max_results=max_results)
+    assert (run.passed, run.failed, run.flaky, run.reruns) == (7, 0, 1, 2)
+    assert run.failed_after_pass == ["C::p1"]
+    assert run.cases_time_ms == 3500
