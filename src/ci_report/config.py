@@ -13,11 +13,13 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from .errors import ConfigError
 from .wire import CALLBACK_PATH
+
+if TYPE_CHECKING:  # pathlib is imported where a path is made: --help and --version need none
+    from pathlib import Path
 
 
 def _meta(
@@ -487,16 +489,22 @@ class Settings:
 
     @property
     def workspace_path(self) -> Path:
+        from pathlib import Path
+
         return Path(self.workspace) if self.workspace else Path.cwd()
 
     @property
     def result_file_path(self) -> Path:
+        from pathlib import Path
+
         if self.result_file:
             return Path(self.result_file)
         return self.workspace_path / "ci-report" / "callback.json"
 
     @property
     def outbox_path(self) -> Path:
+        from pathlib import Path
+
         if self.outbox:
             return Path(self.outbox).expanduser()
         if not os.environ.get("XDG_CACHE_HOME") and home_dir() is None:
@@ -506,6 +514,8 @@ class Settings:
 
     @property
     def history_path(self) -> Path:
+        from pathlib import Path
+
         if self.history:
             return Path(self.history).expanduser()
         return cache_dir() / "push-history.json"
@@ -553,6 +563,8 @@ class Settings:
 def home_dir() -> Optional[Path]:
     """This user's home directory, or None when it is unknown (``HOME`` unset and a uid
     without a passwd entry, as in arbitrary-UID pods): never raises."""
+    from pathlib import Path
+
     try:
         home = os.path.expanduser("~")
     except (KeyError, RuntimeError, OSError):
@@ -564,6 +576,8 @@ def cache_dir() -> Path:
     """``$XDG_CACHE_HOME/ci-report``, else ``~/.cache/ci-report``; when the home directory is
     unknown, ``<tmp>/ci-report-<uid>`` (never raises; the outbox then lives in the workspace,
     see ``Settings.outbox_path``)."""
+    from pathlib import Path
+
     base = os.environ.get("XDG_CACHE_HOME")
     if base:
         return Path(base) / "ci-report"
@@ -717,6 +731,8 @@ def _load_toml(path: Path) -> dict[str, Any]:
 
 def find_config(cwd: Path, explicit: Optional[str] = None) -> tuple[Optional[Path], dict[str, Any]]:
     """The config file in force and its ci-report table (empty when there is none)."""
+    from pathlib import Path
+
     if explicit:
         path = Path(explicit)
         if not path.is_file():
@@ -747,6 +763,8 @@ def load_settings(
     config_file: Optional[str] = None,
 ) -> Settings:
     """Resolve every setting once. ``flags`` holds command-line values; ``None`` = not given."""
+    from pathlib import Path
+
     flags = dict(flags or {})
     env = os.environ if env is None else env
     cwd = cwd or Path.cwd()

@@ -9,7 +9,6 @@ Core modules never print: they call :func:`get_console` (or take a ``Console``) 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -173,6 +172,8 @@ class Console:
                 "message": message,
             }
             record.update(self.redactor.redact_obj({k: v for k, v in fields.items()}))
+            import json
+
             line = json.dumps(record, ensure_ascii=False, default=str)
         else:
             line = f"{PREFIX} {message}" if message else PREFIX

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, TypeVar, Union
 
@@ -152,6 +151,8 @@ def run(
     except CiReportError as err:
         console.report_error(err)
         if opts.debug:
+            import traceback
+
             console.debug(console.redact(traceback.format_exc()))
         code = error_code(err) if error_code else err.exit_code
     except BrokenPipeError:
@@ -171,6 +172,8 @@ def run(
             fixes=["rerun with --debug for the traceback and report it to the ci-report team"],
         )
         if opts.debug:
+            import traceback
+
             console.debug(console.redact(traceback.format_exc()))
         code = internal_error_code() if callable(internal_error_code) else internal_error_code
     sys.stdout.flush()
