@@ -52,6 +52,15 @@ def test_case_text_is_json_dumps_of_case_entry(case: CaseResult) -> None:
     assert _entry_text(case) == dumps(case_entry(case))
 
 
+class Text(str):
+    pass
+
+
+class Number(int):
+    def __repr__(self) -> str:
+        return "Number()"
+
+
 @pytest.mark.parametrize(
     "field, value",
     [
@@ -59,6 +68,8 @@ def test_case_text_is_json_dumps_of_case_entry(case: CaseResult) -> None:
         ("duration_ms", 1.5),
         ("duration_ms", float("nan")),
         ("case_id", True),
+        ("case_id", False),
+        ("duration_ms", False),
         ("case_id", 2.0),
         ("case_id", ["x"]),
         ("classname", 5),
@@ -67,12 +78,32 @@ def test_case_text_is_json_dumps_of_case_entry(case: CaseResult) -> None:
         ("status", 3),
         ("flaky", 1),
         ("flaky", ""),
+        ("name", Text("a str subclass")),
+        ("classname", Text("é")),
+        ("case_id", Text("C-9")),
+        ("case_id", Number(9)),
+        ("duration_ms", Number(9)),
     ],
 )
 def test_unusual_field_types_give_what_json_dumps_gives(field: str, value: Any) -> None:
     case = cases()[1]
     setattr(case, field, value)
     assert _entry_text(case) == dumps(case_entry(case))
+
+
+def test_the_parser_field_types_never_build_a_dict(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path covers what the parser gives: every case of cases() is formatted without
+    payload.case_entry (the dict is only for other types)."""
+    from ci_report.callback import payload
+
+    plain = cases()
+    expected = [dumps(case_entry(c)) for c in plain]
+
+    def no_dict(case: CaseResult) -> dict:
+        raise AssertionError(f"case_entry called for {case!r}")
+
+    monkeypatch.setattr(payload, "case_entry", no_dict)
+    assert [_entry_text(c) for c in plain] == expected
 
 
 def test_dict_entries_are_json_dumps_sorted() -> None:

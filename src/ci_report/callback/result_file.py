@@ -28,13 +28,8 @@ BATCH = 1000
 _COPY_BYTES = 1 << 20
 
 _encode_str = json.encoder.encode_basestring  # the C function json.dumps(ensure_ascii=False) uses
-_int_text = int.__repr__  # what json.dumps writes for an int (bool is not an int here: see below)
-#: one case_entry() as json.dumps(..., ensure_ascii=False, sort_keys=True) writes it
-_CASE = (
-    '{"caseId": %s, "caseName": %s, "className": %s, "duration": %s, "errorMessage": %s, '
-    '"status": %s}'
-)
-_FLAKY_CASE = _CASE.replace('"status"', '"flaky": true, "status"')
+_int_text = int.__repr__  # what json.dumps writes for an int (not for a bool: see _entry_text)
+_FLAKY = ', "flaky": true'
 
 
 def _dumps(entry: Any) -> str:
@@ -45,27 +40,28 @@ def _entry_text(item: Any) -> str:
     """One ``allResults`` entry as JSON text: exactly ``json.dumps(entry, ensure_ascii=False,
     sort_keys=True)`` of the entry dict (``payload.case_entry`` for a ``CaseResult``). A
     ``CaseResult`` with the field types the parser gives (str, int, None) is formatted directly
-    with json's own string encoder, without building the dict; anything else takes json.dumps."""
+    with json's own string encoder, without building the dict; anything else takes json.dumps
+    (``_encode_str`` and ``_int_text`` raise TypeError on what they cannot write as json does;
+    a bool, which ``int.__repr__`` would write as a number, is excluded first)."""
     if isinstance(item, dict):
         return _dumps(item)
-    cid, name, cls = item.case_id, item.name, item.classname
-    dur, msg, status = item.duration_ms, item.message, item.status
-    if (
-        dur.__class__ is int
-        and name.__class__ is str
-        and status.__class__ is str
-        and (cls is None or cls.__class__ is str)
-        and (msg is None or msg.__class__ is str)
-        and (cid is None or cid.__class__ is str or cid.__class__ is int)
-    ):
-        return (_FLAKY_CASE if item.flaky else _CASE) % (
-            "null" if cid is None else _encode_str(cid) if isinstance(cid, str) else _int_text(cid),
-            _encode_str(name),
-            "null" if cls is None else _encode_str(cls),
-            _int_text(dur),
-            "null" if msg is None else _encode_str(msg),
-            _encode_str(status),
-        )
+    cid, cls, msg, dur = item.case_id, item.classname, item.message, item.duration_ms
+    if dur.__class__ is int and cid is not True and cid is not False:
+        try:
+            if cid is None:
+                case_id = "null"
+            else:
+                case_id = _encode_str(cid) if cid.__class__ is str else _int_text(cid)
+            return (
+                f'{{"caseId": {case_id}'
+                f', "caseName": {_encode_str(item.name)}'
+                f', "className": {"null" if cls is None else _encode_str(cls)}'
+                f', "duration": {_int_text(dur)}'
+                f', "errorMessage": {"null" if msg is None else _encode_str(msg)}'
+                f'{_FLAKY if item.flaky else ""}, "status": {_encode_str(item.status)}}}'
+            )
+        except TypeError:
+            pass
     from .payload import case_entry
 
     return _dumps(case_entry(item))
