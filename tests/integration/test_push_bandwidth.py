@@ -79,9 +79,13 @@ def test_busybox_timeout_code_depends_on_who_reads_it():
     assert subprocess.run(shell, timeout=10).returncode == 143
 
 
+BUILD_S = TAIL_S = 3.0  # the shim's build before the push and its wind-down after it
+
 SHIM = '''#!{python}
 """An executor that really pushes (skopeo through the throttled proxy) between Kaniko's own
-"Pushing image to" and "Pushed" lines, so ci-report measures the push as it measures Kaniko's."""
+"Pushing image to" and "Pushed" lines, so ci-report measures the push as it measures Kaniko's.
+A build step of {build_s} s comes before the push and {tail_s} s of wind-down after it, as with
+Kaniko: a push timed from the executor's start, or to its exit, is then far off."""
 import json, subprocess, sys, time
 
 def log(msg):
@@ -91,10 +95,13 @@ def log(msg):
 if sys.argv[1:2] == ["version"]:
     print("Kaniko version :  v1.28.3")
     sys.exit(0)
+log("COPY app.jar /app.jar")
+time.sleep({build_s})
 log("Pushing image to {dest}")
 rc = subprocess.run(json.loads({cmd!r}), stdout=subprocess.DEVNULL, stderr=sys.stderr).returncode
 if rc == 0:
     log("Pushed {repo}@{digest}")
+    time.sleep({tail_s})
 sys.exit(rc)
 '''
 
@@ -123,6 +130,8 @@ def test_ci_report_measures_a_real_push_into_history(registry, tmp_path, monkeyp
                 repo=dest.rsplit(":", 1)[0],
                 digest=layout.digests["v1"],
                 cmd=json.dumps(cmd),
+                build_s=BUILD_S,
+                tail_s=TAIL_S,
             )
         )
         shim.chmod(0o755)
@@ -150,6 +159,10 @@ def test_ci_report_measures_a_real_push_into_history(registry, tmp_path, monkeyp
         proxy.stop()
     measured, samples = PushHistory(history_file).bandwidth_for(proxy.host)
     assert samples == 1
+    # the build before the push is recorded as build time, not as push time
+    (host,) = json.loads(history_file.read_text())["hosts"].values()
+    (sample,) = host["samples"]
+    assert BUILD_S - 0.5 <= sample["build_seconds"] <= BUILD_S + 2, sample
     # ci-report divides its estimate (the .jar x 0.95 + config) by the time between the two log
     # lines; the proxy lets RATE bytes/s through, and the real layer is about the .jar's size
     assert layer_bytes / RATE >= 2.0  # the push took seconds, not milliseconds
