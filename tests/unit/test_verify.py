@@ -396,6 +396,12 @@ def test_official_standard_webhooks_vector() -> None:
     assert v.verify(SW_BODY, headers, now=SW_TS).modes == ["hmac"]
     headers["webhook-signature"] = "v1,h0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
     rejects(v, SW_BODY, headers, now=SW_TS)
+    # every byte of the MAC counts: its last byte changed, the MAC cut short (down to one
+    # byte) or extended are each refused
+    mac = base64.b64decode(SW_SIGNATURE[len("v1,") :])
+    for forged in (mac[:-1] + bytes([mac[-1] ^ 1]), mac[:16], mac[:1], mac + b"\0"):
+        headers["webhook-signature"] = "v1," + base64.b64encode(forged).decode()
+        rejects(v, SW_BODY, headers, now=SW_TS)
 
 
 @pytest.mark.parametrize("secret", [WHSEC, RAW_SECRET])
