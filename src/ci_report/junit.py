@@ -55,12 +55,11 @@ Semantics
 
 from __future__ import annotations
 
-import csv
 import gc
-import json
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +100,9 @@ __all__ = [
 ]
 
 CaseId = Union[int, str]
+#: a CaseResult without a __dict__ where the Python has dataclass slots (3.10+): a build keeps
+#: up to 2 x max_results of them
+_SLOTS: dict[str, bool] = {"slots": True} if sys.version_info >= (3, 10) else {}
 
 DEFAULT_PATTERNS: tuple[str, ...] = (
     "**/target/surefire-reports/TEST-*.xml",
@@ -139,7 +141,7 @@ class Discovery:
     unmatched_patterns: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(**_SLOTS)
 class CaseResult:
     name: str
     classname: Optional[str]
@@ -352,6 +354,9 @@ def load_case_map(path: Path) -> dict[str, CaseId]:
     that order). A CSV header row (second column not an id, e.g. ``caseId``) is
     skipped. Raises ``ValueError`` with a readable message on bad content.
     """
+    import csv  # here: only a build with a case map pays for these imports
+    import json
+
     text = Path(path).read_text(encoding="utf-8-sig")
     if text.lstrip().startswith("{"):
         try:
