@@ -24,7 +24,6 @@ import os
 import re
 import stat
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
@@ -282,7 +281,7 @@ class Outbox:
         return len(self.pending())
 
     def _claim_name(self, path: Path) -> Path:
-        return path.with_name(f"{path.name}.claim-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        return path.with_name(f"{path.name}.claim-{_host()}-{os.getpid()}-{os.urandom(4).hex()}")
 
     def claim(self, path: Path) -> Optional[Path]:
         """Take ``path`` for this process; None if another process took it first."""
@@ -314,7 +313,11 @@ class Outbox:
             if st.st_size > MAX_ENTRY_BYTES:
                 raise BadEntry(f"larger than {MAX_ENTRY_BYTES} bytes")
             with os.fdopen(fd, "rb", closefd=False) as fh:
-                raw = fh.read(MAX_ENTRY_BYTES + 1)
+                # sized by the fstat (a read of MAX_ENTRY_BYTES maps that much memory first);
+                # one byte more shows a file that grew since, which is then read on, bounded
+                raw = fh.read(st.st_size + 1)
+                if len(raw) > st.st_size:
+                    raw += fh.read(MAX_ENTRY_BYTES + 1 - len(raw))
         except OSError as exc:
             raise BadEntry(f"cannot read it: {exc.strerror or exc}") from None
         finally:
@@ -337,12 +340,15 @@ class Outbox:
         self,
         skip_ids: Optional[Iterable[str]] = None,
         on_bad: Optional[Callable[[str, str, Path], None]] = None,
+        pending: Optional[list[Path]] = None,
     ) -> Iterator[tuple[Path, OutboxEntry]]:
         """Claim pending entries one at a time (oldest first). An entry that cannot be used is
         moved aside to ``dead/`` and reported to ``on_bad(name, reason, dead_path)``; it never
-        blocks the queue. Entries of ``skip_ids`` are left alone."""
+        blocks the queue. Entries of ``skip_ids`` are left alone. ``pending``: the caller's
+        :meth:`pending` list, when it has just made one (each entry is still claimed by rename:
+        one another process took meanwhile is skipped)."""
         skip = {f"{i}.json" for i in skip_ids or ()}
-        for path in self.pending():
+        for path in self.pending() if pending is None else pending:
             if path.name in skip:
                 continue
             claimed = self.claim(path)

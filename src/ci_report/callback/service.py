@@ -769,7 +769,8 @@ def flush_outbox(
         check_callback_url(url_override, settings, console)
     ttl_s = settings.outbox_ttl_days * 86_400
     start = time.monotonic()
-    waiting = len(outbox.pending())
+    pending = outbox.pending()
+    waiting = len(pending)
     session = make_session(settings)
     stop = False
 
@@ -782,7 +783,7 @@ def flush_outbox(
         )
 
     try:
-        for claimed, entry in outbox.iter_claimed(skip_ids, on_bad=on_bad):
+        for claimed, entry in outbox.iter_claimed(skip_ids, on_bad=on_bad, pending=pending):
             waiting = max(0, waiting - 1)
             if (
                 adopt
