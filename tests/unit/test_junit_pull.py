@@ -242,6 +242,8 @@ def test_a_namespace_goes_to_the_bounded_path(
     assert _pulled(monkeypatch, path) == (False, 0)
     fast, bounded = _both(monkeypatch, [path])
     assert fast == bounded
+    lean = parse_reports([path], max_results=0)  # passed cases only counted: no record
+    assert (lean.passed, lean.failed, lean.total) == (fast[0]["passed"], fast[0]["failed"], 1)
 
 
 def test_doctype_after_cases_is_refused_by_the_bounded_path(
