@@ -184,6 +184,7 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
     lean_cases = lean_ms = 0  # passed cases counted here without a record, and their time
     stack: list[Element] = []  # open elements outside cases (the case's parent is stack[-1])
     suites: list[tuple[Optional[str], int]] = []  # open suites: (name, depth)
+    suite: Optional[str] = None  # name of the innermost open suite
     depth = case_depth = case_elements = 0
     synthetic = False
     prev = b""
@@ -223,11 +224,13 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                         if tag not in ROOTS:
                             return False
                         if tag == "testsuite":
-                            suites.append((elem.get("name"), depth))
+                            suite = elem.get("name")
+                            suites.append((suite, depth))
                             sink.pull_suite(elem.attrib, True)
                     elif tag == "testsuite":
                         sink.pull_suite(elem.attrib, not suites)
-                        suites.append((elem.get("name"), depth))
+                        suite = elem.get("name")
+                        suites.append((suite, depth))
                     elif tag in ("error", "failure") and suites and suites[-1][1] == depth - 1:
                         case_depth = depth  # a suite-level result: one case named (suite)
                         case_elements = 1
@@ -237,7 +240,6 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                 elif case_depth:
                     if depth == case_depth:
                         case_depth = 0
-                        suite = suites[-1][0] if suites else None
                         case = elem
                         if synthetic:
                             case = Element(
@@ -280,19 +282,21 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                                 if lean is not None:
                                     pending, time_ms = lean.pending, lean.time_ms
                                     passed_add = lean.passed_keys.add
-                        if stack:
-                            del stack[-1][:]
-                        released = True
+                        released = True  # dropped from its parent once the chunk is done
                     depth -= 1
                 else:
                     stack.pop()
                     if suites and suites[-1][1] == depth:
                         suites.pop()
+                        suite = suites[-1][0] if suites else None
                     if stack:
                         del stack[-1][:]
                     released = True
                     depth -= 1
             events.clear()
+            if stack:  # the cases closed in this chunk leave their parent (an open one stays)
+                parent = stack[-1]
+                del parent[: len(parent) - 1 if case_depth else len(parent)]
             if not chunk:
                 return True
             if released:
