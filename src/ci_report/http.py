@@ -16,7 +16,8 @@ failure reads the same everywhere and each client keeps only its own domain hint
 - :func:`read_bounded`: a streamed body read with a byte cap and an overall deadline.
 - :func:`short` / :func:`excerpt`: one way to cut a message or a response body for a console line.
 
-requests is imported inside the functions: importing this module costs nothing.
+requests is imported inside the functions (through :func:`load_requests`, which keeps
+``importlib.metadata`` out of the process): importing this module costs nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import errno
 import http.client
 import socket
 import ssl
+import sys
 import time
+import types
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -137,8 +140,51 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return out
 
 
+def load_requests() -> None:
+    """Import requests without ``importlib.metadata`` (~2 ms of every callback's start-up).
+
+    urllib3 2.x imports it at start-up only for ``version("h2")``, which it calls when HTTP/2 is
+    switched on (``urllib3.http2.inject_into_urllib3``; ci-report never does). While requests
+    loads, a stand-in holds the module's place: its ``version`` and any other attribute import
+    the real module when used; then the stand-in leaves ``sys.modules``, so whoever imports
+    ``importlib.metadata`` later gets the real one."""
+    if "requests" in sys.modules or "importlib.metadata" in sys.modules:
+        import requests
+
+        return
+    stand_in = _MetadataStandIn("importlib.metadata")
+    sys.modules["importlib.metadata"] = stand_in
+    try:
+        import requests  # noqa: F401
+    finally:
+        if sys.modules.get("importlib.metadata") is stand_in:
+            del sys.modules["importlib.metadata"]
+
+
+def _real_metadata() -> types.ModuleType:
+    if isinstance(sys.modules.get("importlib.metadata"), _MetadataStandIn):
+        del sys.modules["importlib.metadata"]
+    import importlib.metadata
+
+    return importlib.metadata
+
+
+class _MetadataStandIn(types.ModuleType):
+    """``importlib.metadata`` until something of it is used (see :func:`load_requests`)."""
+
+    @staticmethod
+    def version(distribution_name: str) -> str:
+        return str(_real_metadata().version(distribution_name))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # the import system's probes (__path__...): a plain module
+            raise AttributeError(name)
+        return getattr(_real_metadata(), name)
+
+
 def classify(exc: BaseException) -> TransportFailure:
     """The transport failure behind ``exc`` (a requests/urllib3/socket/ssl exception)."""
+    load_requests()
     import requests
     from urllib3 import exceptions as u3
 
@@ -224,6 +270,7 @@ def make_session(
     follow_redirects: bool = False,
 ) -> requests.Session:
     """A session that never retries behind our back and (by default) never follows redirects."""
+    load_requests()
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..console import Console, get_console
 from ..errors import ConfigError
-from ..http import classify, excerpt, post_bytes, short
+from ..http import classify, excerpt, load_requests, post_bytes, short
 from ..wire import CALLBACK_PATH, SIGNATURE_TOLERANCE_S
 from .auth import sign_request
 
@@ -154,6 +154,7 @@ def deliver(
     (``earlier_attempts`` + this attempt: the count over the delivery id's life),
     ``CI-Report-First-Attempt`` (unix seconds of the delivery id's first attempt) and, when
     ``backlog`` is given, ``CI-Report-Outbox-Backlog`` (other entries waiting in the outbox)."""
+    load_requests()
     import requests
 
     from ..jenkins_env import strip_credentials

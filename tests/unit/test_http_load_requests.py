@@ -1,0 +1,80 @@
+"""``http.load_requests`` imports requests without importlib.metadata, and nothing of that
+module is lost: whoever uses it later (urllib3's h2 check included) gets the real one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def run(code: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_requests_loads_without_importlib_metadata() -> None:
+    assert (
+        run(
+            """
+            import sys
+            from ci_report.http import load_requests, make_session
+            load_requests()
+            make_session().close()
+            print("importlib.metadata" in sys.modules, "requests" in sys.modules)
+            """
+        )
+        == "False True"
+    )
+
+
+def test_importlib_metadata_is_the_real_one_afterwards() -> None:
+    out = run(
+        """
+        import sys
+        from ci_report.http import load_requests
+        load_requests()
+        import importlib.metadata, requests
+        from importlib.metadata import PackageNotFoundError, version
+        real = sys.modules["importlib.metadata"]
+        same = version("requests") == requests.__version__
+        print(type(real).__name__, importlib.metadata is real, same)
+        """
+    )
+    assert out == "module True True"
+
+
+def test_urllib3_h2_check_still_asks_the_real_module() -> None:
+    out = run(
+        """
+        from ci_report.http import load_requests
+        load_requests()
+        import importlib.metadata, requests, urllib3.http2 as h2
+        print(h2.version("requests") == requests.__version__)
+        try:
+            h2.version("no-such-distribution-ci-report")
+        except importlib.metadata.PackageNotFoundError:
+            print("not found")
+        """
+    )
+    assert out == "True\nnot found"
+
+
+def test_an_already_imported_importlib_metadata_is_left_alone() -> None:
+    out = run(
+        """
+        import sys, importlib.metadata
+        before = sys.modules["importlib.metadata"]
+        from ci_report.http import load_requests
+        load_requests()
+        import urllib3.http2 as h2
+        print(sys.modules["importlib.metadata"] is before, h2.version is before.version)
+        """
+    )
+    assert out == "True True"
