@@ -16,8 +16,8 @@ failure reads the same everywhere and each client keeps only its own domain hint
 - :func:`read_bounded`: a streamed body read with a byte cap and an overall deadline.
 - :func:`short` / :func:`excerpt`: one way to cut a message or a response body for a console line.
 
-requests is imported inside the functions (through :func:`load_requests`, which keeps
-``importlib.metadata`` out of the process): importing this module costs nothing.
+requests is imported inside the functions (through :func:`.requests_loader.load_requests`):
+importing this module costs nothing.
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ import errno
 import http.client
 import socket
 import ssl
-import sys
 import time
-import types
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from . import USER_AGENT
+from .requests_loader import load_requests
 
 if TYPE_CHECKING:
     import requests
@@ -138,48 +137,6 @@ def _chain(exc: BaseException) -> list[BaseException]:
         stack.extend(a for a in getattr(item, "args", ()) if isinstance(a, BaseException))
         stack.extend([getattr(item, "reason", None), item.__cause__, item.__context__])
     return out
-
-
-def load_requests() -> None:
-    """Import requests without ``importlib.metadata`` (~2 ms of every callback's start-up).
-
-    urllib3 2.x imports it at start-up only for ``version("h2")``, which it calls when HTTP/2 is
-    switched on (``urllib3.http2.inject_into_urllib3``; ci-report never does). While requests
-    loads, a stand-in holds the module's place: its ``version`` and any other attribute import
-    the real module when used; then the stand-in leaves ``sys.modules``, so whoever imports
-    ``importlib.metadata`` later gets the real one."""
-    if "requests" in sys.modules or "importlib.metadata" in sys.modules:
-        import requests
-
-        return
-    stand_in = _MetadataStandIn("importlib.metadata")
-    sys.modules["importlib.metadata"] = stand_in
-    try:
-        import requests  # noqa: F401
-    finally:
-        if sys.modules.get("importlib.metadata") is stand_in:
-            del sys.modules["importlib.metadata"]
-
-
-def _real_metadata() -> types.ModuleType:
-    if isinstance(sys.modules.get("importlib.metadata"), _MetadataStandIn):
-        del sys.modules["importlib.metadata"]
-    import importlib.metadata
-
-    return importlib.metadata
-
-
-class _MetadataStandIn(types.ModuleType):
-    """``importlib.metadata`` until something of it is used (see :func:`load_requests`)."""
-
-    @staticmethod
-    def version(distribution_name: str) -> str:
-        return str(_real_metadata().version(distribution_name))
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):  # the import system's probes (__path__...): a plain module
-            raise AttributeError(name)
-        return getattr(_real_metadata(), name)
 
 
 def classify(exc: BaseException) -> TransportFailure:

@@ -1,5 +1,6 @@
-"""``http.load_requests`` imports requests without importlib.metadata, and nothing of that
-module is lost: whoever uses it later (urllib3's h2 check included) gets the real one."""
+"""``load_requests`` imports requests without importlib.metadata and charset_normalizer, and
+nothing of either is lost: whoever uses them later (urllib3's h2 check, requests' charset
+detection, a plain import) gets the real modules."""
 
 from __future__ import annotations
 
@@ -27,10 +28,14 @@ def test_requests_loads_without_importlib_metadata() -> None:
             from ci_report.http import load_requests, make_session
             load_requests()
             make_session().close()
-            print("importlib.metadata" in sys.modules, "requests" in sys.modules)
+            print(
+                "importlib.metadata" in sys.modules,
+                "charset_normalizer" in sys.modules,
+                "requests" in sys.modules,
+            )
             """
         )
-        == "False True"
+        == "False False True"
     )
 
 
@@ -78,3 +83,45 @@ def test_an_already_imported_importlib_metadata_is_left_alone() -> None:
         """
     )
     assert out == "True True"
+
+
+def test_charset_detection_and_version_are_the_real_ones() -> None:
+    out = run(
+        """
+        import sys, warnings
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            from ci_report.http import load_requests
+            load_requests()
+        import requests
+        from requests.compat import chardet
+        response = requests.Response()
+        response._content = "résumé à la carte".encode("utf-8")
+        response.headers["Content-Type"] = "application/octet-stream"  # no charset named
+        text = response.text
+        import charset_normalizer
+        real = sys.modules["charset_normalizer"]
+        print(
+            [w.category.__name__ for w in caught],
+            text == "résumé à la carte",
+            chardet.detect(b"plain ascii")["encoding"] is not None,
+            type(real).__name__,
+            charset_normalizer is real,
+            requests.__dict__.get("charset_normalizer_version") == real.__version__,
+        )
+        """
+    )
+    assert out == "[] True True module True True"
+
+
+def test_an_already_imported_charset_normalizer_is_left_alone() -> None:
+    out = run(
+        """
+        import sys, charset_normalizer
+        from ci_report.http import load_requests
+        load_requests()
+        from requests.compat import chardet
+        print(chardet is charset_normalizer)
+        """
+    )
+    assert out == "True"
