@@ -49,7 +49,7 @@ from .junit_limits import (
 PLAIN_ENCODINGS = frozenset(
     {"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "iso8859-1", "latin-1", "latin1"}
 )
-_DECL_ENCODING = re.compile(rb"""\A<\?xml\b[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
+_DECL_ENCODING = re.compile(rb"""\bencoding\s*=\s*["']([^"']*)["']""")
 _SEAM = 16  #: bytes of each side of a chunk boundary checked together
 
 
@@ -100,9 +100,16 @@ def _plain_start(first: bytes) -> bool:
     if not head.startswith(b"<"):
         return False
     if head.startswith(b"<?xml"):
-        match = _DECL_ENCODING.match(head[:1024])
-        if match and match.group(1).decode("ascii", "replace").lower() not in PLAIN_ENCODINGS:
+        end = head.find(b"?>")
+        if end < 0:  # a declaration longer than the first chunk (padded): not plain
             return False
+        decl = head[:end]  # the whole of it: an encoding may follow any amount of blanks
+        if b"encoding" in decl:
+            match = _DECL_ENCODING.search(decl)
+            if not match:
+                return False
+            if match.group(1).decode("ascii", "replace").lower() not in PLAIN_ENCODINGS:
+                return False
     return True
 
 

@@ -194,9 +194,11 @@ DECL = '<?xml version="1.0" encoding="{}"?>'
         DOC.encode("utf-16-le"),  # no BOM: the byte checks would not see a DOCTYPE
         DOC.encode("utf-32"),
         (DECL.format("windows-1251") + DOC).encode("cp1251"),  # not in the plain list
+        (DECL.replace(" encoding", " " * 3000 + "encoding").format("cp1251") + DOC).encode(),
+        ('<?xml version="1.0"' + " " * PULL_CHUNK_BYTES + "?>" + DOC).encode(),
         b"  hello",
     ],
-    ids=["utf-16", "utf-16-le", "utf-32", "cp1251", "junk"],
+    ids=["utf-16", "utf-16-le", "utf-32", "cp1251", "padded-decl", "decl-past-chunk", "junk"],
 )
 def test_files_not_in_a_plain_encoding_go_to_the_bounded_path(doc: bytes) -> None:
     class Sink(NullSink):
