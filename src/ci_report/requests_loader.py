@@ -1,16 +1,18 @@
-"""Import requests without paying for two modules it imports at start-up and rarely uses.
+"""Import requests without paying for three modules it imports at start-up and rarely uses.
 
 - ``importlib.metadata``: urllib3 2.x imports it only for ``version("h2")``, called when HTTP/2
   is switched on (``urllib3.http2.inject_into_urllib3``; ci-report never does).
 - ``charset_normalizer`` (~7 ms): requests reads its ``__version__`` for a compatibility warning
   and calls its ``detect`` only for ``Response.text`` of an answer whose Content-Type names no
   charset (and is neither text nor JSON).
+- ``idna`` (~1 ms): ``requests.packages`` imports it to alias it; requests and urllib3 import
+  it again where they encode a non-ASCII host name.
 
 While requests loads, a stand-in holds each module's place: what requests reads at import
-(``version``, ``__version__``) answers from the stand-in, anything else imports the real module
-when it is first used. Afterwards the stand-ins leave ``sys.modules``: whoever imports either
-module later gets the real one. A module already imported, or one whose version cannot be
-read without importing it, is imported as usual.
+(``version``, ``__version__``; nothing of idna) answers from the stand-in, anything else imports
+the real module when it is first used. Afterwards the stand-ins leave ``sys.modules``: whoever
+imports one of these modules later gets the real one. A module already imported, or one whose
+version cannot be read without importing it, is imported as usual.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def load_requests() -> None:
     version = _charset_normalizer_version()
     if version is not None:
         stand_ins.append(_StandIn("charset_normalizer", __version__=version))
+    if "idna" not in sys.modules:
+        stand_ins.append(_StandIn("idna"))
     for stand_in in stand_ins:
         sys.modules[stand_in.__name__] = stand_in
     try:

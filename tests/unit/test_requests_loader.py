@@ -31,11 +31,12 @@ def test_requests_loads_without_importlib_metadata() -> None:
             print(
                 "importlib.metadata" in sys.modules,
                 "charset_normalizer" in sys.modules,
+                "idna" in sys.modules,
                 "requests" in sys.modules,
             )
             """
         )
-        == "False False True"
+        == "False False False True"
     )
 
 
@@ -125,3 +126,18 @@ def test_an_already_imported_charset_normalizer_is_left_alone() -> None:
         """
     )
     assert out == "True"
+
+
+def test_a_non_ascii_host_is_still_idna_encoded() -> None:
+    out = run(
+        """
+        import sys
+        from ci_report.http import load_requests
+        load_requests()
+        import requests, requests.packages
+        url = requests.Request("POST", "http://bücher.example/cb").prepare().url
+        encoded = requests.packages.idna.encode("bücher").decode()
+        print(url, encoded, type(sys.modules["idna"]).__name__)
+        """
+    )
+    assert out == "http://xn--bcher-kva.example/cb xn--bcher-kva module"
