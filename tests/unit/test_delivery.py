@@ -373,6 +373,51 @@ def job(tmp_path, make_settings, monkeypatch):
     return settings, context
 
 
+@pytest.mark.parametrize(
+    ("status", "headline", "pending"),
+    [(200, "callback delivered", 0), (503, "callback NOT delivered, kept in the outbox", 1)],
+    ids=["delivered", "queued"],
+)
+def test_a_signal_as_the_outcome_is_reported_waits_for_the_report(
+    requests_mock, job, captured_console, monkeypatch, status, headline, pending
+) -> None:
+    """A SIGHUP arriving once deliver() has returned (here: as the outcome is being reported)
+    is acted on after the settle and its report, never between them: the console says where
+    the payload is, then the command stops with the signal (exit 129)."""
+    import os
+    import signal
+
+    from ci_report import signals
+    from ci_report.callback import service
+    from ci_report.callback.outbox import Outbox
+    from ci_report.callback.result_file import read_result_file
+    from ci_report.errors import Interrupted
+
+    settings, context = job
+    requests_mock.post(URL, status_code=status)
+    real_report = service._report
+
+    def report_with_a_signal(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGHUP)  # handled at once, in this thread
+        return real_report(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_report", report_with_a_signal)
+    recorder = signals.install(signals.IMMEDIATE)
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            service.run_callback(settings, context, console=captured_console)
+    finally:
+        recorder.uninstall()
+        recorder.reset()
+    assert stopped.value.exit_code == 129
+    assert headline in captured_console.text
+    assert "interrupted: the callback is kept" not in captured_console.text
+    assert len(Outbox(settings.outbox_path).pending()) == pending  # settled, not left claimed
+    assert read_result_file(settings.result_file_path)["outcome"] == (
+        "delivered" if status == 200 else "queued"
+    )
+
+
 def test_run_callback_delivered(requests_mock, job, captured_console) -> None:
     from ci_report.callback.outbox import Outbox
     from ci_report.callback.result_file import read_result_file

@@ -526,6 +526,18 @@ def _deliver_and_record(
     delivery: Optional[DeliveryResult] = None
     backlog: Optional[FlushSummary] = None
     earlier_attempts = entry.attempts
+    reported = False
+
+    def settle_and_report(done: DeliveryResult) -> Optional[Path]:
+        entry.attempts = earlier_attempts + done.attempts
+        entry.last_error = done.error
+        entry.last_status = done.status_code
+        entry.rejected = done.outcome == "rejected"
+        settled = keeper.settle(delivered=done.delivered)
+        record(done.outcome, done, done.error)
+        _report(console, done, summary, url, delivery_id, settled, result_path, facts or {})
+        return settled
+
     try:
         # inside the try: a signal held off during these writes is raised right after them,
         # and the handlers below settle what was written
@@ -547,13 +559,28 @@ def _deliver_and_record(
             first_attempt_at=entry.first_attempt_at,
             backlog=_backlog_count(settings, keeper),
         )
+        from ..signals import held
+
+        # the outcome is known: settle it and report it whole; a signal arriving meanwhile is
+        # acted on right after (exit 128 + signal), never between the settle and its report
+        with held():
+            outbox_file = settle_and_report(delivery)
+            _report_backlog(console, backlog)
+            reported = True
     except Interrupted:
+        if reported:
+            raise  # after the outcome was settled and reported: nothing left in flight
+        if delivery is not None:  # arrived as deliver() returned: settle what it says
+            settle_and_report(delivery)
+            raise
         entry.last_error = "interrupted during delivery"
         saved = keeper.settle(delivered=False)
         record("queued", delivery, entry.last_error)
         console.warn(f"interrupted: the callback is kept in the outbox ({saved or result_path})")
         raise
     except Exception as exc:
+        if delivery is not None:
+            raise  # the settle or its report failed: the outcome is not to be rewritten
         entry.last_error = (
             exc.message if isinstance(exc, ConfigError) else "internal error during delivery"
         )
@@ -562,14 +589,6 @@ def _deliver_and_record(
         console.warn(f"the callback is kept in the outbox ({saved or result_path})")
         raise
 
-    entry.attempts = earlier_attempts + delivery.attempts
-    entry.last_error = delivery.error
-    entry.last_status = delivery.status_code
-    entry.rejected = delivery.outcome == "rejected"
-    outbox_file = keeper.settle(delivered=delivery.delivered)
-    record(delivery.outcome, delivery, delivery.error)
-    _report(console, delivery, summary, url, delivery_id, outbox_file, result_path, facts or {})
-    _report_backlog(console, backlog)
     return CallbackOutcome(
         delivery.outcome, delivery_id, body, url, delivery, result_path, outbox_file
     )
