@@ -288,7 +288,6 @@ def post_bytes(
     per URL and session), a body that is not bytes."""
     import requests
     from requests.cookies import RequestsCookieJar
-    from requests.structures import CaseInsensitiveDict
     from requests.utils import get_netrc_auth
 
     netrc_of: dict[str, Any] = session.__dict__.setdefault("_ci_report_netrc", {})
@@ -305,10 +304,11 @@ def post_bytes(
             url, data=body, headers=headers, timeout=timeout, verify=verify, allow_redirects=False
         )
     # what Session.prepare_request does for this request
-    merged = CaseInsensitiveDict(session.headers)
-    merged.update(headers)
-    for name in [k for k, v in merged.items() if v is None]:
-        del merged[name]  # merge_setting: a None value removes a session header
+    # (CaseInsensitiveDict's own store: lower-case name -> (name as last given, value))
+    store = {name.lower(): (name, value) for name, value in session.headers.items()}
+    store.update((name.lower(), (name, value)) for name, value in headers.items())
+    # merge_setting: a None value removes a session header
+    merged = {name: value for name, value in store.values() if value is not None}
     prep = requests.PreparedRequest()
     prep.prepare_method("POST")
     prep.prepare_url(url, None)

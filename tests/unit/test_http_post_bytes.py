@@ -123,3 +123,10 @@ def test_redirect_is_answered_not_followed(server: str) -> None:
     assert response.headers["Location"] == "/elsewhere"
     assert len(SEEN) == 1
     assert response.text == '{"ok":true}'
+
+
+def test_a_header_overrides_the_session_default_whatever_its_case(server: str) -> None:
+    session = http.make_session()
+    full, lean = both(session, server + "/cb", {**HEADERS, "user-agent": "other/1.0"})
+    assert lean == full
+    assert [v for k, v in lean["headers"] if k.lower() == "user-agent"] == ["other/1.0"]

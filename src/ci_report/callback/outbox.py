@@ -268,14 +268,17 @@ class Outbox:
         if not self.path.is_dir():
             return []
         self._reclaim_stale()
-        files = []
+        files: list[tuple[float, str]] = []
         with contextlib.suppress(OSError), os.scandir(self.path) as it:
             for item in it:
                 if item.name.endswith(".json") and not item.name.startswith("."):
                     with contextlib.suppress(OSError):
                         if item.is_file(follow_symlinks=False):
-                            files.append(Path(item.path))
-        return sorted(files, key=_mtime)
+                            # a regular file (not a link): its lstat is its stat
+                            mtime = item.stat(follow_symlinks=False).st_mtime
+                            files.append((mtime, item.path))
+        files.sort(key=lambda f: f[0])  # stable: equal times keep the directory's order
+        return [Path(name) for _, name in files]
 
     def __len__(self) -> int:
         return len(self.pending())
