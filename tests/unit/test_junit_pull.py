@@ -134,6 +134,11 @@ def test_hand_over_halfway_counts_each_case_once(
     assert not done and handed >= 2000  # the pull path got far before it gave the file up
     fast, bounded = _both(monkeypatch, [path], max_message=100)
     assert fast == bounded
+    # passed cases only counted (no on_case, no results kept) before the hand-over
+    lean = parse_reports([path], max_results=0)
+    lean_fields = ("passed", "failed", "reruns", "cases_time_ms", "suites_time_ms")
+    assert {f: getattr(lean, f) for f in lean_fields} == {f: fast[0][f] for f in lean_fields}
+    assert lean.failed_after_pass == fast[0]["failed_after_pass"]
     broken = "&undefined;" in trouble  # an error in both paths: the second suite is never read
     assert bool(fast[0]["errors"]) == broken
     assert fast[0]["suites_time_ms"] == (2500 if broken else 4000)  # each suite counted once
