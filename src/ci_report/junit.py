@@ -13,11 +13,14 @@ dependency of this module), turn it into a :class:`CaseResult` and drop it. Noth
 else is kept: suite-level ``<system-out>`` is never stored, texts inside a case are capped at
 ``max_message`` characters while they stream in, so memory stays flat for
 reports of any size (a 20 MB text node is fine). Both paths give the same cases
-(tests/unit/test_junit_pull.py). Cyclic GC is paused while a file is parsed (no cycles are
-made; it would only rescan the kept results).
+(tests/unit/test_junit_pull.py). Without ``on_case``, once ``results`` has no room left for
+them, passed cases are only counted (no record). Cyclic GC is paused while a file is parsed (no
+cycles are made; it would only rescan the kept results).
 
-Hardening (no DTD at all): the prolog is fed in small slices and a
-``<!DOCTYPE`` stops the file with "DOCTYPE is not allowed ..." before any
+Hardening (no DTD at all): the pull path never feeds the C parser a chunk that holds (or whose
+seam with the previous one holds) ``<!DOCTYPE`` or a NUL byte, nor a file declared in an encoding
+those byte checks do not hold for: such a file goes to the bounded path, whose prolog is fed in
+small slices so that a ``<!DOCTYPE`` stops the file with "DOCTYPE is not allowed ..." before any
 entity can be declared or expanded; no external entity, file or URL is ever
 read; nesting deeper than :data:`MAX_DEPTH` is refused; one tag, comment or processing
 instruction larger than :data:`MAX_TOKEN_BYTES` is refused (expat holds a token whole, so a 200 MB
