@@ -89,7 +89,7 @@ from .junit_limits import (
 from .junit_limits import (
     PASSED_KEYS_LIMIT as PASSED_KEYS_LIMIT,  # re-exported: part of the documented limits
 )
-from .junit_pull import Lean, parse_pull
+from .junit_pull import Shortcut, parse_pull
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -463,8 +463,6 @@ class _Collector:
         self.on_case = on_case
         self.bad: list[CaseResult] = []
         self.other: list[CaseResult] = []
-        #: no on_case and the passed/skipped results are full: a passed case is only counted
-        self.counts_only = on_case is None and max_results <= 0
 
     def add(self, case: CaseResult) -> None:
         run = self.run
@@ -483,18 +481,6 @@ class _Collector:
                 self.bad.append(case)
         elif len(self.other) < self.max_results:
             self.other.append(case)
-            if self.on_case is None and len(self.other) >= self.max_results:
-                self.counts_only = True
-        if self.on_case is not None:
-            self.on_case(case)
-
-    def add_passed(self, case: CaseResult) -> None:
-        """:meth:`add` of a passed case that is not flaky."""
-        self.run.passed += 1
-        if len(self.other) < self.max_results:
-            self.other.append(case)
-            if self.on_case is None and len(self.other) >= self.max_results:
-                self.counts_only = True
         if self.on_case is not None:
             self.on_case(case)
 
@@ -719,46 +705,26 @@ class _FileParser:
         self.cases += 1
         if len(elem):
             case = self.semantics.case(elem, self.file, suite)
-        elif self.semantics.case_map or elem.get("status") is not None:
+        else:
             case = self.semantics.bare_case(elem.attrib, self.file, suite)
-        else:  # a passed case without children: bare_case + reruns.add + collector.add, fused
-            get = elem.get
-            name = get("name") or ""
-            classname = get("classname") or None
-            key = (suite, classname, name)
-            reruns = self.reruns
-            case = CaseResult(
-                name,
-                classname,
-                "passed",
-                _time_ms(get("time")),
-                None,
-                None,
-                False,
-                self.file,
-                suite,
-            )
-            self.collector.run.cases_time_ms += case.duration_ms
-            if key in reruns.pending:
-                reruns.add(case)
-            else:  # nothing waits for a rerun under its key
-                reruns.passed_keys.add(hash(key))
-                self.collector.add_passed(case)
-            return
         self.collector.run.cases_time_ms += case.duration_ms
         self.reruns.add(case)
 
-    @property
-    def lean_later(self) -> bool:
-        return self.collector.on_case is None
-
-    def lean(self) -> Optional[Lean]:
-        if not self.collector.counts_only:
-            return None
-        return Lean(self.reruns.pending, self.reruns.passed_keys, _time_ms)
+    def shortcut(self) -> Shortcut:
+        collector = self.collector
+        return Shortcut(
+            self.reruns.pending,
+            self.reruns.passed_keys,
+            _time_ms,
+            None if self.semantics.case_map else CaseResult,
+            self.file,
+            collector.other,
+            collector.max_results,
+            collector.on_case,
+        )
 
     def pull_counted(self, cases: int, time_ms: int) -> None:
-        """Passed cases the pull path counted without a record (see Lean)."""
+        """Passed cases the pull path took itself (see junit_pull.Shortcut)."""
         self.cases += cases
         run = self.collector.run
         run.passed += cases

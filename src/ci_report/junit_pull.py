@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Container, Mapping
-from typing import IO, Callable, NamedTuple, Optional, Protocol
+from typing import IO, Any, Callable, NamedTuple, Optional, Protocol
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLParser
 
 from .junit_keys import PassedKeys
@@ -56,13 +56,20 @@ _SEAM = 16  #: bytes of each side of a chunk boundary checked together
 CaseKey = tuple[Optional[str], Optional[str], str]  #: (suite, classname, name)
 
 
-class Lean(NamedTuple):
-    """What :func:`parse_pull` needs to count a passed case that nobody will see (no record):
-    the keys waiting for a rerun, the passed keys seen, and how to read ``time``."""
+class Shortcut(NamedTuple):
+    """What :func:`parse_pull` needs to take a passed case without the sink's call: the keys
+    waiting for a rerun (those go through the sink), the passed keys seen, how to read
+    ``time``; and to record a childless one itself: the record type (None when records need the
+    sink, e.g. a case map), the file, the passed/skipped records kept and how many, on_case."""
 
     pending: Container[CaseKey]
     passed_keys: PassedKeys
     time_ms: Callable[[Optional[str]], int]
+    new_case: Optional[Callable[..., Any]]
+    file: str
+    other: list[Any]
+    max_results: int
+    on_case: Optional[Callable[[Any], None]]
 
 
 class PullSink(Protocol):
@@ -70,18 +77,14 @@ class PullSink(Protocol):
 
     max_text: int
 
-    @property
-    def lean_later(self) -> bool:
-        """lean() may stop being None during this file."""
-
     def pull_suite(self, attrs: Mapping[str, str], top: bool) -> None: ...
 
     def pull_case(self, elem: Element, suite: Optional[str]) -> None: ...
 
-    def lean(self) -> Optional[Lean]:
-        """Not None once a passed case needs no record (then counted by pull_counted)."""
+    def shortcut(self) -> Shortcut: ...
 
-    def pull_counted(self, cases: int, time_ms: int) -> None: ...
+    def pull_counted(self, cases: int, time_ms: int) -> None:
+        """Passed cases (not flaky) taken by the shortcut: counted, their time added."""
 
 
 def _plain_chunk(chunk: bytes, prev: bytes) -> bool:
@@ -149,14 +152,6 @@ _EVENTS = ("start", "end")
 _INF = float("inf")
 
 
-def _no_time(_value: Optional[str]) -> int:
-    return 0
-
-
-def _no_add(_key_hash: int) -> None:
-    pass
-
-
 def _event_parser() -> Optional[tuple[XMLParser, deque[tuple[str, Element]]]]:
     """The C parser with its start/end events queued (what XMLPullParser and iterparse do,
     without the per-event generator in between); None where this Python lacks that hook."""
@@ -183,12 +178,11 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
     start_event = _EVENTS[0]
     max_text = sink.max_text
     pull_case = sink.pull_case
-    lean = sink.lean()
-    lean_later = sink.lean_later
-    pending: Container[CaseKey] = lean.pending if lean else ()
-    passed_add = lean.passed_keys.add if lean else _no_add
-    time_ms = lean.time_ms if lean else _no_time
-    lean_cases = lean_ms = 0  # passed cases counted here without a record, and their time
+    pending, passed_keys, time_ms, new_case, file, other, max_results, on_case = sink.shortcut()
+    passed_add = passed_keys.add
+    # no on_case and no room left in the kept records: a passed case is only counted
+    lean = on_case is None and len(other) >= max_results
+    lean_cases = lean_ms = 0  # passed cases taken here (and recorded when not lean), their time
     stack: list[Element] = []  # open elements outside cases (the case's parent is stack[-1])
     suites: list[tuple[Optional[str], int]] = []  # open suites: (name, depth)
     suite: Optional[str] = None  # name of the innermost open suite
@@ -254,41 +248,60 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                             )
                             case.append(elem)
                         get = case.get
-                        record = lean is None or get("status") is not None
-                        if not record and len(case):
+                        passed = get("status") is None
+                        if passed and len(case):
                             for child in case:
                                 tag = child.tag
                                 if tag in RESULT_KINDS:
-                                    record = True
+                                    passed = False
                                     break
                                 if tag[0] == "{":  # see cap_texts
                                     return False
-                        if not record:  # passed, and nobody will see its record: counted only
-                            key = (suite, get("classname") or None, get("name") or "")
-                            if key in pending:  # a rerun of a failure: merged by the sink
-                                record = True
-                            else:
-                                lean_cases += 1
-                                passed_add(hash(key))
+                        record = True  # through the sink
+                        if passed and (lean or (new_case is not None and not len(case))):
+                            name = get("name") or ""
+                            classname = get("classname") or None
+                            key = (suite, classname, name)
+                            if key not in pending:  # else a rerun of a failure: the sink merges
+                                record = False
                                 value = get("time")
+                                ms = 0
                                 if value:  # time_ms(value), a plain positive decimal inlined
                                     try:
                                         seconds = float(value)
                                     except ValueError:
                                         seconds = -1.0
                                     if 0 < seconds < _INF and "_" not in value:
-                                        lean_ms += round(seconds * 1000)
+                                        ms = round(seconds * 1000)
                                     else:
-                                        lean_ms += time_ms(value)
+                                        ms = time_ms(value)
+                                lean_cases += 1
+                                lean_ms += ms
+                                passed_add(hash(key))
+                                if not lean:  # what the sink would record for it
+                                    assert new_case is not None
+                                    result = new_case(
+                                        name,
+                                        classname,
+                                        "passed",
+                                        ms,
+                                        None,
+                                        None,
+                                        False,
+                                        file,
+                                        suite,
+                                    )
+                                    if len(other) < max_results:
+                                        other.append(result)
+                                        lean = on_case is None and len(other) >= max_results
+                                    if on_case is not None:
+                                        on_case(result)
                         if record:
                             if len(case) and not cap_texts(case, max_text):
                                 return False
                             pull_case(case, suite)
-                            if lean is None and lean_later:
-                                lean = sink.lean()
-                                if lean is not None:
-                                    pending, time_ms = lean.pending, lean.time_ms
-                                    passed_add = lean.passed_keys.add
+                            if not lean:
+                                lean = on_case is None and len(other) >= max_results
                         released = True  # dropped from its parent once the chunk is done
                     depth -= 1
                 else:

@@ -16,6 +16,7 @@ import pytest
 
 from ci_report import junit, junit_pull
 from ci_report.junit import CaseResult, parse_reports
+from ci_report.junit_keys import PassedKeys
 from ci_report.junit_limits import PULL_CHUNK_BYTES, PULL_HELD_BYTES
 
 CORPUS = Path(__file__).parents[1] / "data" / "junit-corpus"
@@ -24,8 +25,9 @@ MB = 1 << 20
 
 
 class NullSink:
+    """Every case through pull_case (no shortcut: nothing is ever taken by the loop itself)."""
+
     max_text = 100
-    lean_later = False
 
     def pull_suite(self, attrs: Any, top: bool) -> None:
         pass
@@ -33,11 +35,11 @@ class NullSink:
     def pull_case(self, elem: Any, suite: Any) -> None:
         pass
 
-    def lean(self) -> None:
-        return None
+    def shortcut(self) -> junit_pull.Shortcut:
+        return junit_pull.Shortcut((), PassedKeys(), int, None, "f", [], 1, print)
 
     def pull_counted(self, cases: int, time_ms: int) -> None:
-        raise AssertionError("never lean")
+        raise AssertionError("no shortcut")
 
 
 def _run(files: list[Path], **kwargs: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -83,6 +85,24 @@ def test_corpus_same_on_both_paths(monkeypatch: pytest.MonkeyPatch, max_message:
     fast, bounded = _both(monkeypatch, FILES, max_message=max_message)
     assert fast == bounded
     assert len(fast[1]) > 1000
+
+
+@pytest.mark.skipif(not FILES, reason=f"JUnit corpus not found at {CORPUS}")
+@pytest.mark.parametrize("max_results", [0, 100, 10_000])
+def test_corpus_with_a_case_map_same_on_both_paths(
+    monkeypatch: pytest.MonkeyPatch, max_results: int
+) -> None:
+    cases: list[CaseResult] = []
+    parse_reports(FILES, on_case=cases.append)
+    case_map: dict[str, Any] = {f"{c.classname}.{c.name}": 1000 + i for i, c in enumerate(cases)}
+    fast, bounded = _both(monkeypatch, FILES, case_map=case_map, max_results=max_results)
+    assert fast == bounded
+    assert sum(1 for c in fast[1] if c["case_id"] is not None) > 1000
+    with monkeypatch.context() as patch:  # and without on_case (passed cases may be counted)
+        plain = parse_reports(FILES, case_map=case_map, max_results=max_results)
+        patch.setattr(junit, "parse_pull", lambda stream, sink: False)
+        bounded_plain = parse_reports(FILES, case_map=case_map, max_results=max_results)
+    assert plain == bounded_plain
 
 
 @pytest.mark.skipif(not FILES, reason=f"JUnit corpus not found at {CORPUS}")
