@@ -139,6 +139,21 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return out
 
 
+def url_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean the URL itself cannot be used (no scheme, an unknown scheme, a
+    malformed host): a configuration error, never retried. ``except url_errors() as exc:``."""
+    load_requests()
+    import requests
+    from urllib3 import exceptions as u3
+
+    return (
+        requests.exceptions.InvalidURL,
+        requests.exceptions.MissingSchema,
+        requests.exceptions.InvalidSchema,
+        u3.LocationParseError,
+    )
+
+
 def classify(exc: BaseException) -> TransportFailure:
     """The transport failure behind ``exc`` (a requests/urllib3/socket/ssl exception)."""
     load_requests()
@@ -155,12 +170,7 @@ def classify(exc: BaseException) -> TransportFailure:
         return TransportFailure(TOO_LARGE, _REASONS[TOO_LARGE], True, short(has(ResponseTooLarge)))
     if has(DeadlineExceeded):
         return TransportFailure(DEADLINE, _REASONS[DEADLINE], True)
-    if has(
-        requests.exceptions.InvalidURL,
-        requests.exceptions.MissingSchema,
-        requests.exceptions.InvalidSchema,
-        u3.LocationParseError,
-    ):
+    if has(*url_errors()):
         return TransportFailure(INVALID_URL, _REASONS[INVALID_URL], False, detail)
     proxy = has(requests.exceptions.ProxyError, u3.ProxyError)
     if proxy is not None:

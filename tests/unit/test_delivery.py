@@ -580,3 +580,16 @@ def test_407_from_a_proxy_has_a_fix(requests_mock, settings, captured_console) -
     result, _ = run(settings)
     assert result.outcome == "rejected"
     assert any("proxy" in h and "credentials" in h for h in result.hints)
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://platform.example/cb", "http://[::1/cb"], ids=["scheme", "host"]
+)
+def test_an_unusable_callback_url_is_a_configuration_error_after_no_attempt(settings, url) -> None:
+    """ci_report.http.url_errors: an unknown scheme or a malformed host is a configuration
+    error (the payload is kept by the caller), not a transport failure to retry."""
+    from ci_report.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        run(settings, url=url)
+    assert info.value.message == "the callback URL is not usable"

@@ -251,3 +251,22 @@ def test_answers_are_read_within_a_cap(requests_mock) -> None:
     requests_mock.get(BASE + "job/a/4/api/json", content=b'{"n": "' + b"y" * 2000 + b'"}')
     with pytest.raises(JenkinsHTTPError, match="larger than 1000 bytes"):
         small.build("a", 4)
+
+
+@pytest.mark.parametrize(
+    "url", ["htp://ci.example/job/a/", "http://[::1/job/a/"], ids=["scheme", "host"]
+)
+def test_an_unusable_url_from_an_answer_is_a_configuration_error(
+    url: str, client: JenkinsClient
+) -> None:
+    """One vocabulary (ci_report.http.url_errors): a URL Jenkins hands back (a build's or a
+    queue item's ``url``) with an unknown scheme or a malformed host is refused as such, never
+    reported as 'Jenkins unreachable' and never retried. (The base URL is checked earlier.)"""
+    with pytest.raises(ConfigError) as info:
+        client.get_json(url)
+    assert info.value.message.startswith("unusable Jenkins URL")
+    # as JENKINS_URL itself: refused when the client is made (was: a ValueError for the IPv6 one)
+    with pytest.raises(ConfigError) as made:
+        JenkinsClient(url.replace("/job/a/", "/").replace("://", "://bot:tok-1@"))
+    assert made.value.message in ("no usable Jenkins URL", "JENKINS_URL is not a usable URL")
+    assert "tok-1" not in f"{made.value.message} {made.value.cause}"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..console import Console, get_console
 from ..errors import ConfigError
-from ..http import classify, excerpt, load_requests, post_bytes, short
+from ..http import classify, excerpt, load_requests, post_bytes, short, url_errors
 from ..wire import CALLBACK_PATH, SIGNATURE_TOLERANCE_S
 from .auth import sign_request
 
@@ -196,11 +196,7 @@ def deliver(
                     "REQUESTS_CA_BUNDLE) with the CA that signed it; TLS errors are not retried"
                 )
                 break
-            except (
-                requests.exceptions.InvalidURL,
-                requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidSchema,
-            ) as exc:
+            except url_errors() as exc:
                 raise ConfigError(
                     "the callback URL is not usable",
                     cause=short(exc, 240),

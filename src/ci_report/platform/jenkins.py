@@ -31,7 +31,15 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from .. import USER_AGENT
 from ..errors import EXIT_LOST, EXIT_USAGE, CiReportError, ConfigError
-from ..http import DeadlineExceeded, ResponseTooLarge, classify, fmt_limit, read_bounded, short
+from ..http import (
+    DeadlineExceeded,
+    ResponseTooLarge,
+    classify,
+    fmt_limit,
+    read_bounded,
+    short,
+    url_errors,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -98,6 +106,16 @@ def split_userinfo(url: str) -> tuple[str, Optional[str], Optional[str]]:
     user, sep, token = userinfo.partition(":")
     clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
     return clean, unquote(user) or None, (unquote(token) if sep else None) or None
+
+
+def _without_login(url: str) -> str:
+    """``url`` as it may be shown: without ``user:token@`` (whatever else is wrong with it)."""
+    try:
+        return split_userinfo(url)[0]
+    except ValueError:
+        head, sep, rest = url.partition("://")
+        netloc = rest.split("/", 1)[0]
+        return head + sep + netloc.rpartition("@")[2] + rest[len(netloc) :]
 
 
 def job_path_url(base_url: str, job: str) -> str:
@@ -256,10 +274,19 @@ class JenkinsClient:
         if not base_url or not base_url.startswith(("http://", "https://")):
             raise ConfigError(
                 "no usable Jenkins URL",
-                cause=f"JENKINS_URL is {base_url!r}" if base_url else "JENKINS_URL is not set",
+                cause=f"JENKINS_URL is {_without_login(base_url)!r}"
+                if base_url
+                else "JENKINS_URL is not set",
                 fix="set JENKINS_URL (e.g. https://jenkins.example.com/) or pass --jenkins-url",
             )
-        base_url, url_user, url_token = split_userinfo(base_url.strip())
+        try:
+            base_url, url_user, url_token = split_userinfo(base_url.strip())
+        except ValueError as exc:  # e.g. "Invalid IPv6 URL": not shown, it may hold a login
+            raise ConfigError(
+                "JENKINS_URL is not a usable URL",
+                cause=str(exc),
+                fix="set JENKINS_URL to e.g. https://jenkins.example.com/",
+            ) from None
         try:
             parts = urlsplit(base_url)
             parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -418,11 +445,7 @@ class JenkinsClient:
                 cause=short(exc),
                 fix="set REQUESTS_CA_BUNDLE to the CA bundle that signed Jenkins' certificate",
             ) from None
-        except (
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema,
-        ) as exc:
+        except url_errors() as exc:
             raise ConfigError(
                 f"unusable Jenkins URL {self._shown(url)}", cause=short(exc)
             ) from None
