@@ -722,9 +722,11 @@ def _auto_flush(
     """Resend what earlier builds left behind, within ``flush_budget`` seconds. The caller
     reports the summary after its own outcome (the outcome comes first). Nothing in the
     outbox can stop this build's own delivery: any failure here is one warning."""
+    if settings.flush_budget <= 0:
+        return None  # no time given to the backlog: not even a look at the outbox
     try:
         pending = Outbox(settings.outbox_path).pending()
-        if settings.flush_budget <= 0 or not any(p.name != f"{skip_id}.json" for p in pending):
+        if not any(p.name != f"{skip_id}.json" for p in pending):
             return None
         return flush_outbox(
             settings,
