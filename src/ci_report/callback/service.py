@@ -22,15 +22,17 @@ from ..errors import (
     Interrupted,
 )
 from ..jenkins_env import BuildContext
-from .auth import EntryBinding, check_auth_settings
-from .delivery import DeliveryResult, deliver, make_session
-from .outbox import Outbox, OutboxEntry, UntrustedOutbox
 from .payload import build_payload, canonical_body, make_delivery_id, normalize_build_result
 from .result_file import ResultSpill, write_result_file
 
 if TYPE_CHECKING:
     from ..config import Settings
     from ..junit import TestRun
+    from .delivery import DeliveryResult
+    from .outbox import Outbox, OutboxEntry
+
+# auth, delivery and outbox (http.client, ssl, email: ~40 ms and ~4 MB) are imported where a
+# callback is kept or sent: a dry run never needs them
 
 OUTCOME_EXIT = {
     "delivered": EXIT_OK,
@@ -278,6 +280,8 @@ class _Keeper:
         self.problems: list[str] = []
 
     def candidates(self) -> list[Outbox]:
+        from .outbox import Outbox
+
         boxes = [Outbox(self.settings.outbox_path)]
         fallback = fallback_outbox_path(self.settings)
         if fallback != boxes[0].path:
@@ -397,6 +401,8 @@ def fallback_outbox_path(settings: Settings) -> Path:
 
 
 def _reason(exc: BaseException) -> str:
+    from .outbox import UntrustedOutbox
+
     if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, UntrustedOutbox):
         return exc.strerror
     return str(exc) or type(exc).__name__
@@ -456,6 +462,9 @@ def _deliver_and_record(
     (``--output``) is written after the entry, so nothing that goes wrong there loses it."""
     from ..jenkins_env import normalize_endpoint
     from ..signals import held
+    from .auth import EntryBinding
+    from .delivery import deliver
+    from .outbox import OutboxEntry
 
     url = settings.callback_url
     entry = OutboxEntry(
@@ -597,6 +606,8 @@ def _deliver_and_record(
 def _check_configuration(settings: Settings, url: Optional[str], console: Console) -> str:
     """The callback URL (returned) and the auth settings, checked before anything is sent: a
     :class:`ConfigError` naming every problem found (the caller keeps the payload)."""
+    from .auth import check_auth_settings
+
     auth_error: Optional[ConfigError] = None
     try:
         for warning in check_auth_settings(settings):
@@ -644,6 +655,8 @@ def _report_backlog(console: Console, backlog: Optional[FlushSummary]) -> None:
 
 def _backlog_count(settings: Settings, keeper: _Keeper) -> Optional[int]:
     """Other entries waiting in this agent's outbox (ours is a claim, not counted)."""
+    from .outbox import Outbox
+
     try:
         return len(Outbox(settings.outbox_path).pending())
     except Exception:
@@ -724,6 +737,8 @@ def _auto_flush(
     outbox can stop this build's own delivery: any failure here is one warning."""
     if settings.flush_budget <= 0:
         return None  # no time given to the backlog: not even a look at the outbox
+    from .outbox import Outbox
+
     try:
         pending = Outbox(settings.outbox_path).pending()
         if not any(p.name != f"{skip_id}.json" for p in pending):
@@ -774,6 +789,9 @@ def flush_outbox(
     ``skip_ids``: entries left alone and not counted (the callback being sent right now).
     """
     from ..jenkins_env import normalize_endpoint, strip_credentials
+    from .auth import EntryBinding, check_auth_settings
+    from .delivery import deliver, make_session
+    from .outbox import Outbox
 
     console = console or get_console()
     check_auth_settings(settings)
@@ -927,9 +945,13 @@ def deliver_or_queue(
     subject: Optional[str] = None,
 ) -> DeliveryResult:
     """Deliver ``body``; if that fails, keep it in the outbox for ``flush``."""
+    from ..jenkins_env import normalize_endpoint
+    from .auth import EntryBinding, check_auth_settings
+    from .delivery import deliver
+    from .outbox import Outbox, OutboxEntry
+
     console = console or get_console()
     check_auth_settings(settings)
-    from ..jenkins_env import normalize_endpoint
 
     check_callback_url(url, settings, console)
     result = deliver(body, delivery_id, url, settings, console=console, subject=subject)
