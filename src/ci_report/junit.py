@@ -457,10 +457,16 @@ class _Refused(Exception):
 class _Collector:
     """Accumulates counts and the capped result lists for the whole run."""
 
-    def __init__(self, max_results: int, on_case: Optional[Callable[[CaseResult], None]]):
+    def __init__(
+        self,
+        max_results: int,
+        on_case: Optional[Callable[[CaseResult], None]],
+        on_passed: Optional[Callable[[str, Optional[str], int], None]] = None,
+    ):
         self.run = TestRun()
         self.max_results = max_results
         self.on_case = on_case
+        self.on_passed = on_passed if on_case is not None else None
         self.bad: list[CaseResult] = []
         self.other: list[CaseResult] = []
 
@@ -721,6 +727,7 @@ class _FileParser:
             collector.other,
             collector.max_results,
             collector.on_case,
+            collector.on_passed,
         )
 
     def pull_counted(self, cases: int, time_ms: int) -> None:
@@ -963,15 +970,20 @@ def parse_reports(
     max_message: int = 8_000,
     case_map: Optional[Mapping[str, CaseId]] = None,
     on_case: Optional[Callable[[CaseResult], None]] = None,
+    on_passed: Optional[Callable[[str, Optional[str], int], None]] = None,
 ) -> TestRun:
     """Parse JUnit files into one :class:`TestRun` (see the module doc for the rules).
 
     ``on_case`` gets every case (after rerun merging, so failed cases may come
     at the end of their file); ``results`` keeps at most ``max_results``:
-    failures and errors first, then skipped/passed in file order. Never raises
+    failures and errors first, then skipped/passed in file order. ``on_passed`` (with
+    ``on_case``) may take the place of ``on_case`` for a passed case that has no children
+    (so no case id, message or flaky mark) and is not kept in ``results``: it gets the
+    case's name, classname and duration in ms, in the same order among on_case's calls
+    (the result file's encoder writes those directly, without a record). Never raises
     for a bad file: it lands in ``parse_errors`` and the others still count.
     """
-    collector = _Collector(max_results, on_case)
+    collector = _Collector(max_results, on_case, on_passed)
     semantics = _Semantics(max_message, case_map)
     for path in files:
         collector.run.files.append(str(path))

@@ -60,7 +60,9 @@ class Shortcut(NamedTuple):
     """What :func:`parse_pull` needs to take a passed case without the sink's call: the keys
     waiting for a rerun (those go through the sink), the passed keys seen, how to read
     ``time``; and to record a childless one itself: the record type (None when records need the
-    sink, e.g. a case map), the file, the passed/skipped records kept and how many, on_case."""
+    sink, e.g. a case map), the file, the passed/skipped records kept and how many, on_case;
+    on_passed, when given, takes such a case instead of a record for on_case once the kept
+    records are full: (name, classname, duration in ms)."""
 
     pending: Container[CaseKey]
     passed_keys: PassedKeys
@@ -70,6 +72,7 @@ class Shortcut(NamedTuple):
     other: list[Any]
     max_results: int
     on_case: Optional[Callable[[Any], None]]
+    on_passed: Optional[Callable[[str, Optional[str], int], None]] = None
 
 
 class PullSink(Protocol):
@@ -178,7 +181,9 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
     start_event = _EVENTS[0]
     max_text = sink.max_text
     pull_case = sink.pull_case
-    pending, passed_keys, time_ms, new_case, file, other, max_results, on_case = sink.shortcut()
+    shortcut = sink.shortcut()
+    pending, passed_keys, time_ms, new_case, file, other, max_results, on_case = shortcut[:8]
+    on_passed = shortcut.on_passed
     passed_add = passed_keys.add
     # no on_case and no room left in the kept records: a passed case is only counted
     lean = on_case is None and len(other) >= max_results
@@ -278,7 +283,9 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                                 lean_cases += 1
                                 lean_ms += ms
                                 passed_add(hash(key))
-                                if not lean:  # what the sink would record for it
+                                if on_passed is not None and len(other) >= max_results:
+                                    on_passed(name, classname, ms)  # no record needed
+                                elif not lean:  # what the sink would record for it
                                     assert new_case is not None
                                     result = new_case(
                                         name,

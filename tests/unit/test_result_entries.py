@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
@@ -124,3 +124,68 @@ def test_spilled_array_is_json_dumps_of_every_entry(tmp_path: Path, limit: int) 
     spill.close()
     expected = [item if isinstance(item, dict) else case_entry(item) for item in items]
     assert out.read_bytes() == dumps(expected).encode("utf-8")
+
+
+def test_add_passed_text_is_the_records_text() -> None:
+    """ResultSpill.add_passed writes exactly the text of the record it stands for."""
+    for i, text in enumerate(TEXTS):
+        for classname in (None, text, "com.example.Suite"):
+            record = CaseResult(text, classname, "passed", i * 1000, None, None, False, "f", "S")
+            spill = ResultSpill(10)
+            spill.add_passed(text, classname, i * 1000)
+            assert spill._buffer == [_entry_text(record)]
+            assert json.loads(spill._buffer[0]) == case_entry(record)
+
+
+CORPUS = Path(__file__).parents[1] / "data" / "junit-corpus"
+
+
+@pytest.mark.parametrize("max_results", [0, 3, 10_000])
+def test_on_passed_gives_the_same_all_results(tmp_path: Path, max_results: int) -> None:
+    """Parsed with the spill's add_passed as on_passed, the corpus (reruns, suite-level
+    errors, case ids, namespaces, DOCTYPEs) and a file of 3000 passed cases with reruns give
+    byte for byte the allResults, counts and results of records only."""
+    import io
+
+    from ci_report.junit import parse_reports
+
+    big = tmp_path / "TEST-big.xml"
+    rows = []
+    for i in range(3000):
+        name = f'case "{i % 2900}" é'  # repeats: reruns of the same key
+        fail = "<failure message='x'/>" if i % 97 == 0 else ""
+        rows.append(
+            f'<testcase name="{name.replace(chr(34), "&quot;")}" classname="c{i % 7}"'
+            f' time="0.{i:03d}">{fail}</testcase>'
+            if fail
+            else f'<testcase name="{name.replace(chr(34), "&quot;")}" classname="c{i % 7}"'
+            f' time="0.{i:03d}"/>'
+        )
+    big.write_text("<testsuite name='s'>" + "".join(rows) + "</testsuite>", encoding="utf-8")
+    files = [*sorted(CORPUS.rglob("*.xml")), big]
+    assert len(files) > 200
+
+    calls: list[str] = []
+
+    def parse(fast: bool) -> tuple[bytes, Any]:
+        spill = ResultSpill(max_results, tmp_path)
+
+        def on_passed(name: str, classname: Optional[str], duration: int) -> None:
+            calls.append(name)
+            spill.add_passed(name, classname, duration)
+
+        run = parse_reports(
+            files,
+            max_results=max_results,
+            on_case=spill.add,
+            on_passed=on_passed if fast else None,
+        )
+        out = io.BytesIO()
+        spill.write_json_array(out)
+        spill.close()
+        return out.getvalue(), run
+
+    (records, run), (fast, fast_run) = parse(False), parse(True)
+    assert fast == records
+    assert fast_run == run
+    assert len(calls) > (2000 if max_results < 10_000 else -1)  # the path was taken

@@ -38,11 +38,14 @@ def _dumps(entry: Any) -> str:
 
 def _entry_text(item: Any) -> str:
     """One ``allResults`` entry as JSON text: exactly ``json.dumps(entry, ensure_ascii=False,
-    sort_keys=True)`` of the entry dict (``payload.case_entry`` for a ``CaseResult``). A
+    sort_keys=True)`` of the entry dict (``payload.case_entry`` for a ``CaseResult``); a str is
+    an entry's text already (:meth:`ResultSpill.add_passed`). A
     ``CaseResult`` with the field types the parser gives (str, int, None) is formatted directly
     with json's own string encoder, without building the dict; anything else takes json.dumps
     (``_encode_str`` and ``_int_text`` raise TypeError on what they cannot write as json does;
     a bool, which ``int.__repr__`` would write as a number, is excluded first)."""
+    if item.__class__ is str:
+        return item
     if isinstance(item, dict):
         return _dumps(item)
     cid, cls, msg, dur = item.case_id, item.classname, item.message, item.duration_ms
@@ -94,6 +97,22 @@ class ResultSpill:
         self.count += 1
         buffer = self._buffer
         buffer.append(entry)
+        if len(buffer) >= self._encode_at:
+            if self._file is None:
+                self._open_spill()
+            else:
+                self._encode_buffer()
+
+    def add_passed(self, name: str, classname: Optional[str], duration_ms: int) -> None:
+        """One passed case without case id, message or flaky mark (the parser's ``on_passed``):
+        its entry's text is written here, exactly as :func:`_entry_text` writes its record's."""
+        self.count += 1
+        buffer = self._buffer
+        buffer.append(
+            f'{{"caseId": null, "caseName": {_encode_str(name)}'
+            f', "className": {"null" if classname is None else _encode_str(classname)}'
+            f', "duration": {_int_text(duration_ms)}, "errorMessage": null, "status": "passed"}}'
+        )
         if len(buffer) >= self._encode_at:
             if self._file is None:
                 self._open_spill()

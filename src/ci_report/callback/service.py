@@ -102,6 +102,7 @@ def collect(settings: Settings, console: Console, spill: Optional[ResultSpill]) 
         max_message=settings.max_message,
         case_map=case_map,
         on_case=on_case,
+        on_passed=spill.add_passed if spill is not None else None,  # no record: its text
     )
     for error in run.parse_errors:
         console.warn(f"cannot read report {error.file}: {error.error}")
