@@ -308,3 +308,57 @@ def test_same_run_same_body_same_id() -> None:
     b = canonical_body(build_payload(small_run(), CONTEXT, run_id="64", build_result="FAILURE"))
     assert a == b
     assert make_delivery_id(CONTEXT, a) == make_delivery_id(CONTEXT, b)
+
+
+_TEXTS = [
+    "plain",
+    "",
+    'quote " \\ /',
+    "tab\tnl\ncr\r nul\x00 esc\x1b",
+    "é ✓ 日本 \u2028 \U0001f600",
+]
+
+
+def _odd_cases() -> list[CaseResult]:
+    ids: list[object] = [None, 0, 42, -7, 10**30, "C-1", "", '"results":[]', True, 1.5]
+    out = []
+    for i in range(len(_TEXTS) * len(ids) * 2):
+        text = _TEXTS[i % len(_TEXTS)]
+        out.append(
+            CaseResult(
+                name=text + str(i),
+                classname=None if i % 3 == 0 else text,
+                status=("passed", "failed", "error", "skipped")[i % 4],
+                duration_ms=(0, 1, 123456789, 10**20, True)[i % 5],
+                message=None if i % 2 else text * 3,
+                case_id=ids[i % len(ids)],  # type: ignore[arg-type]
+                flaky=i % 7 == 0,
+                file="f.xml",
+                suite="S",
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("count", [0, 1, 999, 1000, 1001, 2500])
+def test_build_body_is_canonical_body_of_build_payload(count: int) -> None:
+    """The body written straight from the records is byte for byte canonical_body(payload), for
+    every field type a record can hold (a bool case id or duration goes through the dict), and
+    across the encoding batches; the payload it returns is that payload without results."""
+    from ci_report.callback.payload import build_body
+
+    odd = _odd_cases()
+    run = TestRun(
+        files=['"results":[].xml'],
+        parse_errors=[ParseError('a"results":[]', "x")],
+        passed=count,
+        results=[odd[i % len(odd)] for i in range(count)],
+        results_truncated=count > 10,
+    )
+    context = dataclasses.replace(CONTEXT, job_name='"results":[]', git_branch="é\u2028")
+    kwargs: dict[str, object] = dict(run_id='"results":[]', build_result="UNSTABLE")
+    payload, body = build_body(run, context, **kwargs)  # type: ignore[arg-type]
+    expected = build_payload(run, context, **kwargs)  # type: ignore[arg-type]
+    assert body == canonical_body(expected)
+    del expected["results"]
+    assert payload == expected

@@ -22,7 +22,7 @@ from ..errors import (
     Interrupted,
 )
 from ..jenkins_env import BuildContext
-from .payload import build_payload, canonical_body, make_delivery_id, normalize_build_result
+from .payload import build_body, make_delivery_id, normalize_build_result
 from .result_file import ResultSpill, write_result_file
 
 if TYPE_CHECKING:
@@ -179,7 +179,7 @@ def run_callback(
     spill = None if dry_run else ResultSpill(settings.max_results)
     try:
         run = collect(settings, console, spill)
-        payload = build_payload(
+        payload, body = build_body(  # the payload's results are only in the body
             run,
             context,
             run_id=settings.run_id,
@@ -187,7 +187,6 @@ def run_callback(
             duration_ms=settings.duration_ms,
             status_style=settings.status_style,
         )
-        body = canonical_body(payload)
         delivery_id = settings.delivery_id or make_delivery_id(context, body)
         run_label = "(no id)" if payload["runId"] is None else payload["runId"]
         unreadable = f", {len(run.parse_errors)} unreadable" if run.parse_errors else ""
@@ -211,7 +210,7 @@ def run_callback(
         if run.results_truncated:
             console.detail(
                 "results",
-                f"{len(payload['results'])} of {payload['totalCases']} cases in the payload "
+                f"{len(run.results)} of {payload['totalCases']} cases in the payload "
                 f"(--max-results {settings.max_results}, failures first); every case is under "
                 f"allResults in {outcome.result_file}",
             )
@@ -245,26 +244,31 @@ def _write_output(output: Optional[str], body: bytes) -> None:
     if output == "-":
         import sys
 
-        sys.stdout.buffer.write(body + b"\n")
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.write(b"\n")
         sys.stdout.flush()
     else:
         import os
         import stat
 
-        from ..fileio import atomic_write
+        from ..fileio import atomic_writer
 
         target = Path(output)
         try:
             special = not stat.S_ISREG(os.stat(target).st_mode)
         except OSError:
             special = False
+        # the body and its newline written apart: no second copy of the body in memory
         if special:
             # /dev/null, /dev/stdout, a FIFO: write into it; a temp file + rename would
             # replace the device node itself (as root, --output /dev/null broke /dev/null)
             with open(target, "wb") as fh:
-                fh.write(body + b"\n")
+                fh.write(body)
+                fh.write(b"\n")
         else:
-            atomic_write(target, body + b"\n", mode=0o644)
+            with atomic_writer(target, mode=0o644) as fh:
+                fh.write(body)
+                fh.write(b"\n")
 
 
 class _Keeper:
