@@ -227,48 +227,13 @@ def deliver(
                 result.status_code = None
                 result.error = str(classify(exc))
             else:
-                result.status_code = response.status_code
-                result.response_excerpt = excerpt(response)
-                status = response.status_code
-                if 200 <= status < 300:
-                    result.outcome, result.error = "delivered", None
+                stop, retry_after = _judge_answer(result, response)
+                if stop:
                     break
-                if 300 <= status < 400:
-                    result.outcome = "rejected"
-                    location = response.headers.get("Location", "")
-                    result.error = f"HTTP {status} redirect to {location or '(no Location)'}"
-                    result.hints.append(
-                        "redirects are not followed (they would turn the POST into a GET and "
-                        "send the API key elsewhere): set the final URL, e.g. https:// "
-                        "instead of http://"
-                    )
-                    break
-                if status not in RETRY_STATUSES:
-                    result.outcome = "rejected" if status < 500 else "queued"
-                    result.error = f"HTTP {status}"
-                    if status in _STATUS_FIXES:
-                        result.hints.append(_STATUS_FIXES[status])
-                    if status == 401:
-                        skew = _skew_hint(response)
-                        if skew:
-                            result.hints.insert(0, skew)
-                    break
-                result.error = f"HTTP {status}"
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            # a retryable failure: wait, unless attempts or the deadline are spent
-            elapsed = time.monotonic() - start
-            if attempt >= max_attempts:
-                plural = "s" if attempt != 1 else ""
-                result.notes.append(f"gave up after {attempt} attempt{plural} (--max-attempts)")
-                break
-            delay = backoff_delay(attempt)
-            if retry_after is not None:
-                delay = max(delay, retry_after)
-            if elapsed + delay > deadline_s:
-                result.notes.append(
-                    f"stopped after {attempt} attempts: the next one would pass the "
-                    f"{deadline_s:.0f} s deadline (--deadline)"
-                )
+            delay = _next_delay(
+                result, attempt, max_attempts, time.monotonic() - start, deadline_s, retry_after
+            )
+            if delay is None:
                 break
             if not quiet:
                 console.info(
@@ -282,6 +247,65 @@ def deliver(
         if own_session:
             session.close()
     return result
+
+
+def _judge_answer(result: DeliveryResult, response: Any) -> tuple[bool, Optional[float]]:
+    """Record the receiver's answer in ``result``: (stop, the Retry-After seconds it asked for).
+    2xx delivered; 3xx and other non-retryable statuses are final; the rest are retried."""
+    result.status_code = response.status_code
+    result.response_excerpt = excerpt(response)
+    status = response.status_code
+    if 200 <= status < 300:
+        result.outcome, result.error = "delivered", None
+        return True, None
+    if 300 <= status < 400:
+        result.outcome = "rejected"
+        location = response.headers.get("Location", "")
+        result.error = f"HTTP {status} redirect to {location or '(no Location)'}"
+        result.hints.append(
+            "redirects are not followed (they would turn the POST into a GET and "
+            "send the API key elsewhere): set the final URL, e.g. https:// "
+            "instead of http://"
+        )
+        return True, None
+    if status not in RETRY_STATUSES:
+        result.outcome = "rejected" if status < 500 else "queued"
+        result.error = f"HTTP {status}"
+        if status in _STATUS_FIXES:
+            result.hints.append(_STATUS_FIXES[status])
+        if status == 401:
+            skew = _skew_hint(response)
+            if skew:
+                result.hints.insert(0, skew)
+        return True, None
+    result.error = f"HTTP {status}"
+    return False, parse_retry_after(response.headers.get("Retry-After"))
+
+
+def _next_delay(
+    result: DeliveryResult,
+    attempt: int,
+    max_attempts: int,
+    elapsed: float,
+    deadline_s: float,
+    retry_after: Optional[float],
+) -> Optional[float]:
+    """After a retryable failure: how long to wait before the next attempt, or None (with the
+    reason in ``result.notes``) when the attempts or the deadline are spent."""
+    if attempt >= max_attempts:
+        plural = "s" if attempt != 1 else ""
+        result.notes.append(f"gave up after {attempt} attempt{plural} (--max-attempts)")
+        return None
+    delay = backoff_delay(attempt)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    if elapsed + delay > deadline_s:
+        result.notes.append(
+            f"stopped after {attempt} attempts: the next one would pass the "
+            f"{deadline_s:.0f} s deadline (--deadline)"
+        )
+        return None
+    return delay
 
 
 def _proxy_for(url: str) -> Optional[str]:
