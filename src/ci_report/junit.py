@@ -482,11 +482,16 @@ class _Collector:
             run.errored += 1
         else:
             run.skipped += 1
+        # at most max_results records in all: failures first, so a failure kept takes the
+        # place of the last passed/skipped one (never in results now)
+        bad, other = self.bad, self.other
         if status in ("failed", "error"):
-            if len(self.bad) < self.max_results:
-                self.bad.append(case)
-        elif len(self.other) < self.max_results:
-            self.other.append(case)
+            if len(bad) < self.max_results:
+                bad.append(case)
+                if len(bad) + len(other) > self.max_results:
+                    other.pop()
+        elif len(other) + len(bad) < self.max_results:
+            other.append(case)
         if self.on_case is not None:
             self.on_case(case)
 
@@ -728,6 +733,7 @@ class _FileParser:
             collector.max_results,
             collector.on_case,
             collector.on_passed,
+            collector.bad,
         )
 
     def pull_counted(self, cases: int, time_ms: int) -> None:

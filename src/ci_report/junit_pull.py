@@ -73,6 +73,9 @@ class Shortcut(NamedTuple):
     max_results: int
     on_case: Optional[Callable[[Any], None]]
     on_passed: Optional[Callable[[str, Optional[str], int], None]] = None
+    #: the failed/errored records kept: with them, the passed/skipped ones are kept while both
+    #: together are fewer than max_results (failures come first in the results)
+    bad: Optional[list[Any]] = None
 
 
 class PullSink(Protocol):
@@ -184,9 +187,10 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
     shortcut = sink.shortcut()
     pending, passed_keys, time_ms, new_case, file, other, max_results, on_case = shortcut[:8]
     on_passed = shortcut.on_passed
+    bad: list[Any] = shortcut.bad if shortcut.bad is not None else []
     passed_add = passed_keys.add
     # no on_case and no room left in the kept records: a passed case is only counted
-    lean = on_case is None and len(other) >= max_results
+    lean = on_case is None and len(other) + len(bad) >= max_results
     lean_cases = lean_ms = 0  # passed cases taken here (and recorded when not lean), their time
     stack: list[Element] = []  # open elements outside cases (the case's parent is stack[-1])
     suites: list[tuple[Optional[str], int]] = []  # open suites: (name, depth)
@@ -283,7 +287,7 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                                 lean_cases += 1
                                 lean_ms += ms
                                 passed_add(hash(key))
-                                if on_passed is not None and len(other) >= max_results:
+                                if on_passed is not None and len(other) + len(bad) >= max_results:
                                     on_passed(name, classname, ms)  # no record needed
                                 elif not lean:  # what the sink would record for it
                                     assert new_case is not None
@@ -298,9 +302,11 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                                         file,
                                         suite,
                                     )
-                                    if len(other) < max_results:
+                                    if len(other) + len(bad) < max_results:
                                         other.append(result)
-                                        lean = on_case is None and len(other) >= max_results
+                                        lean = (
+                                            on_case is None and len(other) + len(bad) >= max_results
+                                        )
                                     if on_case is not None:
                                         on_case(result)
                         if record:
@@ -308,7 +314,7 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                                 return False
                             pull_case(case, suite)
                             if not lean:
-                                lean = on_case is None and len(other) >= max_results
+                                lean = on_case is None and len(other) + len(bad) >= max_results
                         released = True  # dropped from its parent once the chunk is done
                     depth -= 1
                 else:
