@@ -461,7 +461,7 @@ class _Collector:
         self,
         max_results: int,
         on_case: Optional[Callable[[CaseResult], None]],
-        on_passed: Optional[Callable[[str, Optional[str], int], None]] = None,
+        on_passed: Optional[Callable[[str, Optional[str], int, Optional[CaseId]], None]] = None,
     ):
         self.run = TestRun()
         self.max_results = max_results
@@ -597,6 +597,10 @@ class _Semantics:
         if not message:
             return None
         return truncate(message, self.max_message, total)
+
+    def case_id_of(self, elem: Element, classname: Optional[str], name: str) -> Optional[CaseId]:
+        """The case id :meth:`case` gives the record of ``elem``."""
+        return self._case_id(elem, classname, name)
 
     def _case_id(self, elem: Element, classname: Optional[str], name: str) -> Optional[CaseId]:
         props = elem.find("properties")
@@ -734,6 +738,7 @@ class _FileParser:
             collector.on_case,
             collector.on_passed,
             collector.bad,
+            self.semantics.case_id_of,
         )
 
     def pull_counted(self, cases: int, time_ms: int) -> None:
@@ -976,16 +981,17 @@ def parse_reports(
     max_message: int = 8_000,
     case_map: Optional[Mapping[str, CaseId]] = None,
     on_case: Optional[Callable[[CaseResult], None]] = None,
-    on_passed: Optional[Callable[[str, Optional[str], int], None]] = None,
+    on_passed: Optional[Callable[[str, Optional[str], int, Optional[CaseId]], None]] = None,
 ) -> TestRun:
     """Parse JUnit files into one :class:`TestRun` (see the module doc for the rules).
 
     ``on_case`` gets every case (after rerun merging, so failed cases may come
     at the end of their file); ``results`` keeps at most ``max_results``:
     failures and errors first, then skipped/passed in file order. ``on_passed`` (with
-    ``on_case``) may take the place of ``on_case`` for a passed case that has no children
-    (so no case id, message or flaky mark) and is not kept in ``results``: it gets the
-    case's name, classname and duration in ms, in the same order among on_case's calls
+    ``on_case``) may take the place of ``on_case`` for a passed case (no result child, so no
+    message or flaky mark) that is not kept in ``results``: it gets the case's name,
+    classname, duration in ms and case id (from its properties; never used with a case map),
+    in the same order among on_case's calls
     (the result file's encoder writes those directly, without a record). Never raises
     for a bad file: it lands in ``parse_errors`` and the others still count.
     """

@@ -62,7 +62,7 @@ class Shortcut(NamedTuple):
     ``time``; and to record a childless one itself: the record type (None when records need the
     sink, e.g. a case map), the file, the passed/skipped records kept and how many, on_case;
     on_passed, when given, takes such a case instead of a record for on_case once the kept
-    records are full: (name, classname, duration in ms)."""
+    records are full: (name, classname, duration in ms, case id)."""
 
     pending: Container[CaseKey]
     passed_keys: PassedKeys
@@ -72,10 +72,13 @@ class Shortcut(NamedTuple):
     other: list[Any]
     max_results: int
     on_case: Optional[Callable[[Any], None]]
-    on_passed: Optional[Callable[[str, Optional[str], int], None]] = None
+    on_passed: Optional[Callable[[str, Optional[str], int, Any], None]] = None
     #: the failed/errored records kept: with them, the passed/skipped ones are kept while both
     #: together are fewer than max_results (failures come first in the results)
     bad: Optional[list[Any]] = None
+    #: the case id of a passed case with children (properties) for on_passed, as the record
+    #: would hold it: (element, classname, name) -> id
+    case_id: Optional[Callable[[Element, Optional[str], str], Any]] = None
 
 
 class PullSink(Protocol):
@@ -188,6 +191,7 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
     pending, passed_keys, time_ms, new_case, file, other, max_results, on_case = shortcut[:8]
     on_passed = shortcut.on_passed
     bad: list[Any] = shortcut.bad if shortcut.bad is not None else []
+    read_id = shortcut.case_id if new_case is not None and on_passed is not None else None
     passed_add = passed_keys.add
     # no on_case and no room left in the kept records: a passed case is only counted
     lean = on_case is None and len(other) + len(bad) >= max_results
@@ -267,11 +271,21 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                                 if tag[0] == "{":  # see cap_texts
                                     return False
                         record = True  # through the sink
-                        if passed and (lean or (new_case is not None and not len(case))):
+                        if passed and (
+                            lean
+                            or (new_case is not None and not len(case))
+                            or (read_id is not None and len(other) + len(bad) >= max_results)
+                        ):
                             name = get("name") or ""
                             classname = get("classname") or None
                             key = (suite, classname, name)
                             if key not in pending:  # else a rerun of a failure: the sink merges
+                                case_id = None
+                                if len(case) and not lean:  # for on_passed: read as the sink would
+                                    if not cap_texts(case, max_text):
+                                        return False
+                                    assert read_id is not None
+                                    case_id = read_id(case, classname, name)
                                 record = False
                                 value = get("time")
                                 ms = 0
@@ -288,7 +302,7 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                                 lean_ms += ms
                                 passed_add(hash(key))
                                 if on_passed is not None and len(other) + len(bad) >= max_results:
-                                    on_passed(name, classname, ms)  # no record needed
+                                    on_passed(name, classname, ms, case_id)  # no record needed
                                 elif not lean:  # what the sink would record for it
                                     assert new_case is not None
                                     result = new_case(

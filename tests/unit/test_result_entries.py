@@ -128,13 +128,17 @@ def test_spilled_array_is_json_dumps_of_every_entry(tmp_path: Path, limit: int) 
 
 def test_add_passed_text_is_the_records_text() -> None:
     """ResultSpill.add_passed writes exactly the text of the record it stands for."""
+    ids: list[Any] = [None, 0, 42, -7, 10**30, "C-1", "", '"id" é', 1.5]
     for i, text in enumerate(TEXTS):
         for classname in (None, text, "com.example.Suite"):
-            record = CaseResult(text, classname, "passed", i * 1000, None, None, False, "f", "S")
-            spill = ResultSpill(10)
-            spill.add_passed(text, classname, i * 1000)
-            assert spill._buffer == [_entry_text(record)]
-            assert json.loads(spill._buffer[0]) == case_entry(record)
+            for case_id in ids:
+                record = CaseResult(
+                    text, classname, "passed", i * 1000, None, case_id, False, "f", "S"
+                )
+                spill = ResultSpill(10)
+                spill.add_passed(text, classname, i * 1000, case_id)
+                assert spill._buffer == [_entry_text(record)]
+                assert json.loads(spill._buffer[0]) == case_entry(record)
 
 
 CORPUS = Path(__file__).parents[1] / "data" / "junit-corpus"
@@ -154,6 +158,12 @@ def test_on_passed_gives_the_same_all_results(tmp_path: Path, max_results: int) 
     for i in range(3000):
         name = f'case "{i % 2900}" é'  # repeats: reruns of the same key
         fail = "<failure message='x'/>" if i % 97 == 0 else ""
+        if not fail and i % 5 == 0:  # passed with children: case ids (int, text), output
+            value = ("C-" if i % 3 else "") + str(i) + ("&#233;" if i % 2 else "")
+            fail = f"<properties><property name='caseId' value='{value}'/></properties>"
+            fail += "<system-out>out</system-out>" if i % 4 else ""
+        elif not fail and i % 7 == 0:
+            fail = "<properties><property name='case_id'>" + "x" * 9000 + "</property></properties>"
         rows.append(
             f'<testcase name="{name.replace(chr(34), "&quot;")}" classname="c{i % 7}"'
             f' time="0.{i:03d}">{fail}</testcase>'
@@ -166,13 +176,15 @@ def test_on_passed_gives_the_same_all_results(tmp_path: Path, max_results: int) 
     assert len(files) > 200
 
     calls: list[str] = []
+    with_id: list[bool] = []
 
     def parse(fast: bool) -> tuple[bytes, Any]:
         spill = ResultSpill(max_results, tmp_path)
 
-        def on_passed(name: str, classname: Optional[str], duration: int) -> None:
+        def on_passed(name: str, classname: Optional[str], duration: int, case_id: Any) -> None:
             calls.append(name)
-            spill.add_passed(name, classname, duration)
+            with_id.append(case_id is not None)
+            spill.add_passed(name, classname, duration, case_id)
 
         run = parse_reports(
             files,
@@ -188,4 +200,5 @@ def test_on_passed_gives_the_same_all_results(tmp_path: Path, max_results: int) 
     (records, run), (fast, fast_run) = parse(False), parse(True)
     assert fast == records
     assert fast_run == run
-    assert len(calls) > (2000 if max_results < 10_000 else -1)  # the path was taken
+    assert len(calls) > 2000  # the path was taken (the files hold > 16,000 cases)
+    assert any(with_id)  # also for cases with a caseId property

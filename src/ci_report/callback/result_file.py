@@ -103,13 +103,23 @@ class ResultSpill:
             else:
                 self._encode_buffer()
 
-    def add_passed(self, name: str, classname: Optional[str], duration_ms: int) -> None:
-        """One passed case without case id, message or flaky mark (the parser's ``on_passed``):
-        its entry's text is written here, exactly as :func:`_entry_text` writes its record's."""
+    def add_passed(
+        self, name: str, classname: Optional[str], duration_ms: int, case_id: Any = None
+    ) -> None:
+        """One passed case without message or flaky mark (the parser's ``on_passed``): its
+        entry's text is written here, exactly as :func:`_entry_text` writes its record's."""
+        if case_id is None:
+            cid = "null"
+        elif case_id.__class__ is str:
+            cid = _encode_str(case_id)
+        elif case_id.__class__ is int:
+            cid = _int_text(case_id)
+        else:  # another type (a record could hold one): as json.dumps writes it
+            cid = json.dumps(case_id, ensure_ascii=False)
         self.count += 1
         buffer = self._buffer
         buffer.append(
-            f'{{"caseId": null, "caseName": {_encode_str(name)}'
+            f'{{"caseId": {cid}, "caseName": {_encode_str(name)}'
             f', "className": {"null" if classname is None else _encode_str(classname)}'
             f', "duration": {_int_text(duration_ms)}, "errorMessage": null, "status": "passed"}}'
         )
