@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Optional
 
-from ..fileio import atomic_write, atomic_writer
+from ..fileio import _fsync_dir, atomic_write, atomic_writer
 from ..jenkins_env import strip_credentials
 
 RESULT_SCHEMA = "ci-report/callback-result/v1"
@@ -30,6 +29,8 @@ _COPY_BYTES = 1 << 20
 _encode_str = json.encoder.encode_basestring  # the C function json.dumps(ensure_ascii=False) uses
 _int_text = int.__repr__  # what json.dumps writes for an int (not for a bool: see _entry_text)
 _FLAKY = ', "flaky": true'
+#: how a spill file starts: it is the result file's beginning (see ResultSpill.write_document)
+_LEAD = b'{"allResults": ['
 
 
 def _dumps(entry: Any) -> str:
@@ -90,6 +91,7 @@ class ResultSpill:
         self._file: Optional[IO[bytes]] = None
         self._path: Optional[str] = None
         self._written = 0  # entries already encoded into the file
+        self._array_end = 0  # the file's length once its array is closed
         self._encode_at = self.limit + 1  # buffered entries that trigger the next encoding
 
     def add(self, entry: Any) -> None:
@@ -130,12 +132,16 @@ class ResultSpill:
                 self._encode_buffer()
 
     def _open_spill(self) -> None:
-        if self._directory is not None:
-            self._directory.mkdir(parents=True, exist_ok=True)
-        fd, self._path = tempfile.mkstemp(
-            prefix=".ci-report-results-", suffix=".part", dir=self._directory
-        )
-        self._file = os.fdopen(fd, "wb")
+        try:  # next to the result file, which it becomes (see write_document)
+            if self._directory is not None:
+                self._directory.mkdir(parents=True, exist_ok=True)
+            fd, self._path = tempfile.mkstemp(
+                prefix=".ci-report-results-", suffix=".part", dir=self._directory
+            )
+        except OSError:  # that directory cannot be written: the system's temp directory
+            fd, self._path = tempfile.mkstemp(prefix=".ci-report-results-", suffix=".part")
+        self._file = os.fdopen(fd, "w+b")
+        self._file.write(_LEAD)
         self._encode_at = BATCH
         self._encode_buffer()
 
@@ -149,18 +155,74 @@ class ResultSpill:
             self._written += len(batch)
         self._buffer = []
 
-    def write_json_array(self, out: IO[bytes]) -> None:
-        """The JSON array of every case, to a binary stream."""
-        out.write(b"[")
-        if self._file is not None:
+    def _close_array(self) -> int:
+        """The array's last entries and its ``]`` written (once); where the array ends."""
+        assert self._file is not None
+        if not self._array_end:
             if self._buffer:
                 self._encode_buffer()
+            self._file.write(b"]")
             self._file.flush()
-            with open(self._path or "", "rb") as fh:
-                shutil.copyfileobj(fh, out, _COPY_BYTES)
-        elif self._buffer:
+            self._array_end = self._file.tell()
+        return self._array_end
+
+    def _copy(self, out: IO[bytes], start: int, end: int) -> None:
+        assert self._file is not None
+        spill = self._file
+        spill.seek(start)
+        left = end - start
+        while left > 0:
+            chunk = spill.read(min(_COPY_BYTES, left))
+            if not chunk:
+                raise OSError(f"the spill file {self._path} was cut short")
+            out.write(chunk)
+            left -= len(chunk)
+        spill.seek(0, os.SEEK_END)
+
+    def write_json_array(self, out: IO[bytes]) -> None:
+        """The JSON array of every case, to a binary stream."""
+        if self._file is not None:
+            self._copy(out, len(_LEAD) - 1, self._close_array())  # from its '[' to its ']'
+            return
+        out.write(b"[")
+        if self._buffer:
             out.write(_array_items(self._buffer).encode("utf-8"))
         out.write(b"]")
+
+    def write_document(self, path: Path, rest: list[bytes]) -> bool:
+        """Write ``{"allResults": [...]`` followed by ``rest`` (the document's other members
+        and its end) to ``path``, atomically and fsynced. The first time, the spill file itself
+        becomes that file (``rest`` appended, fsynced, renamed into place: the array is not
+        copied); later, or where that rename cannot be done, a copy of its array goes into a
+        new file (:func:`atomic_writer`). False when nothing is on disk (the caller writes)."""
+        if self._file is None:
+            return False
+        end = self._close_array()
+        spill = self._file
+        if self._path is not None:
+            try:
+                for part in rest:
+                    spill.write(part)
+                spill.flush()
+                mask = os.umask(0o022)
+                os.umask(mask)
+                os.fchmod(spill.fileno(), 0o644 & ~mask)  # as atomic_writer(mode=0o644)
+                os.fsync(spill.fileno())
+                os.replace(self._path, path)
+            except BaseException as exc:
+                spill.truncate(end)  # back to the array alone
+                spill.seek(0, os.SEEK_END)
+                if not isinstance(exc, OSError):
+                    raise
+            else:
+                self._path = None  # the result file now: never removed by close()
+                _fsync_dir(path.parent)
+                return True
+        with atomic_writer(path, mode=0o644) as raw:
+            self._copy(raw, 0, end)
+            for part in rest:
+                raw.write(part)
+        return True
 
     def close(self) -> None:
         self._buffer = []
@@ -200,8 +262,12 @@ def write_result_file(
         text = json.dumps(head, ensure_ascii=False)[:-1] + ',"payload":'
         atomic_write(path, text.encode() + payload_bytes + b"}\n", mode=0o644)
         return path
-    # stream: {head..., "payload": <bytes>, "allResults": [...]}
     assert spill is not None
+    # {"allResults": [...], head..., "payload": <bytes>}: the spilled array is not copied
+    members = json.dumps(head, ensure_ascii=False)[1:-1].encode()
+    if spill.write_document(path, [b", " + members + b', "payload": ', payload_bytes, b"}\n"]):
+        return path
+    # stream: {head..., "payload": <bytes>, "allResults": [...]}
     with atomic_writer(path, mode=0o644) as raw:
         raw.write(json.dumps(head, ensure_ascii=False)[:-1].encode() + b',"payload":')
         raw.write(payload_bytes)

@@ -176,7 +176,7 @@ def run_callback(
     build_result = _build_result(settings.build_result, console)
     if settings.run_id is None:
         console.warn("no run id: set RUN_ID or pass --run-id (runId will be null)")
-    spill = None if dry_run else ResultSpill(settings.max_results)
+    spill = None if dry_run else ResultSpill(settings.max_results, settings.result_file_path.parent)
     try:
         run = collect(settings, console, spill)
         payload, body = build_body(  # the payload's results are only in the body
