@@ -89,7 +89,7 @@ from .junit_limits import (
 from .junit_limits import (
     PASSED_KEYS_LIMIT as PASSED_KEYS_LIMIT,  # re-exported: part of the documented limits
 )
-from .junit_pull import Shortcut, parse_pull
+from .junit_pull import CLASSNAMES_SHARED, Shortcut, parse_pull
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -527,6 +527,14 @@ class _Semantics:
         self.max_message = max_message
         self.case_map = case_map
         self.kinds = RESULT_KINDS
+        #: the classnames of the records made: each one str, however many records hold it
+        self.classnames: dict[Optional[str], Optional[str]] = {}
+
+    def _shared(self, classname: Optional[str]) -> Optional[str]:
+        names = self.classnames
+        if len(names) >= CLASSNAMES_SHARED:  # bounded: a report of distinct classnames
+            names.clear()
+        return names.setdefault(classname, classname)
 
     def case(self, elem: Element, file: str, suite: Optional[str]) -> CaseResult:
         first: dict[str, Element] = {}
@@ -538,7 +546,7 @@ class _Semantics:
         status, deciding = self._status(elem, first)
         seconds = parse_seconds(elem.get("time"))
         name = elem.get("name") or ""
-        classname = elem.get("classname") or None
+        classname = self._shared(elem.get("classname") or None)
         return CaseResult(
             name=name,
             classname=classname,
@@ -555,7 +563,7 @@ class _Semantics:
         """A ``<testcase>`` with no children: passed (or skipped when disabled)."""
         status = attrs.get("status")
         name = attrs.get("name") or ""
-        classname = attrs.get("classname") or None
+        classname = self._shared(attrs.get("classname") or None)
         return CaseResult(
             name,
             classname,
@@ -739,6 +747,7 @@ class _FileParser:
             collector.on_passed,
             collector.bad,
             self.semantics.case_id_of,
+            self.semantics.classnames,
         )
 
     def pull_counted(self, cases: int, time_ms: int) -> None:

@@ -51,6 +51,8 @@ PLAIN_ENCODINGS = frozenset(
 )
 _DECL_ENCODING = re.compile(rb"""\bencoding\s*=\s*["']([^"']*)["']""")
 _SEAM = 16  #: bytes of each side of a chunk boundary checked together
+#: distinct classnames shared among the records of a file (one str each); beyond, not shared
+CLASSNAMES_SHARED = 4096
 
 
 CaseKey = tuple[Optional[str], Optional[str], str]  #: (suite, classname, name)
@@ -79,6 +81,8 @@ class Shortcut(NamedTuple):
     #: the case id of a passed case with children (properties) for on_passed, as the record
     #: would hold it: (element, classname, name) -> id
     case_id: Optional[Callable[[Element, Optional[str], str], Any]] = None
+    #: the sink's shared classnames (one str each among the records), see CLASSNAMES_SHARED
+    classnames: Optional[dict[Optional[str], Optional[str]]] = None
 
 
 class PullSink(Protocol):
@@ -192,6 +196,8 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
     on_passed = shortcut.on_passed
     bad: list[Any] = shortcut.bad if shortcut.bad is not None else []
     read_id = shortcut.case_id if new_case is not None and on_passed is not None else None
+    #: one str per classname among the records (each case's attribute is a str of its own)
+    classnames = shortcut.classnames if shortcut.classnames is not None else {}
     passed_add = passed_keys.add
     # no on_case and no room left in the kept records: a passed case is only counted
     lean = on_case is None and len(other) + len(bad) >= max_results
@@ -307,7 +313,9 @@ def parse_pull(stream: IO[bytes], sink: PullSink) -> bool:
                                     assert new_case is not None
                                     result = new_case(
                                         name,
-                                        classname,
+                                        classnames.setdefault(classname, classname)
+                                        if len(classnames) < CLASSNAMES_SHARED
+                                        else classname,
                                         "passed",
                                         ms,
                                         None,

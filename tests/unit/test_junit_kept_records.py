@@ -58,3 +58,26 @@ def test_failures_take_the_place_of_kept_passed_records(
     assert run.total == 180 and run.results_truncated
     assert peak[0] <= 40  # never more records than results can hold
     assert len(seen) == (180 if on_case else 0)
+
+
+@pytest.mark.parametrize("bounded", [False, True])
+def test_records_share_one_str_per_classname(tmp_path: Path, bounded: bool) -> None:
+    """Records of one classname hold one str (the parser gives each case's attribute a str of
+    its own); past junit_pull.CLASSNAMES_SHARED distinct ones, names are still right."""
+    xmlns = ' xmlns="urn:x"' if bounded else ""
+    kinds = ["", "<failure message='m'/>", "<properties/>"]
+    rows = [
+        f'<testcase name="t{i}" classname="pkg.C{i % 2}">{kinds[i % 3]}</testcase>'
+        for i in range(12)
+    ]
+    rows += [f'<testcase name="u{i}" classname="pkg.D{i}"/>' for i in range(5000)]
+    report = tmp_path / "r.xml"
+    report.write_text(f'<testsuite name="s"{xmlns}>' + "".join(rows) + "</testsuite>")
+    run = junit.parse_reports([report], max_results=10_000)
+    first = {c.name: c for c in run.results if c.name.startswith("t")}
+    assert len(first) == 12
+    for i in range(2, 12):
+        assert first[f"t{i}"].classname is first[f"t{i % 2}"].classname
+    assert [c.classname for c in run.results if c.name.startswith("u")] == [
+        f"pkg.D{i}" for i in range(5000)
+    ]
