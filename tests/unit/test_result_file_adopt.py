@@ -108,3 +108,44 @@ def test_spill_directory_that_cannot_be_made_uses_the_temp_directory(tmp_path: P
     assert _write(target, spill, "queued")["allResults"] == entries
     assert _write(target, spill, "delivered")["allResults"] == entries
     spill.close()
+
+
+@pytest.mark.parametrize("copy", ["made", "failed", "unused"])
+def test_settled_file_made_ahead_is_the_same_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copy: str
+) -> None:
+    """prepare() copies the array for the next write while the callback is sent; that write
+    gives the document a copy would give, also when the thread's copy failed (then copied
+    again) or was never used (close() leaves nothing behind)."""
+    out = tmp_path / "ci-report"
+    spill, entries = _spill(out)
+    target = out / "callback.json"
+    _write(target, spill, "queued")
+    if copy == "failed":
+        import threading
+
+        real_pread = os.pread
+
+        def pread(fd: int, n: int, offset: int) -> bytes:
+            if threading.current_thread() is not threading.main_thread():
+                raise OSError(5, "Input/output error")  # the thread's copy fails
+            return real_pread(fd, n, offset)
+
+        monkeypatch.setattr(os, "pread", pread)
+    spill.prepare(target)
+    assert spill._prepared is not None
+    spill._prepared.thread.join()
+    assert len(_tmps(out)) == 1
+    if copy == "unused":
+        spill.close()
+        assert _tmps(out) == [] and read_result_file(target)["allResults"] == entries
+        return
+    settled = _write(target, spill, "delivered")
+    spill.close()
+    assert settled["allResults"] == entries and settled["outcome"] == "delivered"
+    assert _tmps(out) == [] and sorted(p.name for p in out.iterdir()) == ["callback.json"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644 & ~_umask()
+
+
+def _tmps(directory: Path) -> list[str]:
+    return [p.name for p in directory.iterdir() if p.name.endswith(".tmp")]

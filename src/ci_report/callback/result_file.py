@@ -76,6 +76,74 @@ def _array_items(items: list[Any]) -> str:
     return ", ".join([_entry_text(item) for item in items])
 
 
+class _Prepared:
+    """The settled result file, made ahead: the adopted array copied into a new temporary file
+    next to the result file, and fsynced, by a thread while the callback is being sent; once
+    the outcome is known only the document's other members are written, then it is renamed
+    into place (atomic, fsynced, as :func:`atomic_writer` does)."""
+
+    def __init__(self, src_fd: int, end: int, target: Path) -> None:
+        self.target = target
+        self.tmp = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.error: Optional[BaseException] = None
+        import threading
+
+        self.thread = threading.Thread(
+            target=self._copy, args=(src_fd, end), name="ci-report-result-file", daemon=True
+        )
+        try:
+            self.thread.start()
+        except BaseException:
+            self.discard()
+            raise
+
+    def _copy(self, src_fd: int, end: int) -> None:
+        try:
+            done = 0
+            while done < end:
+                chunk = os.pread(src_fd, min(_COPY_BYTES, end - done), done)
+                if not chunk:
+                    raise OSError("the result file's array was cut short")
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(self.fd, view) :]
+                done += len(chunk)
+            os.fsync(self.fd)
+        except BaseException as exc:  # reported by finish(), which then copies it itself
+            self.error = exc
+
+    def finish(self, rest: list[bytes]) -> bool:
+        """Write ``rest`` and rename into place; False (nothing left behind) if that failed."""
+        self.thread.join()
+        try:
+            if self.error is not None:
+                raise OSError(str(self.error))
+            for part in rest:
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(self.fd, view) :]
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            os.replace(self.tmp, self.target)
+        except OSError:
+            self.discard()
+            return False
+        _fsync_dir(self.target.parent)
+        return True
+
+    def discard(self) -> None:
+        if self.thread.is_alive():
+            self.thread.join()
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+
+
 class ResultSpill:
     """Every case for ``allResults``: kept as given (``CaseResult`` objects the parser holds
     anyway, or entry dicts) up to ``limit``; beyond that encoded in batches of :data:`BATCH`
@@ -92,6 +160,7 @@ class ResultSpill:
         self._path: Optional[str] = None
         self._written = 0  # entries already encoded into the file
         self._array_end = 0  # the file's length once its array is closed
+        self._prepared: Optional[_Prepared] = None
         self._encode_at = self.limit + 1  # buffered entries that trigger the next encoding
 
     def add(self, entry: Any) -> None:
@@ -199,6 +268,11 @@ class ResultSpill:
             return False
         end = self._close_array()
         spill = self._file
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None:
+            if prepared.target == path and prepared.finish(rest):
+                return True
+            prepared.discard()
         if self._path is not None:
             try:
                 for part in rest:
@@ -224,8 +298,23 @@ class ResultSpill:
                 raw.write(part)
         return True
 
+    def prepare(self, path: Path) -> None:
+        """Once this spill is the result file at ``path`` (see :meth:`write_document`), start
+        making its next version: the array copied into a new file by a thread (the callback is
+        sent meanwhile), so the next :meth:`write_document` to ``path`` only adds the rest.
+        Nothing happens otherwise, or when that cannot be started."""
+        if self._file is None or self._path is not None or self._prepared is not None:
+            return
+        try:
+            self._prepared = _Prepared(self._file.fileno(), self._array_end, path)
+        except (OSError, RuntimeError):  # the next write copies it itself
+            self._prepared = None
+
     def close(self) -> None:
         self._buffer = []
+        if self._prepared is not None:
+            self._prepared.discard()
+            self._prepared = None
         if self._file is not None:
             self._file.close()
             self._file = None

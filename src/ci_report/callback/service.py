@@ -558,6 +558,8 @@ def _deliver_and_record(
         keeper.persist(claimed=True)
         earlier_attempts = entry.attempts  # an earlier run's attempts, adopted
         record("queued", None, entry.last_error)
+        if spill is not None:
+            spill.prepare(result_path)  # the settled file's array is copied while we send
         keeper.warn_if_displaced(result_path)
         _write_output(output, body)
         # a backlog that cannot be flushed never affects this build's own delivery
