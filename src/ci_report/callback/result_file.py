@@ -3,7 +3,10 @@
 The Jenkins library archives it and ``ci-report sync`` reads it back. It holds the payload, the
 delivery id and the outcome, never a secret. When the payload's ``results`` were capped, every
 case is listed under ``allResults``, streamed from a spill file encoded in batches, so memory stays
-flat and a rewrite (persist-first writes the file twice) copies bytes.
+flat. Persist-first writes the file twice: the spill file, which starts the document with
+``allResults``, becomes the first (``queued``) version; the settled version's array is copied from
+it by a thread while the callback is sent, and only its other members are written once the
+outcome is known. Every version is written whole, fsynced and renamed into place.
 """
 
 from __future__ import annotations
