@@ -29,7 +29,8 @@ class FileTooLarge(OSError):
     """The file is larger than the caller's cap."""
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """The directory fsynced, so a rename in it is durable."""
     # best effort: some filesystems (and Windows) cannot open a directory
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
@@ -47,19 +48,31 @@ def atomic_writer(
     target = Path(path)
     if make_parents:
         target.parent.mkdir(parents=True, exist_ok=True, mode=dir_mode)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = temp_path_for(target)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+            replace_durably(fh.fileno(), tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(target.parent)
+
+
+def temp_path_for(target: Path) -> Path:
+    """Where an atomic write of ``target`` is prepared: a hidden, unique file beside it (a
+    later run removes one that a kill -9 left behind)."""
+    return target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def replace_durably(fd: int, tmp: PathLike, target: Path) -> None:
+    """The end of every atomic write: ``fd`` (the written ``tmp``) fsynced, ``tmp`` renamed
+    over ``target``, the directory fsynced."""
+    os.fsync(fd)
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
 
 
 def atomic_write(

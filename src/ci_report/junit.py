@@ -128,10 +128,8 @@ TOKEN_REFUSED = (
     "(refused: it would have to be held in memory whole)"
 )
 _DISABLED_STATUSES = frozenset({"disabled", "notrun"})
-_NO_TEXT_TAGS = NO_TEXT_TAGS
 _CASE_ID_PROPS = ("caseId", "case_id", "testcase_id")
 _TEXTLEN = TEXTLEN  # private attribute: full text length of a capped element
-_ROOTS = ROOTS
 
 
 # --------------------------------------------------------------------------- data
@@ -827,7 +825,7 @@ class _FileParser:
 
     def _root(self, tag: str, attrs: dict[str, str]) -> None:
         self.root_seen = True
-        if tag not in _ROOTS:
+        if tag not in ROOTS:
             raise _Refused(f"root element <{tag}> is not <testsuites> or <testsuite>")
         if tag == "testsuite":
             self._open_suite(attrs)
@@ -862,7 +860,7 @@ class _FileParser:
             return
         self.builder.start(tag, attrs)
         parent_on = self.text_stack[-1][2] if self.text_stack else 1
-        self.text_stack.append([0, 0, int(parent_on and tag not in _NO_TEXT_TAGS)])
+        self.text_stack.append([0, 0, int(parent_on and tag not in NO_TEXT_TAGS)])
 
     def _case_end(self, tag: str) -> None:
         assert self.builder is not None

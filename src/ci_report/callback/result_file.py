@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Optional
 
-from ..fileio import _fsync_dir, atomic_write, atomic_writer
+from ..fileio import atomic_write, atomic_writer, fsync_dir, replace_durably, temp_path_for
 from ..jenkins_env import strip_credentials
 
 RESULT_SCHEMA = "ci-report/callback-result/v1"
@@ -87,7 +87,7 @@ class _Prepared:
 
     def __init__(self, src_fd: int, end: int, target: Path) -> None:
         self.target = target
-        self.tmp = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        self.tmp = temp_path_for(target)
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self.error: Optional[BaseException] = None
         import threading
@@ -126,14 +126,12 @@ class _Prepared:
                 view = memoryview(part)
                 while view:
                     view = view[os.write(self.fd, view) :]
-            os.fsync(self.fd)
-            os.close(self.fd)
-            self.fd = -1
-            os.replace(self.tmp, self.target)
+            replace_durably(self.fd, self.tmp, self.target)
         except OSError:
             self.discard()
             return False
-        _fsync_dir(self.target.parent)
+        os.close(self.fd)
+        self.fd = -1
         return True
 
     def discard(self) -> None:
@@ -293,7 +291,7 @@ class ResultSpill:
                     raise
             else:
                 self._path = None  # the result file now: never removed by close()
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
                 return True
         with atomic_writer(path, mode=0o644) as raw:
             self._copy(raw, 0, end)

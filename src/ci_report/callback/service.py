@@ -575,8 +575,6 @@ def _deliver_and_record(
             first_attempt_at=entry.first_attempt_at,
             backlog=_backlog_count(settings, keeper),
         )
-        from ..signals import held
-
         # the outcome is known: settle it and report it whole; a signal arriving meanwhile is
         # acted on right after (exit 128 + signal), never between the settle and its report
         with held():
